@@ -1,0 +1,57 @@
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class User(models.Model):
+    """A BinPay customer (not a Django admin login)."""
+
+    email = models.EmailField()
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+class Account(models.Model):
+    """The user's money in one currency, in integer minor units. held = sum of PENDING payments."""
+
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="account")
+    currency = models.CharField(max_length=3)
+    balance = models.BigIntegerField(default=0)
+    held = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(held__gte=0), name="account_held_not_negative"),
+            # available = balance - held never goes negative, even if application code is wrong.
+            models.CheckConstraint(condition=Q(balance__gte=F("held")), name="account_available_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"account of user {self.user_id} ({self.currency})"
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+class Deposit(models.Model):
+    """A top-up of an account."""
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="deposits")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"deposit {self.pk} of {self.amount} {self.currency} to user {self.user_id}"

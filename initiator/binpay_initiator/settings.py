@@ -1,0 +1,211 @@
+"""Settings for the BinPay initiator, read from the environment and initiator/.env.
+
+BINPAY_ENV=production refuses to start unless every secret is set explicitly, and forces DEBUG off.
+Every variable is listed with its default in .env.example.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Values already in the environment win over the .env file.
+load_dotenv(BASE_DIR / ".env", override=False)
+
+
+def env_str(name: str, default: str) -> str:
+    # An empty value (e.g. `DATABASE_URL=` copied from .env.example) means "use the default".
+    return os.environ.get(name) or default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from error
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+BINPAY_ENV = env_str("BINPAY_ENV", "development")
+if BINPAY_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured(f"BINPAY_ENV must be 'development' or 'production', got {BINPAY_ENV!r}")
+IS_PRODUCTION = BINPAY_ENV == "production"
+
+_PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS")
+if IS_PRODUCTION:
+    missing = [name for name in _PRODUCTION_REQUIRED if not os.environ.get(name)]
+    if missing:
+        raise ImproperlyConfigured(f"BINPAY_ENV=production requires {', '.join(missing)} to be set explicitly")
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-insecure-development-only-key-not-for-production"
+DEBUG = False if IS_PRODUCTION else env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [
+    host.strip() for host in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if host.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip() for origin in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "core",
+    "accounts",
+    "payments",
+]
+
+MIDDLEWARE = [
+    "core.middleware.CorrelationIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "binpay_initiator.urls"
+WSGI_APPLICATION = "binpay_initiator.wsgi.application"
+# The seed's `curl ... /initiate-payment` has no trailing slash; never redirect POSTs.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue instead of failing mid-transaction.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+if IS_PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "BinPay initiator API",
+    "DESCRIPTION": "Users, accounts and payments; starts each payment saga. Amounts are integer minor units.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+TEST_RUNNER = "binpay_initiator.test_runner.EmulatorTestRunner"
+
+# --- BinPay (names from docs/contracts.md) ---
+PROJECT_ID = env_str("PROJECT_ID", "binpay-local")
+PUBSUB_TOPIC = env_str("PUBSUB_TOPIC", "binpay-initiation")
+PUBSUB_ROLLBACK_TOPIC = env_str("PUBSUB_ROLLBACK_TOPIC", "rollback")
+PUBSUB_COMPLETION_TOPIC = env_str("PUBSUB_COMPLETION_TOPIC", "binpay-completion")
+PUBSUB_ROLLBACK_SUBSCRIPTION = env_str("PUBSUB_ROLLBACK_SUBSCRIPTION", "processor-sub")
+PUBSUB_COMPLETION_SUBSCRIPTION = env_str("PUBSUB_COMPLETION_SUBSCRIPTION", "completion-sub")
+PUBSUB_FLOW_CONTROL_MAX_MESSAGES = env_int("PUBSUB_FLOW_CONTROL_MAX_MESSAGES", 100)
+PUBSUB_PUBLISH_TIMEOUT_SECONDS = env_int("PUBSUB_PUBLISH_TIMEOUT_SECONDS", 10)
+# OIDC verification of push requests is on when an audience is set.
+PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", "")
+PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT", "")
+PUBSUB_PUSH_CERTS_URL = env_str("PUBSUB_PUSH_CERTS_URL", "")
+if IS_PRODUCTION and PUBSUB_PUSH_AUDIENCE and not PUBSUB_PUSH_SERVICE_ACCOUNT:
+    raise ImproperlyConfigured("PUBSUB_PUSH_AUDIENCE is set but PUBSUB_PUSH_SERVICE_ACCOUNT is not")
+
+FIRESTORE_COLLECTION = env_str("FIRESTORE_COLLECTION", "transactions")
+FIRESTORE_TIMEOUT_SECONDS = env_int("FIRESTORE_TIMEOUT_SECONDS", 10)
+
+DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "USD").upper()
+PAYMENT_MAX_AMOUNT = env_int("PAYMENT_MAX_AMOUNT", 1_000_000)
+OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 1)
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "core.logging.ContextFilter"},
+        "redact": {"()": "core.logging.RedactSecretsFilter"},
+    },
+    "formatters": {"json": {"()": "core.logging.GcpJsonFormatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+            "filters": ["context", "redact"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # Request lines of 4xx answers are expected traffic, not warnings.
+        "django.request": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+    },
+}

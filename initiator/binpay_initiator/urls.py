@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularJSONAPIView
+
+from accounts.views import DepositCreateView, UserDetailView, UserListCreateView
+from core.views import HealthView, ReadyView
+from payments.push import PubSubPushView
+from payments.views import PaymentDetailView, PaymentInitiateView, UserPaymentListView
+
+urlpatterns = [
+    path("healthz", HealthView.as_view(), name="healthz"),
+    path("readyz", ReadyView.as_view(), name="readyz"),
+    path(
+        "openapi.json", SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]), name="openapi"
+    ),
+    path("users", UserListCreateView.as_view(), name="users"),
+    path("users/<int:user_id>", UserDetailView.as_view(), name="user-detail"),
+    path("users/<int:user_id>/deposits", DepositCreateView.as_view(), name="user-deposits"),
+    path("users/<int:user_id>/payments", UserPaymentListView.as_view(), name="user-payments"),
+    path("initiate-payment", PaymentInitiateView.as_view(), name="initiate-payment"),
+    path("payments/<str:payment_id>", PaymentDetailView.as_view(), name="payment-detail"),
+    path("pubsub/push", PubSubPushView.as_view(), name="pubsub-push"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,202 @@
+"""Helpers for the test suites: API clients, emulator topics, database URLs for child processes."""
+
+import base64
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from google.api_core import exceptions as google_exceptions
+
+from accounts.services import deposit_create, user_create
+from core import clients
+from core.services import api_key_create
+from payments.services import payment_initiate
+
+INITIATOR_DIR = Path(__file__).resolve().parent.parent
+CONTRACTS_DIR = INITIATOR_DIR.parent / "contracts" / "events"
+
+
+def contract_schema(event_type: str) -> dict:
+    return json.loads((CONTRACTS_DIR / f"{event_type}.schema.json").read_text())
+
+
+def api_client() -> tuple[Client, str]:
+    _, raw_key = api_key_create(name=f"test-{uuid.uuid4().hex[:8]}")
+    return Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="localhost"), raw_key
+
+
+def make_user(*, balance: int = 1_000_000, currency: str = "USD", email: str = "payer@example.com"):
+    user = user_create(email=email, name="Test Payer", currency=currency)
+    if balance:
+        deposit_create(user_id=user.pk, amount=balance, currency=currency)
+    return user
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def create_topic(name: str | None = None) -> str:
+    name = name or unique_name("topic")
+    try:
+        clients.publisher().create_topic(name=clients.topic_path(name))
+    except google_exceptions.AlreadyExists:
+        pass
+    return name
+
+
+def create_subscription(topic: str, name: str | None = None, push_endpoint: str | None = None) -> str:
+    name = name or unique_name("sub")
+    request = {"name": clients.subscription_path(name), "topic": clients.topic_path(topic), "ack_deadline_seconds": 10}
+    if push_endpoint:
+        request["push_config"] = {"push_endpoint": push_endpoint}
+    clients.subscriber().create_subscription(request=request)
+    return name
+
+
+def pull_messages(subscription: str, *, expected: int, deadline_seconds: float = 20) -> list:
+    """Pull (and ack) until `expected` messages arrived or the deadline passed; returns what arrived."""
+    subscriber = clients.subscriber()
+    path = clients.subscription_path(subscription)
+    received = []
+    deadline = time.monotonic() + deadline_seconds
+    while len(received) < expected and time.monotonic() < deadline:
+        wait = max(0.5, min(5.0, deadline - time.monotonic()))
+        try:
+            response = subscriber.pull(request={"subscription": path, "max_messages": 100}, timeout=wait)
+        except google_exceptions.DeadlineExceeded:
+            continue
+        if response.received_messages:
+            subscriber.acknowledge(
+                request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]}
+            )
+            received.extend(m.message for m in response.received_messages)
+    return received
+
+
+def publish(topic: str, body: dict, attributes: dict) -> str:
+    data = json.dumps(body).encode()
+    return clients.publisher().publish(clients.topic_path(topic), data, **attributes).result(timeout=10)
+
+
+def wait_until(condition: Callable[[], bool], *, deadline_seconds: float = 30, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url_for_children() -> str:
+    """A DATABASE_URL for child processes that points at the test database."""
+    database = connection.settings_dict
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{database['NAME']}"
+    user = database.get("USER") or ""
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    credentials = f"{user}{password}@" if user else ""
+    return f"postgres://{credentials}{database.get('HOST') or '127.0.0.1'}:{database.get('PORT') or 5432}/{database['NAME']}"
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_children(),
+        "PROJECT_ID": settings.PROJECT_ID,
+        "PYTHONUNBUFFERED": "1",
+        **overrides,
+    }
+    return env
+
+
+def is_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def completion_event(payment, *, charge_id: str = "ch_test_1", event_id: str | None = None) -> tuple[dict, dict]:
+    """A payment.completed body and attributes as the processor publishes them."""
+    event_id = event_id or str(uuid.uuid5(payment.pk, "payment.completed"))
+    body = {
+        "event_id": event_id,
+        "event_type": "payment.completed",
+        "schema_version": 1,
+        "payment_id": str(payment.pk),
+        "charge_id": charge_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "completed_at": "2026-01-01T00:00:00Z",
+    }
+    return body, _attributes(body, payment)
+
+
+def rollback_event(
+    payment, *, reason_code: str = "card_declined", refunded: bool = False, event_id: str | None = None
+) -> tuple[dict, dict]:
+    event_id = event_id or str(uuid.uuid5(payment.pk, "payment.rollback"))
+    body = {
+        "event_id": event_id,
+        "event_type": "payment.rollback",
+        "schema_version": 1,
+        "payment_id": str(payment.pk),
+        "reason_code": reason_code,
+        "failed_step": "post_charge" if refunded else "charge",
+        "refunded": refunded,
+        "charge_id": "ch_refunded_1" if refunded else None,
+        "occurred_at": "2026-01-01T00:00:00Z",
+    }
+    return body, _attributes(body, payment)
+
+
+def _attributes(body: dict, payment) -> dict:
+    return {
+        "event_type": body["event_type"],
+        "event_id": body["event_id"],
+        "payment_id": body["payment_id"],
+        "schema_version": "1",
+        "correlation_id": payment.correlation_id,
+    }
+
+
+def push_envelope(body: dict | bytes, attributes: dict, *, subscription: str = "completion-sub") -> dict:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": str(uuid.uuid4().int)[:16],
+            "publishTime": "2026-01-01T00:00:00Z",
+        },
+        "subscription": f"projects/{settings.PROJECT_ID}/subscriptions/{subscription}",
+        "deliveryAttempt": 1,
+    }
+
+
+def saga_steps(payment_id) -> list[dict]:
+    """The steps in the Firestore log, in order."""
+    document = clients.firestore_client().collection(settings.FIRESTORE_COLLECTION).document(str(payment_id))
+    return [step.to_dict() for step in document.collection("steps").order_by("seq").stream()]
+
+
+def pending_payment(user, *, amount: int = 10_000):
+    """A PENDING payment with its hold, made through the service like a real request."""
+    return payment_initiate(
+        user_id=user.pk,
+        amount=f"{amount // 100}.{amount % 100:02d}",
+        currency="USD",
+        metadata={},
+        correlation_id=str(uuid.uuid4()),
+    )

@@ -1,0 +1,186 @@
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+from django.core.management import call_command
+from django.test import Client, TestCase
+
+from accounts.models import Account, User
+from core.fixtures import INITIATOR_DIR
+from core.logging import ContextFilter, GcpJsonFormatter, RedactSecretsFilter
+from core.models import ApiKey, hash_api_key
+
+OPENAPI_FILE = INITIATOR_DIR / "openapi.json"
+
+
+class HealthTests(TestCase):
+    def test_healthz_needs_no_key(self) -> None:
+        response = Client(HTTP_HOST="localhost").get("/healthz")
+        self.assertEqual((response.status_code, response.json()), (200, {"status": "ok"}))
+
+    def test_readyz_reports_the_database(self) -> None:
+        response = Client(HTTP_HOST="localhost").get("/readyz")
+        self.assertEqual((response.status_code, response.json()["checks"]), (200, {"database": "ok"}))
+
+    def test_readyz_is_503_when_the_database_is_unreachable(self) -> None:
+        with mock.patch("core.views.connection.cursor", side_effect=Exception("connection refused")):
+            response = Client(HTTP_HOST="localhost").get("/readyz")
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(response.json()["checks"], {"database": "unreachable"})
+
+
+class OpenApiDriftTests(TestCase):
+    """The committed openapi.json must match the code.
+
+    Regenerate after an API change, from initiator/:
+        python manage.py spectacular --format openapi-json --file openapi.json --validate
+    """
+
+    def test_served_schema_matches_the_committed_file(self) -> None:
+        served = Client(HTTP_HOST="localhost").get("/openapi.json")
+        self.assertEqual(served.status_code, 200)
+        self.assertEqual(
+            json.loads(served.content),
+            json.loads(OPENAPI_FILE.read_text()),
+            "openapi.json is stale: regenerate it (see this test's docstring)",
+        )
+
+    def test_generated_schema_matches_the_committed_file(self) -> None:
+        output = io.StringIO()
+        call_command("spectacular", "--format", "openapi-json", "--validate", stdout=output, stderr=io.StringIO())
+        self.assertEqual(json.loads(output.getvalue()), json.loads(OPENAPI_FILE.read_text()))
+
+
+class MigrationTests(TestCase):
+    def test_models_and_migrations_agree(self) -> None:
+        call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+class ApiKeyCommandTests(TestCase):
+    def test_create_api_key_prints_the_key_once_and_stores_only_its_hash(self) -> None:
+        output = io.StringIO()
+        call_command("create_api_key", "--name", "ops", stdout=output, stderr=io.StringIO())
+        raw_key = output.getvalue().strip()
+
+        api_key = ApiKey.objects.get(name="ops")
+        self.assertTrue(raw_key.startswith("bpk_"))
+        self.assertGreaterEqual(len(raw_key), 40)
+        self.assertEqual(api_key.key_hash, hash_api_key(raw_key))
+        self.assertNotIn(
+            raw_key, json.dumps(list(ApiKey.objects.values()), default=str), "the raw key must not be stored"
+        )
+        response = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {raw_key}").get("/users")
+        self.assertEqual(response.status_code, 200)
+
+    def test_revoked_key_is_refused(self) -> None:
+        output = io.StringIO()
+        call_command("create_api_key", "--name", "old", stdout=output, stderr=io.StringIO())
+        ApiKey.objects.update(revoked_at="2026-01-01T00:00:00Z")
+        response = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {output.getvalue().strip()}").get("/users")
+        self.assertEqual(response.status_code, 401)
+
+
+class SeedDemoTests(TestCase):
+    def test_seed_demo_is_idempotent_and_registers_the_given_key(self) -> None:
+        for _ in range(2):
+            call_command("seed_demo", "--api-key", "bpk_demo_known_key", stdout=io.StringIO())
+
+        user = User.objects.get()
+        account = Account.objects.get(user=user)
+        self.assertEqual((account.currency, account.balance, account.held), ("USD", 1_000_000, 0))
+        self.assertEqual(ApiKey.objects.count(), 1)
+        response = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION="Bearer bpk_demo_known_key").get(
+            f"/users/{user.pk}"
+        )
+        self.assertEqual(response.json()["account"]["available"], 1_000_000)
+
+    def test_seed_demo_without_a_key_creates_one_only_once(self) -> None:
+        first, second = io.StringIO(), io.StringIO()
+        call_command("seed_demo", stdout=first)
+        call_command("seed_demo", stdout=second)
+        self.assertIn("shown once", first.getvalue())
+        self.assertNotIn("bpk_", second.getvalue())
+        self.assertEqual(ApiKey.objects.count(), 1)
+
+
+class JsonLogTests(TestCase):
+    def format(self, message: str, *args, **extra) -> dict:
+        record = logging.LogRecord("payments.test", logging.WARNING, __file__, 1, message, args, None)
+        for key, value in extra.items():
+            setattr(record, key, value)
+        for log_filter in (ContextFilter(), RedactSecretsFilter()):
+            log_filter.filter(record)
+        return json.loads(GcpJsonFormatter().format(record))
+
+    def test_lines_carry_severity_time_logger_and_ids(self) -> None:
+        line = self.format("hello %s", "world", correlation_id="c-1", payment_id="p-1")
+        self.assertEqual(
+            {key: line[key] for key in ("message", "severity", "logger", "correlation_id", "payment_id")},
+            {
+                "message": "hello world",
+                "severity": "WARNING",
+                "logger": "payments.test",
+                "correlation_id": "c-1",
+                "payment_id": "p-1",
+            },
+        )
+        self.assertIn("time", line)
+
+    def test_secrets_are_redacted(self) -> None:
+        line = self.format("headers %s", {"Authorization": "Bearer bpk_secret123", "X": "1"})
+        self.assertNotIn("bpk_secret123", json.dumps(line))
+        self.assertIn("[REDACTED]", line["message"])
+
+
+class ProductionSettingsTests(TestCase):
+    def run_check(self, **env: str) -> subprocess.CompletedProcess:
+        # Empty values count as unset and keep a developer's .env from filling them in.
+        unset = {name: "" for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS")}
+        return subprocess.run(
+            [sys.executable, "-c", "import django; django.setup()"],
+            cwd=INITIATOR_DIR,
+            env={
+                **os.environ,
+                **unset,
+                "DJANGO_SETTINGS_MODULE": "binpay_initiator.settings",
+                "BINPAY_ENV": "production",
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def test_production_refuses_to_start_without_secrets(self) -> None:
+        result = self.run_check()
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("DJANGO_SECRET_KEY", result.stderr)
+
+    def test_production_starts_with_secrets_and_debug_off(self) -> None:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
+            ],
+            cwd=INITIATOR_DIR,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "binpay_initiator.settings",
+                "BINPAY_ENV": "production",
+                "DJANGO_SECRET_KEY": "x" * 50,
+                "DATABASE_URL": f"sqlite:///{Path(INITIATOR_DIR) / 'unused.sqlite3'}",
+                "DJANGO_ALLOWED_HOSTS": "initiator.example",
+                "DJANGO_DEBUG": "true",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), "False")

@@ -1,0 +1,85 @@
+"""Streaming-pull consumer of payment.completed and payment.rollback (GKE / local).
+
+Acks only after the effects are durable, nacks transient failures, acks poison. On SIGTERM or
+SIGINT it cancels the streaming pulls, lets in-flight callbacks finish, closes the database
+connections and exits 0.
+"""
+
+import logging
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections, connections
+from google.cloud import pubsub_v1
+
+from core import clients
+from payments.handlers import TransientError, handle_outcome_message
+
+logger = logging.getLogger("payments.consumer")
+
+
+def process_message(message: pubsub_v1.subscriber.message.Message) -> None:
+    # Callbacks run on the client's thread pool: give each one a usable database connection.
+    close_old_connections()
+    try:
+        result = handle_outcome_message(data=message.data, attributes=dict(message.attributes))
+    except TransientError as error:
+        logger.warning("message %s nacked: %s", message.message_id, error)
+        message.nack()
+    except Exception:
+        logger.exception("message %s nacked after an unexpected error", message.message_id)
+        message.nack()
+    else:
+        logger.info("message %s acked (%s)", message.message_id, result)
+        message.ack()
+    finally:
+        close_old_connections()
+
+
+class Command(BaseCommand):
+    help = "Consume payment outcomes (completion + rollback subscriptions) by streaming pull."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--max-messages", type=int, default=None, help="Flow control (outstanding messages).")
+
+    def handle(self, *args, max_messages: int | None, **options) -> None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        flow_control = pubsub_v1.types.FlowControl(
+            max_messages=max_messages or settings.PUBSUB_FLOW_CONTROL_MAX_MESSAGES
+        )
+        subscriber = clients.subscriber()
+        futures = []
+        for name in (settings.PUBSUB_COMPLETION_SUBSCRIPTION, settings.PUBSUB_ROLLBACK_SUBSCRIPTION):
+            futures.append(
+                subscriber.subscribe(
+                    clients.subscription_path(name),
+                    callback=process_message,
+                    flow_control=flow_control,
+                    await_callbacks_on_shutdown=True,
+                )
+            )
+            logger.info("consuming %s", name)
+        # A stream that dies on its own (e.g. the subscription is deleted) stops the whole consumer.
+        for future in futures:
+            future.add_done_callback(lambda _: stop.set())
+        while not stop.wait(timeout=1):
+            pass
+        died = [future for future in futures if future.done()]
+        logger.info("draining: cancelling the streaming pulls and waiting for in-flight messages")
+        for future in futures:
+            future.cancel()
+        for future in futures:
+            try:
+                future.result(timeout=60)
+            except Exception as error:
+                logger.error("streaming pull ended with an error: %s", error)
+        for future in died:
+            logger.error("a streaming pull stopped on its own: %s", future.exception(timeout=0))
+        connections.close_all()
+        logger.info("consumer stopped")
+        if died:
+            raise SystemExit(1)

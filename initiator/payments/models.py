@@ -1,0 +1,78 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    COMPLETED = "completed", "Completed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    # The outcome could not be settled automatically (set by the reconciler / dead-letter handling).
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+
+
+# A payment in these states still holds its amount on the account.
+HOLDING_STATUSES = (PaymentStatus.PENDING, PaymentStatus.NEEDS_ATTENTION)
+
+
+class Payment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="payments")
+    amount = models.BigIntegerField(help_text="Integer minor units.")
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    # NULL = "not known (yet)"; the API shows it as null, as the event contract does.
+    failure_reason = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001
+    charge_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    metadata = models.JSONField(default=dict, blank=True)
+    correlation_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="payment_user_newest_first")]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"payment {self.pk} ({self.status})"
+
+
+class OutboxEvent(models.Model):
+    """An event written in the same transaction as the state it announces; published after commit."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, help_text="The event_id.")
+    event_type = models.CharField(max_length=40)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="outbox_events")
+    topic = models.CharField(max_length=255)
+    body = models.JSONField()
+    attributes = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    published_at = models.DateTimeField(null=True, blank=True)
+    publish_attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["created_at"], name="outbox_unpublished", condition=Q(published_at__isnull=True))
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.pk}"
+
+
+class ProcessedEvent(models.Model):
+    """Inbox: an outcome event whose effects are committed (written in the same transaction)."""
+
+    event_id = models.UUIDField(primary_key=True)
+    event_type = models.CharField(max_length=40)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="processed_events")
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

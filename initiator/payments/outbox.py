@@ -1,0 +1,90 @@
+"""Publishing outbox rows to Pub/Sub.
+
+Rows are taken with SELECT ... FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite serialises writers), so
+the web process and any number of relays never publish the same row at the same time. A crash
+between publish and marking the row re-publishes it later: consumers deduplicate on event_id.
+"""
+
+import json
+import logging
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core import clients
+from payments.models import OutboxEvent
+
+logger = logging.getLogger(__name__)
+
+
+def _encode(event: OutboxEvent) -> bytes:
+    return json.dumps(event.body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _publish_locked(events: list[OutboxEvent]) -> int:
+    """Publish rows the caller holds locked; mark the ones Pub/Sub accepted. Returns how many."""
+    publisher = clients.publisher()
+    futures = [
+        (event, publisher.publish(clients.topic_path(event.topic), _encode(event), **event.attributes))
+        for event in events
+    ]
+    published = 0
+    for event, future in futures:
+        event.publish_attempts += 1
+        try:
+            message_id = future.result(timeout=settings.PUBSUB_PUBLISH_TIMEOUT_SECONDS)
+        except Exception as error:
+            event.last_error = f"{type(error).__name__}: {error}"[:2000]
+            logger.warning(
+                "outbox: publishing %s %s failed (attempt %s): %s",
+                event.event_type,
+                event.pk,
+                event.publish_attempts,
+                event.last_error,
+                extra={"payment_id": str(event.payment_id)},
+            )
+        else:
+            event.published_at = timezone.now()
+            event.last_error = ""
+            published += 1
+            logger.info(
+                "outbox: published %s %s as message %s",
+                event.event_type,
+                event.pk,
+                message_id,
+                extra={"payment_id": str(event.payment_id), "correlation_id": event.attributes.get("correlation_id")},
+            )
+    OutboxEvent.objects.bulk_update(events, ["published_at", "publish_attempts", "last_error"])
+    return published
+
+
+def publish_event_now(event_id: uuid.UUID) -> bool:
+    """Called after the commit that wrote the row; the relay covers any failure here."""
+    try:
+        with transaction.atomic():
+            event = (
+                OutboxEvent.objects.select_for_update(skip_locked=True)
+                .filter(pk=event_id, published_at__isnull=True)
+                .first()
+            )
+            if event is None:
+                return False
+            return _publish_locked([event]) == 1
+    except Exception:
+        logger.exception("outbox: immediate publish of %s failed; the relay will retry", event_id)
+        return False
+
+
+def relay_batch(*, batch_size: int) -> tuple[int, int]:
+    """Publish up to batch_size unpublished rows, oldest first. Returns (taken, published)."""
+    with transaction.atomic():
+        events = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True)
+            .order_by("created_at")[:batch_size]
+        )
+        if not events:
+            return 0, 0
+        return len(events), _publish_locked(events)

@@ -1,0 +1,132 @@
+"""The payment's saga log in Firestore (layout in docs/contracts.md).
+
+The initiator appends CAPTURED / COMPENSATED (and NEEDS_ATTENTION) steps and reads the log for
+GET /payments/<id>. A step is written in a Firestore transaction that refuses a step already in
+the document's `steps_done`, so a replayed step is detected, never duplicated.
+"""
+
+import logging
+import random
+import time
+from datetime import datetime
+
+from django.conf import settings
+from google.api_core import exceptions as google_exceptions
+from google.cloud import firestore
+
+from core import clients
+from payments.models import Payment
+
+logger = logging.getLogger(__name__)
+
+STEP_CAPTURED = "CAPTURED"
+STEP_COMPENSATED = "COMPENSATED"
+STEP_NEEDS_ATTENTION = "NEEDS_ATTENTION"
+SERVICE_NAME = "initiator"
+CONTENTION_ROUNDS = 4
+
+
+def _document(payment_id) -> firestore.DocumentReference:
+    return clients.firestore_client().collection(settings.FIRESTORE_COLLECTION).document(str(payment_id))
+
+
+def step_id(seq: int, step: str) -> str:
+    return f"{seq:02d}-{step}"
+
+
+def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
+    """Append `step` unless the log already has it. Returns True if this call wrote it."""
+    document = _document(payment.pk)
+    client = clients.firestore_client()
+
+    @firestore.transactional
+    def append(transaction: firestore.Transaction) -> bool:
+        snapshot = document.get(transaction=transaction, timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+        current = snapshot.to_dict() if snapshot.exists else {}
+        steps_done = list(current.get("steps_done", []))
+        if step in steps_done:
+            return False
+        seq = int(current.get("version", 0)) + 1
+        transaction.set(
+            document.collection("steps").document(step_id(seq, step)),
+            {"step": step, "seq": seq, "at": firestore.SERVER_TIMESTAMP, "service": SERVICE_NAME, "detail": detail},
+        )
+        parent = {
+            "state": step,
+            "version": seq,
+            "steps_done": [*steps_done, step],
+            "updated_at": firestore.SERVER_TIMESTAMP,
+        }
+        if not snapshot.exists:
+            # Normally the processor creates the document at RECEIVED; never leave a step without its parent.
+            parent.update(
+                {
+                    "payment_id": str(payment.pk),
+                    "user_id": payment.user_id,
+                    "amount": payment.amount,
+                    "currency": payment.currency,
+                    "correlation_id": payment.correlation_id,
+                    "charge_id": payment.charge_id,
+                    "created_at": firestore.SERVER_TIMESTAMP,
+                }
+            )
+        elif detail.get("charge_id") and not current.get("charge_id"):
+            parent["charge_id"] = detail["charge_id"]
+        transaction.set(document, parent, merge=True)
+        return True
+
+    # Cheap check first: a redelivered outcome usually finds its step already there.
+    snapshot = document.get(field_paths=["steps_done"], timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+    if snapshot.exists and step in ((snapshot.to_dict() or {}).get("steps_done") or []):
+        logger.info("saga log: %s already present", step)
+        return False
+    for attempt in range(1, CONTENTION_ROUNDS + 1):
+        try:
+            written = append(client.transaction())
+            break
+        except (google_exceptions.Aborted, ValueError):
+            # The client gives up after its own quick retries ("Failed to commit transaction in 5
+            # attempts") while other writers hold the document: back off with jitter and try again.
+            if attempt == CONTENTION_ROUNDS:
+                raise
+            time.sleep(random.uniform(0.1, 0.4) * attempt)
+    if written:
+        logger.info("saga log: %s written", step)
+    else:
+        logger.info("saga log: %s already present", step)
+    return written
+
+
+def _plain(value):
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def read_saga_log(payment_id) -> dict | None:
+    """{"state", "version", "steps": [...]} or None when the processor has not logged anything yet."""
+    document = _document(payment_id)
+    snapshot = document.get(timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+    if not snapshot.exists:
+        return None
+    data = snapshot.to_dict()
+    steps = [
+        _plain(
+            {
+                "step": step.get("step"),
+                "seq": step.get("seq"),
+                "at": step.get("at"),
+                "service": step.get("service"),
+                "detail": step.get("detail") or {},
+            }
+        )
+        for step in (
+            s.to_dict()
+            for s in document.collection("steps").order_by("seq").stream(timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+        )
+    ]
+    return {"state": data.get("state"), "version": data.get("version"), "steps": steps}

@@ -1,0 +1,168 @@
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from rest_framework import status
+
+from accounts.models import Account
+from accounts.services import require_supported_currency
+from core.context import payment_id_var
+from core.errors import ApplicationError, invalid_parameter, not_found, unprocessable
+from core.money import AmountError, format_minor_units, to_minor_units
+from payments import events
+from payments.models import HOLDING_STATUSES, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
+from payments.outbox import publish_event_now
+from payments.saga_log import STEP_CAPTURED, STEP_COMPENSATED
+
+logger = logging.getLogger(__name__)
+
+
+def insufficient_funds(available: int, currency: str) -> ApplicationError:
+    return ApplicationError(
+        status_code=status.HTTP_402_PAYMENT_REQUIRED,
+        type="payment_error",
+        code="insufficient_funds",
+        message=f"Insufficient funds: {format_minor_units(available, currency)} available.",
+        param="amount",
+    )
+
+
+@transaction.atomic
+def payment_initiate(
+    *,
+    user_id: int,
+    amount: str,
+    currency: str,
+    metadata: dict[str, str],
+    correlation_id: str,
+) -> Payment:
+    """Reserve the amount, create the PENDING payment and its payment.initiated outbox row (one transaction)."""
+    require_supported_currency(currency)
+    try:
+        amount_minor = to_minor_units(amount, currency)
+    except AmountError as error:
+        raise invalid_parameter("amount", str(error)) from None
+    if amount_minor > settings.PAYMENT_MAX_AMOUNT:
+        raise unprocessable(
+            "amount_too_large",
+            f"Amount must be at most {format_minor_units(settings.PAYMENT_MAX_AMOUNT, currency)}.",
+            "amount",
+        )
+    # The row lock serialises concurrent payments of one account, so available never goes negative.
+    account = Account.objects.select_for_update().filter(user_id=user_id).first()
+    if account is None:
+        raise not_found("user", user_id, param="user_id")
+    if currency != account.currency:
+        raise unprocessable("currency_mismatch", f"The account holds {account.currency}, not {currency}.", "currency")
+    if amount_minor > account.available:
+        raise insufficient_funds(account.available, account.currency)
+
+    account.held += amount_minor
+    account.save(update_fields=["held", "updated_at"])
+    payment = Payment.objects.create(
+        user_id=user_id, amount=amount_minor, currency=currency, metadata=metadata, correlation_id=correlation_id
+    )
+    payment_id_var.set(str(payment.pk))
+    event_id = uuid.uuid4()
+    OutboxEvent.objects.create(
+        id=event_id,
+        event_type=events.PAYMENT_INITIATED,
+        payment=payment,
+        topic=settings.PUBSUB_TOPIC,
+        body={
+            "event_id": str(event_id),
+            "event_type": events.PAYMENT_INITIATED,
+            "schema_version": events.SCHEMA_VERSION,
+            "payment_id": str(payment.pk),
+            "user_id": user_id,
+            "amount": amount_minor,
+            "currency": currency,
+            "created_at": events.rfc3339(payment.created_at),
+            "metadata": metadata,
+        },
+        attributes=events.event_attributes(
+            event_type=events.PAYMENT_INITIATED,
+            event_id=event_id,
+            payment_id=payment.pk,
+            correlation_id=correlation_id,
+        ),
+    )
+    transaction.on_commit(lambda: publish_event_now(event_id))
+    logger.info("payment initiated: %s held for user %s", format_minor_units(amount_minor, currency), user_id)
+    return payment
+
+
+class UnknownPayment(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class OutcomeResult:
+    """What applying an outcome event did. `step` is the saga-log step to ensure, if any."""
+
+    result: str  # applied | duplicate | rejected
+    payment: Payment
+    step: str | None
+
+
+@transaction.atomic
+def outcome_apply(*, event_type: str, event: dict) -> OutcomeResult:
+    """Apply payment.completed (capture) or payment.rollback (release) once per event_id.
+
+    The inbox row is written in the same transaction as the state change. An event for a payment
+    already in the target state changes nothing; one that contradicts the payment's final state is
+    rejected (logged at ERROR, nothing written).
+    """
+    completing = event_type == events.PAYMENT_COMPLETED
+    target = PaymentStatus.COMPLETED if completing else PaymentStatus.ROLLED_BACK
+    step = STEP_CAPTURED if completing else STEP_COMPENSATED
+
+    payment_user = Payment.objects.filter(pk=event["payment_id"]).values_list("user_id", flat=True).first()
+    if payment_user is None:
+        raise UnknownPayment(f"no payment {event['payment_id']}")
+    # Lock order account → payment, as in payment_initiate, so the two never deadlock.
+    account = Account.objects.select_for_update().get(user_id=payment_user)
+    payment = Payment.objects.select_for_update().get(pk=event["payment_id"])
+
+    if ProcessedEvent.objects.filter(event_id=event["event_id"]).exists():
+        logger.info("%s %s already processed", event_type, event["event_id"])
+        return OutcomeResult("duplicate", payment, step if payment.status == target else None)
+    if payment.status == target:
+        logger.info("%s for a payment already %s: nothing to change", event_type, payment.status)
+        ProcessedEvent.objects.create(event_id=event["event_id"], event_type=event_type, payment=payment)
+        return OutcomeResult("duplicate", payment, step)
+    if payment.status not in HOLDING_STATUSES:
+        logger.error(
+            "illegal transition rejected: %s for a payment already %s (event %s); nothing changed",
+            event_type,
+            payment.status,
+            event["event_id"],
+        )
+        return OutcomeResult("rejected", payment, None)
+    if completing and (event["amount"] != payment.amount or event["currency"] != payment.currency):
+        logger.error(
+            "payment.completed %s says %s %s but the payment is %s %s; nothing changed",
+            event["event_id"],
+            event["amount"],
+            event["currency"],
+            payment.amount,
+            payment.currency,
+        )
+        return OutcomeResult("rejected", payment, None)
+
+    account.held -= payment.amount
+    if completing:
+        account.balance -= payment.amount
+        payment.charge_id = event["charge_id"]
+    else:
+        payment.failure_reason = event["reason_code"]
+        if event.get("charge_id"):
+            payment.charge_id = event["charge_id"]
+    payment.status = target
+    account.save(update_fields=["balance", "held", "updated_at"])
+    payment.save(update_fields=["status", "charge_id", "failure_reason", "updated_at"])
+    ProcessedEvent.objects.create(event_id=event["event_id"], event_type=event_type, payment=payment)
+    logger.info("payment %s after %s %s", target, event_type, event["event_id"])
+    return OutcomeResult("applied", payment, step)

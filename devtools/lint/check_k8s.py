@@ -1,0 +1,122 @@
+"""Validate Kubernetes manifests strictly, and check BinPay's pod hardening rules.
+
+    python check_k8s.py [--kubernetes-version 1.33.0 ...] FILE...
+
+Schema: kubernetes-validate's bundled OpenAPI-derived JSON schemas in strict mode (unknown fields
+are errors). Its CLI only *warns* and exits 0 when it has no schema for an apiVersion/kind (e.g.
+apps/v1beta1), so this script calls the library and treats a missing schema as an error.
+Policy (the hardening docs/deploy.md promises): every container runs as non-root with a read-only
+root filesystem, no privilege escalation, ALL capabilities dropped and resource requests/limits;
+every pod uses the RuntimeDefault seccomp profile; images are never untagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+from kubernetes_validate import utils as kv
+
+POD_TEMPLATE_PATHS = {
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "Pod": ("spec",),
+}
+
+
+def documents(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as handle:
+        for document in yaml.safe_load_all(handle):
+            if document is not None:
+                yield document
+
+
+def pod_spec(resource: dict) -> dict | None:
+    path = POD_TEMPLATE_PATHS.get(resource.get("kind", ""))
+    if path is None:
+        return None
+    node = resource
+    for key in path:
+        node = node.get(key) or {}
+    return node
+
+
+def policy_problems(resource: dict) -> list[str]:
+    spec = pod_spec(resource)
+    if spec is None:
+        return []
+    problems = []
+    pod_security = spec.get("securityContext") or {}
+    if (pod_security.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        problems.append("pod securityContext.seccompProfile.type must be RuntimeDefault")
+    if pod_security.get("runAsNonRoot") is not True:
+        problems.append("pod securityContext.runAsNonRoot must be true")
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        name = container.get("name", "?")
+        security = container.get("securityContext") or {}
+        if security.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"container {name}: allowPrivilegeEscalation must be false")
+        if security.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"container {name}: readOnlyRootFilesystem must be true")
+        if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
+            problems.append(f"container {name}: capabilities.drop must include ALL")
+        resources = container.get("resources") or {}
+        if not resources.get("requests") or not (resources.get("limits") or {}).get("memory"):
+            problems.append(f"container {name}: needs resource requests and a memory limit")
+        image = container.get("image", "")
+        if ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
+            problems.append(f"container {name}: image {image!r} has no tag or digest")
+    return problems
+
+
+def check(path: Path, versions: list[str]) -> list[str]:
+    try:
+        resources = list(documents(path))
+    except yaml.YAMLError as error:
+        return [f"{path}: YAML: {error}"]
+    if not resources:
+        return [f"{path}: no Kubernetes resources"]
+    errors = []
+    for resource in resources:
+        if not isinstance(resource, dict) or "kind" not in resource or "apiVersion" not in resource:
+            errors.append(f"{path}: a document without apiVersion/kind")
+            continue
+        label = f"{path}: {resource['kind']}/{(resource.get('metadata') or {}).get('name', '?')}"
+        for version in versions:
+            try:
+                kv.validate(resource, version, strict=True)
+            except kv.ValidationError as error:
+                path_text = ".".join(str(part) for part in error.path)
+                errors.append(f"{label} (k8s {version}): {path_text}: {error.message}")
+            except kv.SchemaNotFoundError:
+                errors.append(f"{label} (k8s {version}): no schema for {resource['apiVersion']} {resource['kind']}")
+            except kv.VersionNotSupportedError:
+                errors.append(f"{label}: kubernetes-validate has no schemas for {version}")
+        errors.extend(f"{label}: {problem}" for problem in policy_problems(resource))
+    return errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubernetes-version", action="append", dest="versions")
+    parser.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    versions = args.versions or ["1.33.0"]
+    errors = [error for path in args.files for error in check(path, versions)]
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"check_k8s: {len(errors)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"check_k8s: {len(args.files)} file(s) valid against Kubernetes {', '.join(versions)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

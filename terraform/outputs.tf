@@ -1,0 +1,29 @@
+output "initiator_url" {
+  description = "Public URL of the initiator API."
+  value       = local.cloud_run ? google_cloud_run_v2_service.initiator[0].uri : null
+}
+
+output "processor_url" {
+  description = "URL of the processor (internal ingress)."
+  value       = local.cloud_run ? google_cloud_run_v2_service.processor[0].uri : null
+}
+
+output "cloud_sql_connection_name" {
+  description = "Instance connection name for the Cloud SQL Auth Proxy (k8s/initiator.yaml)."
+  value       = google_sql_database_instance.binpay.connection_name
+}
+
+output "artifact_registry" {
+  description = "Docker repository for the images."
+  value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.binpay.repository_id}"
+}
+
+output "service_accounts" {
+  description = "Service account emails (the GKE ServiceAccounts' iam.gke.io/gcp-service-account annotations)."
+  value = {
+    initiator   = google_service_account.initiator.email
+    processor   = google_service_account.processor.email
+    pubsub_push = google_service_account.pubsub_push.email
+    scheduler   = google_service_account.scheduler.email
+  }
+}

@@ -1,0 +1,100 @@
+variable "project_id" {
+  description = "GCP project id."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of Cloud Run, Cloud SQL, Artifact Registry and Cloud Scheduler."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "firestore_location" {
+  description = "Firestore (Native mode) location, e.g. nam5 or a region."
+  type        = string
+  default     = "nam5"
+}
+
+variable "initiator_image" {
+  description = "Initiator image for Cloud Run, e.g. us-central1-docker.pkg.dev/PROJECT/binpay/initiator:TAG (unused on gke)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.platform != "cloudrun" || var.initiator_image != ""
+    error_message = "initiator_image is required when platform is cloudrun."
+  }
+}
+
+variable "processor_image" {
+  description = "Processor image for Cloud Run, e.g. us-central1-docker.pkg.dev/PROJECT/binpay/processor:TAG (unused on gke)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.platform != "cloudrun" || var.processor_image != ""
+    error_message = "processor_image is required when platform is cloudrun."
+  }
+}
+
+variable "payment_gateway_url" {
+  description = "Base URL of the payment gateway the processor calls (https://...)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.payment_gateway_url, "https://")
+    error_message = "payment_gateway_url must start with https://."
+  }
+}
+
+variable "payment_gateway_api_key_secret_id" {
+  description = "Existing Secret Manager secret holding the gateway API key (created out of band, never in state)."
+  type        = string
+  default     = "binpay-gateway-api-key"
+}
+
+variable "cloud_sql_tier" {
+  description = "Cloud SQL machine tier."
+  type        = string
+  default     = "db-custom-1-3840"
+}
+
+variable "max_delivery_attempts" {
+  description = "Deliveries before a message goes to the dead-letter topic (docs/contracts.md: 5)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "Pub/Sub allows 5..100 delivery attempts."
+  }
+}
+
+variable "ack_deadline_seconds" {
+  description = "Ack deadline of every subscription (docs/contracts.md: 60)."
+  type        = number
+  default     = 60
+}
+
+variable "relay_schedule" {
+  description = "Cron schedule of the outbox relay job (relay_outbox --once)."
+  type        = string
+  default     = "* * * * *"
+}
+
+variable "platform" {
+  description = "Where the services run: cloudrun (Cloud Run services + jobs, push subscriptions) or gke (k8s/, pull subscriptions, Workload Identity bindings for binpay/initiator and binpay/processor)."
+  type        = string
+  default     = "cloudrun"
+
+  validation {
+    condition     = contains(["cloudrun", "gke"], var.platform)
+    error_message = "platform must be cloudrun or gke."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the Cloud SQL instance, Firestore database and Cloud Run services from terraform destroy."
+  type        = bool
+  default     = true
+}

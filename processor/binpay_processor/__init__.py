@@ -1,0 +1,56 @@
+"""BinPay processor: the Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import Flask
+
+from . import health, push, transactions_api
+from .clients import Clients, process_clients
+from .config import Settings
+from .logs import configure_logging
+from .saga import PaymentProcessor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Binpay:
+    """What the blueprints need, stored in app.extensions["binpay"]."""
+
+    settings: Settings
+    clients: Clients
+    processor: PaymentProcessor
+
+
+def create_app(test_config: Mapping[str, object] | None = None, clients: Clients | None = None) -> Flask:
+    """Build the app. `test_config` overrides settings by env var name; `clients` replaces the process's."""
+    settings = Settings.from_env(overrides=test_config)
+    configure_logging(settings.log_level, secrets=[settings.payment_gateway_api_key])
+    if settings.is_production and not settings.pubsub_push_audience:
+        logger.warning("PUBSUB_PUSH_AUDIENCE is not set: /pubsub/push accepts unauthenticated deliveries")
+    clients = clients or process_clients(settings)
+    app = Flask(__name__)
+    app.config.update(DEBUG=False, JSON_SORT_KEYS=False)
+    app.extensions["binpay"] = Binpay(settings, clients, PaymentProcessor(settings, clients))
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(push.bp)
+    app.register_blueprint(transactions_api.bp)
+
+    @app.errorhandler(404)
+    def not_found(_error):
+        return push.error_response(404, "not_found", "no such resource")
+
+    @app.errorhandler(405)
+    def method_not_allowed(_error):
+        return push.error_response(405, "method_not_allowed", "method not allowed")
+
+    @app.errorhandler(500)
+    def internal_error(_error):
+        return push.error_response(500, "internal_error", "internal error")
+
+    return app

@@ -1,0 +1,116 @@
+"""Settings from the environment (and processor/.env), validated once at start-up.
+
+Names are the ones in docs/contracts.md plus the processor's own; `.env.example` lists them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
+DEVELOPMENT_GATEWAY_API_KEY = "sk_test_sandbox"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigurationError(RuntimeError):
+    """The environment is unusable; the process must not start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    binpay_env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    log_level: str = "INFO"
+    project_id: str = "binpay-local"
+    pubsub_topic: str = "binpay-initiation"
+    pubsub_subscription: str = "initiator-sub"
+    pubsub_completion_topic: str = "binpay-completion"
+    pubsub_rollback_topic: str = "rollback"
+    pubsub_flow_control_max_messages: int = 10
+    pubsub_push_audience: str | None = None
+    pubsub_push_service_account: str | None = None
+    pubsub_push_certs_url: str | None = None
+    firestore_collection: str = "transactions"
+    payment_gateway_url: str = "http://127.0.0.1:8090"
+    payment_gateway_api_key: str | None = DEVELOPMENT_GATEWAY_API_KEY
+    gateway_connect_timeout: float = 3.0
+    gateway_read_timeout: float = 10.0
+    gateway_max_retries: int = 2
+    saga_timeout_seconds: float = 300.0
+    lease_seconds: float = 60.0
+    fault_injection_enabled: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        return self.binpay_env == "production"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
+    ) -> Settings:
+        """Read settings from `environ` (default: os.environ after loading processor/.env).
+
+        `overrides` uses the env var names (e.g. {"SAGA_TIMEOUT_SECONDS": 0}) and wins over the environment.
+        """
+        if environ is None:
+            load_dotenv(ENV_FILE, override=False)
+            environ = os.environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            name = field.name.upper()
+            if overrides and name in overrides:
+                values[field.name] = overrides[name]
+            elif name in environ:
+                values[field.name] = _parse(name, environ[name], field.type)
+        if "payment_gateway_api_key" not in values and values.get("binpay_env", "development") == "production":
+            values["payment_gateway_api_key"] = None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.binpay_env not in ("development", "production"):
+            raise ConfigurationError(f"BINPAY_ENV must be development or production, not {self.binpay_env!r}")
+        if not self.payment_gateway_api_key:
+            raise ConfigurationError("PAYMENT_GATEWAY_API_KEY must be set")
+        if self.is_production and self.fault_injection_enabled:
+            raise ConfigurationError("FAULT_INJECTION_ENABLED=true is refused when BINPAY_ENV=production")
+        if self.pubsub_push_audience and not self.pubsub_push_service_account:
+            raise ConfigurationError("PUBSUB_PUSH_AUDIENCE needs PUBSUB_PUSH_SERVICE_ACCOUNT (the pushing identity)")
+        for name in ("gateway_connect_timeout", "gateway_read_timeout", "lease_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name.upper()} must be positive")
+        if self.gateway_max_retries < 0 or self.saga_timeout_seconds < 0:
+            raise ConfigurationError("GATEWAY_MAX_RETRIES and SAGA_TIMEOUT_SECONDS must not be negative")
+        if self.pubsub_flow_control_max_messages < 1:
+            raise ConfigurationError("PUBSUB_FLOW_CONTROL_MAX_MESSAGES must be at least 1")
+
+
+def _parse(name: str, raw: str, annotation: object) -> object:
+    kind = str(annotation)
+    raw = raw.strip()
+    try:
+        if kind == "bool":
+            lowered = raw.lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"{name}={raw!r} is not a valid {kind}") from error
+    if kind == "str | None":
+        return raw or None
+    return raw

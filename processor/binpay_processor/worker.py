@@ -1,0 +1,89 @@
+"""Streaming-pull worker: `python -m binpay_processor.worker` (GKE and local runs).
+
+Pulls payment.initiated from PUBSUB_SUBSCRIPTION with flow control and hands every message to the
+same handler as the push endpoint. A message is acked only after the handler returned (its steps
+are committed, its outcome published); transient failures are nacked. SIGTERM/SIGINT stop the
+pull, let in-flight messages finish, and exit 0 (unfinished buffered messages are redelivered).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from google.cloud import pubsub_v1
+
+from .clients import process_clients
+from .config import ConfigurationError, Settings
+from .logs import configure_logging
+from .saga import PaymentProcessor
+
+logger = logging.getLogger("binpay_processor.worker")
+
+
+def make_callback(processor: PaymentProcessor):
+    def callback(message: pubsub_v1.subscriber.message.Message) -> None:
+        try:
+            result = processor.handle_payment_initiated(
+                message.data, dict(message.attributes), message.delivery_attempt, message.message_id
+            )
+        except BaseException:
+            logger.exception("handler crashed; message %s nacked", message.message_id)
+            message.nack()
+            raise
+        if result.disposition.ack:
+            message.ack()
+        else:
+            message.nack()
+
+    return callback
+
+
+def run(settings: Settings, stop: threading.Event) -> int:
+    clients = process_clients(settings)
+    processor = PaymentProcessor(settings, clients)
+    subscriber = clients.subscriber
+    subscription = subscriber.subscription_path(settings.project_id, settings.pubsub_subscription)
+    streaming_pull = subscriber.subscribe(
+        subscription,
+        callback=make_callback(processor),
+        flow_control=pubsub_v1.types.FlowControl(max_messages=settings.pubsub_flow_control_max_messages),
+        await_callbacks_on_shutdown=True,
+    )
+    logger.info("pulling %s (at most %d messages in flight)", subscription, settings.pubsub_flow_control_max_messages)
+    streaming_pull.add_done_callback(lambda _future: stop.set())
+    stop.wait()
+    if streaming_pull.done() and streaming_pull.exception() is not None:
+        logger.critical("streaming pull failed: %s", streaming_pull.exception())
+        clients.close()
+        return 1
+    logger.info("stopping: no new messages; waiting for in-flight messages to finish")
+    streaming_pull.cancel()
+    streaming_pull.result()
+    clients.close()
+    logger.info("stopped cleanly")
+    return 0
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as error:
+        print(f"processor worker: configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, secrets=[settings.payment_gateway_api_key])
+    stop = threading.Event()
+
+    def request_stop(signum, _frame):
+        logger.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return run(settings, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

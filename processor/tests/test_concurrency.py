@@ -1,0 +1,113 @@
+"""Two deliveries of one payment at the same time: one charge, one set of steps, one outcome event."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from binpay_processor.events import parse_payment_initiated
+from binpay_processor.saga import Disposition
+from binpay_processor.saga_log import SagaLog
+from conftest import ledger, make_event, push_envelope, step_names
+
+
+def run_concurrently(*calls):
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def worker(index, call):
+        barrier.wait()
+        results[index] = call()
+
+    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def redeliver_until_acked(processor, data, attributes, dispositions):
+    """Pub/Sub redelivers whatever was not acked; do the same for every unacked delivery."""
+    for attempt in range(2, 8):
+        if all(disposition.ack for disposition in dispositions):
+            return
+        dispositions[:] = [
+            d if d.ack else processor.handle_payment_initiated(data, attributes, attempt).disposition
+            for d in dispositions
+        ]
+    raise AssertionError(f"still not acked: {dispositions}")
+
+
+# 57 answers after SANDBOX_LATENCY_MS (0.7 s here), holding the key: the second delivery arrives mid-charge.
+@pytest.mark.parametrize("amount", [10000, 10057], ids=["fast", "slow-gateway"])
+def test_two_concurrent_handlers_charge_once_and_publish_once(processor, client, topics, gateway_url, amount):
+    data, attributes = make_event(amount)
+    payment_id = attributes["payment_id"]
+
+    results = run_concurrently(
+        lambda: processor.handle_payment_initiated(data, attributes, 1),
+        lambda: processor.handle_payment_initiated(data, attributes, 1),
+    )
+    dispositions = [result.disposition for result in results]
+    assert Disposition.BUSY in dispositions  # the lease turned one of them away
+    redeliver_until_acked(processor, data, attributes, dispositions)
+
+    assert step_names(client, payment_id) == ["RECEIVED", "CHARGED", "COMPLETED"]
+    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 1
+    assert len(topics.pull(topics.completion)) == 1
+    assert topics.pull(topics.rollback) == []
+
+
+def test_push_and_pull_deliveries_at_once_charge_once(app, processor, topics, gateway_url):
+    data, attributes = make_event(10057)
+    payment_id = attributes["payment_id"]
+    push_client = app.test_client()
+
+    push_response, pull_result = run_concurrently(
+        lambda: push_client.post("/pubsub/push", json=push_envelope(data, attributes)),
+        lambda: processor.handle_payment_initiated(data, attributes, 1),
+    )
+
+    # one of them did the work; the other found the lease taken (or, if it came late, the outcome published)
+    assert push_response.status_code in (200, 429)
+    assert pull_result.disposition in (Disposition.DONE, Disposition.BUSY)
+    assert push_response.status_code == 200 or pull_result.disposition is Disposition.DONE
+    # the redeliveries of the one that was turned away
+    assert push_client.post("/pubsub/push", json=push_envelope(data, attributes, 2)).status_code == 200
+    assert processor.handle_payment_initiated(data, attributes, 2).disposition is Disposition.DONE
+    assert step_names(app.test_client(), payment_id) == ["RECEIVED", "CHARGED", "COMPLETED"]
+    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 1
+    assert len(topics.pull(topics.completion)) == 1
+
+
+def test_a_crashed_deliverys_lease_blocks_until_it_expires(processor, client, topics, gateway_url):
+    data, attributes = make_event(10000)
+    payment_id = attributes["payment_id"]
+    saga_log = SagaLog(processor.clients.firestore, processor.settings.firestore_collection, 30)
+    saga_log.claim(parse_payment_initiated(data, attributes), owner="crashed-worker")
+
+    assert processor.handle_payment_initiated(data, attributes, 2).disposition is Disposition.BUSY
+    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 0
+
+    saga_log.collection.document(payment_id).update({"lease_expires_at": datetime.now(UTC) - timedelta(seconds=1)})
+    assert processor.handle_payment_initiated(data, attributes, 3).disposition is Disposition.DONE
+    assert step_names(client, payment_id) == ["RECEIVED", "CHARGED", "COMPLETED"]
+    assert len(topics.pull(topics.completion)) == 1
+
+
+def test_a_payment_the_initiator_settled_is_not_charged(processor, client, topics, gateway_url):
+    """The initiator's reconciler wrote NEEDS_ATTENTION before the message arrived."""
+    data, attributes = make_event(10000)
+    payment_id = attributes["payment_id"]
+    document = processor.clients.firestore.collection(processor.settings.firestore_collection).document(payment_id)
+    document.set(
+        {"payment_id": payment_id, "state": "NEEDS_ATTENTION", "version": 1, "steps_done": ["NEEDS_ATTENTION"]}
+    )
+
+    assert processor.handle_payment_initiated(data, attributes, 1).disposition is Disposition.DONE
+
+    assert document.get().to_dict()["steps_done"] == ["NEEDS_ATTENTION"]
+    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 0
+    assert topics.pull(topics.completion) == [] and topics.pull(topics.rollback) == []

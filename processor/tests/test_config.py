@@ -1,0 +1,71 @@
+"""Settings: defaults, production rules (unit tests, no services)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from binpay_processor.config import ConfigurationError, Settings
+
+
+def test_development_defaults_match_the_contract():
+    settings = Settings.from_env(environ={})
+    assert (settings.pubsub_topic, settings.pubsub_subscription) == ("binpay-initiation", "initiator-sub")
+    assert (settings.pubsub_completion_topic, settings.pubsub_rollback_topic) == ("binpay-completion", "rollback")
+    assert settings.firestore_collection == "transactions"
+    assert settings.payment_gateway_url == "http://127.0.0.1:8090"
+    assert (settings.gateway_connect_timeout, settings.gateway_read_timeout, settings.gateway_max_retries) == (3, 10, 2)
+    assert (settings.saga_timeout_seconds, settings.lease_seconds) == (300, 60)
+    assert settings.fault_injection_enabled is False
+    assert (settings.host, settings.port) == ("127.0.0.1", 5000)
+
+
+def test_environment_values_are_parsed():
+    settings = Settings.from_env(
+        environ={
+            "PORT": "8080",
+            "FAULT_INJECTION_ENABLED": "true",
+            "GATEWAY_READ_TIMEOUT": "2.5",
+            "PUBSUB_PUSH_AUDIENCE": "",
+        }
+    )
+    assert (settings.port, settings.fault_injection_enabled, settings.gateway_read_timeout) == (8080, True, 2.5)
+    assert settings.pubsub_push_audience is None
+
+
+def test_production_requires_the_gateway_api_key():
+    with pytest.raises(ConfigurationError, match="PAYMENT_GATEWAY_API_KEY"):
+        Settings.from_env(environ={"BINPAY_ENV": "production"})
+    settings = Settings.from_env(environ={"BINPAY_ENV": "production", "PAYMENT_GATEWAY_API_KEY": "sk_live_x"})
+    assert settings.is_production and settings.payment_gateway_api_key == "sk_live_x"
+
+
+def test_production_refuses_fault_injection():
+    with pytest.raises(ConfigurationError, match="FAULT_INJECTION_ENABLED"):
+        Settings.from_env(
+            environ={"BINPAY_ENV": "production", "PAYMENT_GATEWAY_API_KEY": "k", "FAULT_INJECTION_ENABLED": "true"}
+        )
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"FAULT_INJECTION_ENABLED": "maybe"},
+        {"PORT": "http"},
+        {"BINPAY_ENV": "staging"},
+        {"LEASE_SECONDS": "0"},
+        {"GATEWAY_MAX_RETRIES": "-1"},
+        {"PUBSUB_FLOW_CONTROL_MAX_MESSAGES": "0"},
+        {"PUBSUB_PUSH_AUDIENCE": "https://processor"},
+    ],
+)
+def test_invalid_values_are_refused(environ):
+    with pytest.raises(ConfigurationError):
+        Settings.from_env(environ=environ)
+
+
+def test_env_example_lists_every_setting():
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    names = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
+    assert {field.name.upper() for field in dataclasses.fields(Settings)} <= names

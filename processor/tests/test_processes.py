@@ -1,0 +1,104 @@
+"""The real process commands: the pull worker (drain on SIGTERM) and gunicorn serving the app."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from conftest import PROCESSOR_DIR, devtools_emulators, ledger, make_event, stop_process_group, wait_http_ok
+
+
+def process_env(config: dict[str, object], emulator_env: dict[str, str], **extra: str) -> dict[str, str]:
+    env = {**os.environ, **emulator_env}
+    env.update({name: "" if value is None else str(value) for name, value in config.items()})
+    return {**env, **extra}
+
+
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "binpay_processor.worker"],
+            cwd=PROCESSOR_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def transaction(client, payment_id: str) -> tuple[int, dict]:
+    response = client.get(f"/transactions/{payment_id}")
+    return response.status_code, response.get_json()
+
+
+def test_worker_processes_messages_and_drains_on_sigterm(config, emulator_env, client, topics, gateway_url, tmp_path):
+    # 57 answers after 0.7 s, so messages are in flight when SIGTERM arrives.
+    payments = [make_event(10057) for _ in range(6)]
+    for data, attributes in payments:
+        topics.publish_initiated(data, attributes)
+    env = process_env(config, emulator_env, PUBSUB_FLOW_CONTROL_MAX_MESSAGES="2")
+    log_path = tmp_path / "worker.log"
+
+    worker = start_worker(env, log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(transaction(client, a["payment_id"])[0] == 200 for _, a in payments):
+            assert time.monotonic() < deadline and worker.poll() is None, log_path.read_text()
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log_path.read_text()
+    finally:
+        stop_process_group(worker)
+
+    # Drained: whatever it started, it finished; nothing is left half-done.
+    started = [a["payment_id"] for _, a in payments if transaction(client, a["payment_id"])[0] == 200]
+    assert started
+    for payment_id in started:
+        status, body = transaction(client, payment_id)
+        assert body["state"] == "COMPLETED" and body["outcome_published"], body
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(line["message"] == "stopped cleanly" for line in lines)
+    assert all("severity" in line and "time" in line for line in lines)
+
+    # It started only what its log says it received, and each of those is finished and published once.
+    received = {line["payment_id"] for line in lines if line["message"].startswith("payment.initiated received")}
+    assert received == set(started)
+    events = topics.pull(topics.completion)
+    assert sorted(e["payment_id"] for e, _ in events) == sorted(started)
+    for payment_id in started:
+        assert ledger(gateway_url, payment_id)["charges_succeeded"] == 1
+
+
+def test_worker_refuses_fault_injection_in_production(config, emulator_env):
+    env = process_env(config, emulator_env, BINPAY_ENV="production", FAULT_INJECTION_ENABLED="true")
+    result = subprocess.run(
+        [sys.executable, "-m", "binpay_processor.worker"], cwd=PROCESSOR_DIR, env=env, capture_output=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert b"FAULT_INJECTION_ENABLED" in result.stderr
+
+
+def test_gunicorn_serves_the_app(config, emulator_env, topics):
+    port = devtools_emulators.free_port()
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    server = subprocess.Popen(
+        [gunicorn, "-w", "4", "-b", f"127.0.0.1:{port}", "app:app"],
+        cwd=PROCESSOR_DIR,
+        env=process_env(config, emulator_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz", server)
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+    finally:
+        assert stop_process_group(server) == 0

@@ -90,7 +90,8 @@ class SagaLog:
             steps = set(doc.get("steps_done") or [])
             if doc.get("outcome_published"):
                 return Claim(ClaimStatus.ALREADY_DONE, doc)
-            if not steps & PROCESSOR_OUTCOMES and steps & SETTLED_BY_INITIATOR:
+            # A fenced document belongs to the initiator's reconciler (docs/contracts.md): never charge it.
+            if not steps & PROCESSOR_OUTCOMES and (steps & SETTLED_BY_INITIATOR or doc.get("fenced")):
                 return Claim(ClaimStatus.SETTLED_ELSEWHERE, doc)
             expires = doc.get("lease_expires_at")
             if doc.get("lease_owner") not in (None, owner) and expires is not None and expires > now:

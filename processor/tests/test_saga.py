@@ -188,6 +188,22 @@ def test_failure_before_charge_charges_nothing(processor, client, topics, gatewa
     assert (event["reason_code"], event["failed_step"], event["refunded"]) == ("processor_failure", "charge", False)
 
 
+def test_a_payment_fenced_by_the_reconciler_is_never_charged(
+    processor, clients, base_config, client, topics, gateway_url
+):
+    data, attributes = make_event(10000)
+    payment_id = attributes["payment_id"]
+    # The initiator's reconciler fenced the payment before this (late) delivery arrived.
+    document = clients.firestore.collection(base_config["FIRESTORE_COLLECTION"]).document(payment_id)
+    document.set({"payment_id": payment_id, "fenced": True, "version": 0, "steps_done": [], "state": None})
+
+    assert processor.handle_payment_initiated(data, attributes, 1).disposition.ack
+
+    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 0
+    assert document.get().to_dict()["steps_done"] == []
+    assert topics.pull(topics.completion) == [] and topics.pull(topics.rollback) == []
+
+
 def test_crash_before_publish_republishes_the_same_event_once(processor, client, topics, gateway_url):
     data, attributes = make_event(10000, metadata={"simulate_failure": "before_publish"})
     payment_id = attributes["payment_id"]

@@ -7,6 +7,10 @@ workers: $WEB_CONCURRENCY (gunicorn's own variable), default 2. Any flag given o
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threaded workers: Pub/Sub's push client keeps connections alive, and against sync workers (one
+# request per connection) the emulator delivered about one message per second; with gthread, hundreds.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Let in-flight requests finish on SIGTERM (Cloud Run / Kubernetes give 10-30 s).
 graceful_timeout = 25
 timeout = 60

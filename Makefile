@@ -1,0 +1,31 @@
+# BinPay: `make run` starts the whole system, `make test` runs every test. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV_PYTHON := .venv/bin/python
+
+.PHONY: help venv run test lint check-invariants chaos bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+venv: ## create .venv and install every pinned requirement
+	@bash devtools/bootstrap.sh
+
+run: venv ## run gateway, processor, initiator and emulators in the foreground (Ctrl-C stops all)
+	@bash devtools/run.sh
+
+test: venv ## lint, then every suite against the real emulators, PostgreSQL and processes
+	@$(VENV_PYTHON) devtools/run_tests.py
+
+lint: venv ## validate Dockerfiles, compose, k8s, Cloud Run, Terraform, workflows, scripts, Python
+	@bash devtools/install-lint-tools.sh && bash devtools/lint.sh
+
+check-invariants: venv ## check the saga invariants of a running `make run` system
+	@$(VENV_PYTHON) devtools/check_invariants.py
+
+chaos: venv ## the fault-injection suite (>= 1,000 payments, every scenario)
+	@$(VENV_PYTHON) -m pytest -p no:cacheprovider tests/chaos --chaos-payments=1000 -s
+
+clean: ## remove the virtualenv, local state and caches
+	rm -rf .venv .run .tools .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make run`: the whole BinPay system on this machine, in the foreground. Ctrl-C stops it all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+export BINPAY_HOST=${BINPAY_HOST:-127.0.0.1}
+export INITIATOR_PORT=${INITIATOR_PORT:-8000}
+export PROCESSOR_PORT=${PROCESSOR_PORT:-5000}
+export GATEWAY_PORT=${GATEWAY_PORT:-8090}
+export PUBSUB_EMULATOR_PORT=${PUBSUB_EMULATOR_PORT:-8085}
+export FIRESTORE_EMULATOR_PORT=${FIRESTORE_EMULATOR_PORT:-8086}
+export PROJECT_ID=${PROJECT_ID:-binpay-local}
+export PATH="$root/.venv/bin:$PATH"
+# gunicorn 27 binds a control socket at one fixed path per user: our three servers would clash.
+export GUNICORN_CMD_ARGS=${GUNICORN_CMD_ARGS:---no-control-socket}
+
+python devtools/emulators.py --check
+for port in "$INITIATOR_PORT" "$PROCESSOR_PORT" "$GATEWAY_PORT" "$PUBSUB_EMULATOR_PORT" "$FIRESTORE_EMULATOR_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "run: port $port is already in use; stop what holds it or override the *_PORT variables (see README)" >&2
+    exit 1
+  fi
+done
+
+state=${BINPAY_STATE_DIR:-$root/.run/local}
+mkdir -p "$state"
+python devtools/emulators.py --project-id "$PROJECT_ID" --pubsub-port "$PUBSUB_EMULATOR_PORT" \
+  --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" &
+emulators_pid=$!
+stop_emulators() {
+  kill -TERM "$emulators_pid" 2>/dev/null || true
+  wait "$emulators_pid" 2>/dev/null || true
+}
+trap stop_emulators EXIT
+
+export PUBSUB_EMULATOR_HOST="127.0.0.1:$PUBSUB_EMULATOR_PORT"
+export FIRESTORE_EMULATOR_HOST="127.0.0.1:$FIRESTORE_EMULATOR_PORT"
+python devtools/wait_ready.py --timeout 90 "http://$PUBSUB_EMULATOR_HOST/" "http://$FIRESTORE_EMULATOR_HOST/"
+python devtools/pubsub_setup.py
+
+# One demo API key per checkout, kept out of git, so the printed curl works across runs.
+[ -s "$state/api-key" ] || python -c 'import secrets; print("bp_test_" + secrets.token_urlsafe(24))' >"$state/api-key"
+export BINPAY_DEMO_API_KEY
+BINPAY_DEMO_API_KEY=$(cat "$state/api-key")
+export PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL:-http://127.0.0.1:$GATEWAY_PORT}
+export SANDBOX_DB_PATH=${SANDBOX_DB_PATH:-$state/gateway.sqlite3}
+# Fault injection is a demo feature (README "Failure demos"); production mode refuses it.
+export FAULT_INJECTION_ENABLED=${FAULT_INJECTION_ENABLED:-true}
+export INITIATOR_URL="http://$BINPAY_HOST:$INITIATOR_PORT" PROCESSOR_URL="http://$BINPAY_HOST:$PROCESSOR_PORT"
+
+(cd initiator && python manage.py migrate --noinput && python manage.py seed_demo --api-key "$BINPAY_DEMO_API_KEY")
+
+# Not exec: the EXIT trap must still stop the emulators once honcho has stopped the rest.
+honcho --no-prefix -f Procfile start || true

@@ -1,0 +1,229 @@
+"""The real BinPay processes as a test stack: the e2e and chaos suites drive it.
+
+Each delivery mode gets its own stack, in its own emulator project and database: the gateway,
+the processor (gunicorn web; in pull mode also its worker), the initiator (gunicorn web, outbox
+relay; in pull mode also its outcome consumer). In push mode the Pub/Sub emulator pushes to the
+services' /pubsub/push endpoints instead of the workers pulling. Tests talk to the stack only
+through HTTP, the emulators and the gateway's ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import check_invariants
+import emulators
+import psycopg
+import pubsub_setup
+import requests
+from wait_ready import wait
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GATEWAY_KEY = "sk_test_e2e"
+
+
+@dataclass
+class Stack:
+    mode: str
+    env: dict[str, str]
+    initiator_url: str
+    processor_url: str
+    gateway_url: str
+    api_key: str
+    log_dir: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    commands: dict[str, tuple[list[str], str, dict[str, str]]] = field(default_factory=dict)
+
+    def api(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.api_key}"
+        return session
+
+    def gateway(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {GATEWAY_KEY}"
+        return session
+
+    def start(self, name: str, command: list[str], cwd: str, extra_env: dict[str, str] | None = None) -> None:
+        self.commands[name] = (command, cwd, extra_env or {})
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.processes[name] = subprocess.Popen(
+            command,
+            cwd=ROOT / cwd,
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        return process.returncode
+
+    def restart(self, name: str) -> None:
+        """Start a stopped (or killed) process again with the command it was first started with."""
+        command, cwd, extra_env = self.commands[name]
+        self.start(name, command, cwd, extra_env)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def dead(self) -> list[str]:
+        return [name for name, process in self.processes.items() if process.poll() is not None]
+
+    def logs(self, name: str, tail: int = 4000) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
+
+    def invariant_sources(self) -> check_invariants.Sources:
+        return check_invariants.Sources(
+            self.initiator_url, self.api_key, self.gateway_url, GATEWAY_KEY, self.env["PROJECT_ID"]
+        )
+
+    # --- helpers the tests share -------------------------------------------------------------
+
+    def create_funded_user(self, amount: str = "1000.00") -> dict:
+        api = self.api()
+        response = api.post(
+            f"{self.initiator_url}/users", json={"email": f"{uuid.uuid4().hex}@e2e.test", "name": "E2E"}, timeout=10
+        )
+        assert response.status_code == 201, response.text
+        user = response.json()
+        deposit = api.post(
+            f"{self.initiator_url}/users/{user['id']}/deposits",
+            json={"amount": amount},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            timeout=10,
+        )
+        assert deposit.status_code == 201, deposit.text
+        return api.get(f"{self.initiator_url}/users/{user['id']}", timeout=10).json()
+
+    def wait_terminal(self, payment_ids: list[str], timeout: float = 90) -> dict[str, dict]:
+        api = self.api()
+        done: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout
+        while len(done) < len(payment_ids) and time.monotonic() < deadline:
+            for payment_id in payment_ids:
+                if payment_id in done:
+                    continue
+                payment = api.get(f"{self.initiator_url}/payments/{payment_id}", timeout=10).json()
+                # Settled once the initiator's own saga step (written after its commit) is logged too.
+                steps = (payment.get("saga_log") or {}).get("steps") or [{}]
+                last_step = check_invariants.LAST_STEP_FOR_STATUS.get(payment["status"])
+                if last_step and steps[-1].get("step") == last_step:
+                    done[payment_id] = payment
+            if len(done) < len(payment_ids):
+                time.sleep(0.25)
+        missing = [pid for pid in payment_ids if pid not in done]
+        assert not missing, f"{len(missing)} payment(s) not settled after {timeout}s, e.g. {missing[:3]}; " + (
+            f"dead processes: {self.dead()}"
+        )
+        return done
+
+    def ledger(self, payment_id: str) -> dict:
+        response = self.gateway().get(f"{self.gateway_url}/v1/ledger", params={"reference": payment_id}, timeout=10)
+        response.raise_for_status()
+        rows = response.json()["data"]
+        return rows[0] if rows else {"charges_succeeded": 0, "charges_failed": 0, "refunds": 0}
+
+
+def _database_url(mode: str, tmp: Path) -> str:
+    """A fresh database per stack: on DATABASE_URL's PostgreSQL server if given, else SQLite."""
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith("postgres"):
+        return f"sqlite:///{tmp / 'initiator.sqlite3'}"
+    name = f"binpay_e2e_{mode}_{secrets.token_hex(4)}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def _run(command: list[str], cwd: str, env: dict[str, str]) -> str:
+    result = subprocess.run(command, cwd=ROOT / cwd, env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def build_stack(mode: str, emulator_env: dict[str, str], tmp: Path, extra_env: dict[str, str] | None = None) -> Stack:
+    ports = {name: emulators.free_port() for name in ("initiator", "processor", "gateway")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    project = f"binpay-e2e-{mode}-{secrets.token_hex(3)}"
+    env = {
+        **os.environ,
+        **emulator_env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+        # gunicorn 27 binds a control socket at one fixed path per user: several servers would clash.
+        "GUNICORN_CMD_ARGS": "--no-control-socket",
+        "PROJECT_ID": project,
+        "GOOGLE_CLOUD_PROJECT": project,
+        "BINPAY_ENV": "development",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+        "DATABASE_URL": _database_url(mode, tmp),
+        "PAYMENT_GATEWAY_URL": urls["gateway"],
+        "PAYMENT_GATEWAY_API_KEY": GATEWAY_KEY,
+        "SANDBOX_DB_PATH": str(tmp / "gateway.sqlite3"),
+        "SANDBOX_TIMEOUT_SECONDS": "4",
+        "SANDBOX_LATENCY_MS": "300",
+        "GATEWAY_READ_TIMEOUT": "2",
+        "FAULT_INJECTION_ENABLED": "true",
+        "SAGA_TIMEOUT_SECONDS": "300",
+        "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
+        **(extra_env or {}),
+    }
+    for key in ("PUBSUB_PUSH_AUDIENCE", "PUBSUB_PUSH_SERVICE_ACCOUNT"):
+        env.pop(key, None)
+    api_key = "bp_test_" + secrets.token_urlsafe(18)
+    stack = Stack(mode, env, urls["initiator"], urls["processor"], urls["gateway"], api_key, tmp)
+
+    pubsub_setup.ensure(
+        pubsub_setup.Topology.from_env(env),
+        push_processor=f"{urls['processor']}/pubsub/push" if mode == "push" else None,
+        push_initiator=f"{urls['initiator']}/pubsub/push" if mode == "push" else None,
+        ack_deadline_seconds=30,
+    )
+    _run([sys.executable, "manage.py", "migrate", "--noinput"], "initiator", env)
+    _run([sys.executable, "manage.py", "seed_demo", "--api-key", api_key], "initiator", env)
+
+    gunicorn = [sys.executable, "-m", "gunicorn", "--workers", "2", "--timeout", "60"]
+    stack.start(
+        "gateway",
+        [*gunicorn[:3], "-k", "gthread", "--threads", "32", "-b", f"127.0.0.1:{ports['gateway']}", "app:app"],
+        "gateway",
+    )
+    stack.start("processor-web", [*gunicorn, "-b", f"127.0.0.1:{ports['processor']}", "app:app"], "processor")
+    stack.start(
+        "initiator-web",
+        [*gunicorn, "-b", f"127.0.0.1:{ports['initiator']}", "binpay_initiator.wsgi:application"],
+        "initiator",
+    )
+    stack.start("initiator-relay", [sys.executable, "manage.py", "relay_outbox"], "initiator")
+    if mode == "pull":
+        stack.start("processor-worker", [sys.executable, "-m", "binpay_processor.worker"], "processor")
+        stack.start("initiator-consumer", [sys.executable, "manage.py", "consume_outcomes"], "initiator")
+    pending = wait([f"{urls['initiator']}/readyz", f"{urls['processor']}/readyz", f"{urls['gateway']}/healthz"], 60)
+    if pending or stack.dead():
+        logs = "\n".join(f"--- {name}\n{stack.logs(name)}" for name in stack.processes)
+        stack.stop_all()
+        raise RuntimeError(f"stack not ready: {pending} dead={stack.dead()}\n{logs}")
+    return stack

@@ -1,0 +1,128 @@
+"""`make run` as a newcomer uses it: up, the printed curl pays, Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import emulators
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class MakeRun:
+    def __init__(self, tmp_path: Path):
+        self.ports = {
+            name: emulators.free_port()
+            for name in ("INITIATOR_PORT", "PROCESSOR_PORT", "GATEWAY_PORT", "PUBSUB_EMULATOR_PORT", "FIRESTORE_EMULATOR_PORT")
+        }
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")},
+            **{name: str(port) for name, port in self.ports.items()},
+            "BINPAY_STATE_DIR": str(tmp_path / "state"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'initiator.sqlite3'}",
+            "PROJECT_ID": "binpay-make-run",
+        }
+        self.output: list[str] = []
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180) -> str:
+        """Start `make run`; return the curl line it prints once everything is ready."""
+        self.output.clear()
+        self.process = subprocess.Popen(
+            ["make", "run"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.strip().startswith("curl -X POST"):
+                return line.strip()
+            if time.monotonic() > deadline:
+                break
+        self.interrupt()
+        pytest.fail("make run printed no curl:\n" + "".join(self.output[-80:]))
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C: SIGINT to the whole foreground process group, as a terminal sends it."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            pytest.fail("make run did not stop within a minute of Ctrl-C")
+        self.output += self.process.stdout.readlines()
+        return self.process.returncode
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="process-group checks use Linux semantics")
+def test_make_run_serves_the_printed_curl_and_ctrl_c_stops_everything(tmp_path):
+    run = MakeRun(tmp_path)
+    curl = run.start()
+    try:
+        key = re.search(r"Bearer (\S+?)\"", curl).group(1)
+        initiator = f"http://127.0.0.1:{run.ports['INITIATOR_PORT']}"
+        assert curl == (
+            f'curl -X POST -H "Authorization: Bearer {key}" -d "user_id=1&amount=100.00" {initiator}/initiate-payment'
+        )
+        answer = subprocess.run(["bash", "-c", curl + " -sS -w '\\n%{http_code}'"], capture_output=True, text=True)
+        body, status = answer.stdout.rsplit("\n", 1)
+        assert status == "202", answer.stdout + answer.stderr
+        payment_id = json.loads(body)["id"]
+
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {key}"
+        deadline = time.monotonic() + 30
+        while (payment := api.get(f"{initiator}/payments/{payment_id}", timeout=10).json())["status"] == "pending":
+            assert time.monotonic() < deadline, payment
+            time.sleep(0.2)
+        assert payment["status"] == "completed"
+
+        check = subprocess.run(
+            ["make", "check-invariants"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={
+                **run.env,
+                "BINPAY_API_KEY": key,
+                "INITIATOR_URL": initiator,
+                "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{run.ports['GATEWAY_PORT']}",
+                "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{run.ports['FIRESTORE_EMULATOR_PORT']}",
+            },
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert re.search(r"violations\s+0", check.stdout)
+    finally:
+        run.interrupt()
+
+    time.sleep(1)
+    assert [name for name, port in run.ports.items() if port_open(port)] == []
+    leftovers = subprocess.run(["pgrep", "-f", str(run.ports["PUBSUB_EMULATOR_PORT"])], capture_output=True, text=True)
+    assert leftovers.stdout == "", f"emulator processes left behind: {leftovers.stdout}"
+
+    # A second `make run` right after works (same state directory: the demo data is kept).
+    assert run.start().startswith("curl -X POST")
+    run.interrupt()
+    time.sleep(1)
+    assert [name for name, port in run.ports.items() if port_open(port)] == []

@@ -138,12 +138,20 @@ resource "google_cloud_run_v2_service" "initiator" {
         startup_cpu_boost = true
       }
 
-      # TCP, not HTTP: Django answers 400 to a probe whose Host is not in DJANGO_ALLOWED_HOSTS.
+      # /healthz answers whatever the Host (Cloud Run's probes do not send the service's host name).
       startup_probe {
         period_seconds    = 2
         failure_threshold = 30
-        tcp_socket {
-          port = 8080
+        http_get {
+          path = "/healthz"
+        }
+      }
+
+      liveness_probe {
+        period_seconds  = 15
+        timeout_seconds = 3
+        http_get {
+          path = "/healthz"
         }
       }
     }
@@ -266,4 +274,25 @@ resource "google_cloud_scheduler_job" "relay_outbox" {
   }
 
   depends_on = [google_cloud_run_v2_job_iam_member.scheduler_runs_relay]
+}
+
+# The reconciler: Cloud Scheduler calls POST /internal/reconcile, which checks the same OIDC token
+# as /pubsub/push (audience = the push URL, identity = the push service account).
+resource "google_cloud_scheduler_job" "reconcile" {
+  count            = local.cloud_run ? 1 : 0
+  name             = "binpay-reconcile"
+  region           = var.region
+  schedule         = var.reconcile_schedule
+  attempt_deadline = "300s"
+
+  http_target {
+    http_method = "POST"
+    uri         = "https://${local.initiator_host}/internal/reconcile"
+    oidc_token {
+      service_account_email = google_service_account.pubsub_push.email
+      audience              = local.initiator_push_url
+    }
+  }
+
+  depends_on = [google_cloud_run_v2_service.initiator]
 }

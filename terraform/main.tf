@@ -34,6 +34,7 @@ locals {
     PUBSUB_DEAD_LETTER_SUBSCRIPTION = "dead-letter-sub"
     PUBSUB_PUSH_AUDIENCE            = local.initiator_push_url
     PUBSUB_PUSH_SERVICE_ACCOUNT     = google_service_account.pubsub_push.email
+    PAYMENT_GATEWAY_URL             = var.payment_gateway_url
   })
   processor_env = merge(local.common_env, {
     PUBSUB_SUBSCRIPTION         = "initiator-sub"
@@ -45,6 +46,8 @@ locals {
   initiator_secrets = {
     DJANGO_SECRET_KEY = google_secret_manager_secret.django_secret_key.secret_id
     DATABASE_URL      = google_secret_manager_secret.database_url.secret_id
+    # The reconciler asks the gateway for a stuck payment's charges.
+    PAYMENT_GATEWAY_API_KEY = data.google_secret_manager_secret.gateway_api_key.secret_id
   }
 }
 

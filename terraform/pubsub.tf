@@ -48,12 +48,30 @@ resource "google_pubsub_subscription" "push" {
   depends_on = [google_pubsub_topic_iam_member.dead_letter_publisher]
 }
 
-# Dead letters stay on a pull subscription for inspection and replay.
+# The initiator consumes the dead letters (stores each one, moves its payment to needs_attention):
+# pushed to /pubsub/push on Cloud Run (recognised by this subscription's name), pulled by
+# consume_outcomes on GKE. Kept 7 days while undelivered.
 resource "google_pubsub_subscription" "dead_letter" {
   name                       = "dead-letter-sub"
   topic                      = google_pubsub_topic.topics["dead_letter"].id
   ack_deadline_seconds       = var.ack_deadline_seconds
   message_retention_duration = "604800s"
+
+  dynamic "push_config" {
+    for_each = local.cloud_run ? [local.initiator_push_url] : []
+    content {
+      push_endpoint = push_config.value
+      oidc_token {
+        service_account_email = google_service_account.pubsub_push.email
+        audience              = push_config.value
+      }
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "1s"
+    maximum_backoff = "60s"
+  }
 
   expiration_policy {
     ttl = ""

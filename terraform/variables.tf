@@ -82,6 +82,12 @@ variable "relay_schedule" {
   default     = "* * * * *"
 }
 
+variable "reconcile_schedule" {
+  description = "Cron schedule of the reconciler (Cloud Scheduler POST /internal/reconcile on the initiator)."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
 variable "platform" {
   description = "Where the services run: cloudrun (Cloud Run services + jobs, push subscriptions) or gke (k8s/, pull subscriptions, Workload Identity bindings for binpay/initiator and binpay/processor)."
   type        = string

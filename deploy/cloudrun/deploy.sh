@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploy BinPay to Cloud Run: images, service accounts + IAM, Pub/Sub push subscriptions with
-# OIDC, dead-letter policy, migrations, the two services, and the outbox relay as a scheduled job.
+# OIDC, dead-letter policy (dead letters pushed to the initiator), migrations, the two services, the
+# outbox relay as a scheduled job, and the reconciler (Cloud Scheduler -> POST /internal/reconcile).
 # Idempotent: run it again to roll out a new image (TAG).
 #
 #   PROJECT_ID=my-project PAYMENT_GATEWAY_URL=https://gateway.example.com \
@@ -9,7 +10,8 @@
 # Required env:  PROJECT_ID, PAYMENT_GATEWAY_URL
 # Optional env:  REGION (us-central1), REPOSITORY (binpay, an Artifact Registry Docker repo),
 #                TAG (git short SHA), CLOUD_SQL_INSTANCE (binpay-pg),
-#                RELAY_SCHEDULE ("* * * * *"), MAX_DELIVERY_ATTEMPTS (5)
+#                RELAY_SCHEDULE ("* * * * *"), RECONCILE_SCHEDULE ("*/5 * * * *"),
+#                MAX_DELIVERY_ATTEMPTS (5)
 # Must exist first (docs/deploy.md, or terraform/): the Cloud SQL instance, and the Secret Manager
 # secrets binpay-django-secret-key, binpay-initiator-database-url, binpay-gateway-api-key.
 # Pass --dry-run to print every command instead of running it.
@@ -34,6 +36,7 @@ REGION="${REGION:-us-central1}"
 REPOSITORY="${REPOSITORY:-binpay}"
 CLOUD_SQL_INSTANCE="${CLOUD_SQL_INSTANCE:-binpay-pg}"
 RELAY_SCHEDULE="${RELAY_SCHEDULE:-* * * * *}"
+RECONCILE_SCHEDULE="${RECONCILE_SCHEDULE:-*/5 * * * *}"
 MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if [[ -z "${TAG:-}" ]]; then
@@ -141,8 +144,11 @@ for secret in binpay-django-secret-key binpay-initiator-database-url; do
   gc secrets add-iam-policy-binding "$secret" --member="serviceAccount:${INITIATOR_SA}" \
     --role=roles/secretmanager.secretAccessor
 done
-gc secrets add-iam-policy-binding binpay-gateway-api-key --member="serviceAccount:${PROCESSOR_SA}" \
-  --role=roles/secretmanager.secretAccessor
+# The processor charges with the gateway key; the initiator's reconciler reads charges with it.
+for sa in "$PROCESSOR_SA" "$INITIATOR_SA"; do
+  gc secrets add-iam-policy-binding binpay-gateway-api-key --member="serviceAccount:${sa}" \
+    --role=roles/secretmanager.secretAccessor
+done
 # Pub/Sub mints the push OIDC tokens as binpay-pubsub-push.
 gc iam service-accounts add-iam-policy-binding "$PUSH_SA" \
   --member="serviceAccount:${PUBSUB_AGENT}" --role=roles/iam.serviceAccountTokenCreator
@@ -171,7 +177,9 @@ INITIATOR_ENV+=",PUBSUB_DEAD_LETTER_TOPIC=${DEAD_LETTER_TOPIC},PUBSUB_ROLLBACK_S
 INITIATOR_ENV+=",PUBSUB_COMPLETION_SUBSCRIPTION=${COMPLETION_SUBSCRIPTION}"
 INITIATOR_ENV+=",PUBSUB_DEAD_LETTER_SUBSCRIPTION=${DEAD_LETTER_SUBSCRIPTION},FIRESTORE_COLLECTION=${FIRESTORE_COLLECTION}"
 INITIATOR_ENV+=",PUBSUB_PUSH_AUDIENCE=${INITIATOR_PUSH_URL},PUBSUB_PUSH_SERVICE_ACCOUNT=${PUSH_SA}"
+INITIATOR_ENV+=",PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL}"
 INITIATOR_SECRETS="DJANGO_SECRET_KEY=binpay-django-secret-key:latest,DATABASE_URL=binpay-initiator-database-url:latest"
+INITIATOR_SECRETS+=",PAYMENT_GATEWAY_API_KEY=binpay-gateway-api-key:latest"
 gc run jobs deploy initiator-migrate --region="$REGION" --image="$INITIATOR_IMAGE" \
   --service-account="$INITIATOR_SA" --set-cloudsql-instances="$INSTANCE_CONNECTION" \
   --set-env-vars="$INITIATOR_ENV" --set-secrets="$INITIATOR_SECRETS" \
@@ -229,10 +237,22 @@ for plan in \
   gc pubsub subscriptions add-iam-policy-binding "$subscription" \
     --member="serviceAccount:${PUBSUB_AGENT}" --role=roles/pubsub.subscriber
 done
-# Dead letters stay on a pull subscription for inspection and replay (7 days).
-if ! exists gcloud --project="$PROJECT_ID" pubsub subscriptions describe "$DEAD_LETTER_SUBSCRIPTION"; then
+# Dead letters are pushed to the initiator, which stores each one and moves its payment to
+# needs_attention (it recognises the subscription's name); kept 7 days while undelivered.
+dead_letter_settings=(
+  --push-endpoint="$INITIATOR_PUSH_URL"
+  --push-auth-service-account="$PUSH_SA"
+  --push-auth-token-audience="$INITIATOR_PUSH_URL"
+  --ack-deadline=60
+  --message-retention-duration=7d
+  --min-retry-delay=1s
+  --max-retry-delay=60s
+)
+if exists gcloud --project="$PROJECT_ID" pubsub subscriptions describe "$DEAD_LETTER_SUBSCRIPTION"; then
+  gc pubsub subscriptions update "$DEAD_LETTER_SUBSCRIPTION" "${dead_letter_settings[@]}"
+else
   gc pubsub subscriptions create "$DEAD_LETTER_SUBSCRIPTION" --topic="$DEAD_LETTER_TOPIC" \
-    --ack-deadline=60 --message-retention-duration=7d
+    "${dead_letter_settings[@]}"
 fi
 gc pubsub subscriptions add-iam-policy-binding "$DEAD_LETTER_SUBSCRIPTION" \
   --member="serviceAccount:${INITIATOR_SA}" --role=roles/pubsub.subscriber
@@ -254,6 +274,20 @@ if exists gcloud --project="$PROJECT_ID" scheduler jobs describe binpay-relay-ou
   gc scheduler jobs update http binpay-relay-outbox "${scheduler_settings[@]}"
 else
   gc scheduler jobs create http binpay-relay-outbox "${scheduler_settings[@]}"
+fi
+
+echo "==> reconciler (Cloud Scheduler -> POST /internal/reconcile, ${RECONCILE_SCHEDULE})"
+# The endpoint checks the same OIDC token as /pubsub/push: audience and identity of the push account.
+reconcile_settings=(
+  --location="$REGION" --schedule="$RECONCILE_SCHEDULE" --http-method=POST
+  --uri="https://${INITIATOR_HOST}/internal/reconcile"
+  --oidc-service-account-email="$PUSH_SA" --oidc-token-audience="$INITIATOR_PUSH_URL"
+  --attempt-deadline=300s
+)
+if exists gcloud --project="$PROJECT_ID" scheduler jobs describe binpay-reconcile --location="$REGION"; then
+  gc scheduler jobs update http binpay-reconcile "${reconcile_settings[@]}"
+else
+  gc scheduler jobs create http binpay-reconcile "${reconcile_settings[@]}"
 fi
 
 echo "==> done: initiator https://${INITIATOR_HOST}  processor https://${PROCESSOR_HOST} (internal)"

@@ -51,3 +51,10 @@ class DepositOutputSerializer(serializers.Serializer):
 
     def get_object(self, deposit: Deposit) -> str:
         return "deposit"
+
+
+class DepositListOutputSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    url = serializers.CharField()
+    data = DepositOutputSerializer(many=True)
+    has_more = serializers.BooleanField()

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 from accounts import selectors, services
 from accounts.serializers import (
     DepositInputSerializer,
+    DepositListOutputSerializer,
     DepositOutputSerializer,
     UserCreateInputSerializer,
     UserListOutputSerializer,
@@ -63,7 +64,7 @@ class UserDetailView(APIView):
         return Response(UserOutputSerializer(selectors.user_get(user_id=user_id)).data)
 
 
-class DepositCreateView(APIView):
+class DepositListCreateView(APIView):
     @extend_schema(
         operation_id="deposits_create",
         request=DepositInputSerializer,
@@ -91,3 +92,16 @@ class DepositCreateView(APIView):
             return StoredResponse(status.HTTP_201_CREATED, DepositOutputSerializer(deposit).data)
 
         return idempotent_response(request, params=params, execute=execute, key_required=True)
+
+    @extend_schema(
+        operation_id="deposits_list",
+        parameters=PAGINATION_PARAMETERS,
+        responses={200: DepositListOutputSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
+    )
+    def get(self, request, user_id: int):
+        deposits, has_more = selectors.deposit_list_for_user(
+            user_id=user_id, page=page_request_from_query(request.query_params)
+        )
+        return Response(
+            list_body(DepositOutputSerializer(deposits, many=True).data, has_more=has_more, url=request.path)
+        )

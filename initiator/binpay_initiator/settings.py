@@ -32,6 +32,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from error
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from error
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -44,7 +54,7 @@ if BINPAY_ENV not in {"development", "production"}:
     raise ImproperlyConfigured(f"BINPAY_ENV must be 'development' or 'production', got {BINPAY_ENV!r}")
 IS_PRODUCTION = BINPAY_ENV == "production"
 
-_PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS")
+_PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS", "PAYMENT_GATEWAY_API_KEY")
 if IS_PRODUCTION:
     missing = [name for name in _PRODUCTION_REQUIRED if not os.environ.get(name)]
     if missing:
@@ -74,6 +84,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes must not go through the ALLOWED_HOSTS check (probes send the pod IP as Host).
+    "core.middleware.ProbeMiddleware",
     "core.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -169,6 +181,7 @@ PUBSUB_ROLLBACK_TOPIC = env_str("PUBSUB_ROLLBACK_TOPIC", "rollback")
 PUBSUB_COMPLETION_TOPIC = env_str("PUBSUB_COMPLETION_TOPIC", "binpay-completion")
 PUBSUB_ROLLBACK_SUBSCRIPTION = env_str("PUBSUB_ROLLBACK_SUBSCRIPTION", "processor-sub")
 PUBSUB_COMPLETION_SUBSCRIPTION = env_str("PUBSUB_COMPLETION_SUBSCRIPTION", "completion-sub")
+PUBSUB_DEAD_LETTER_SUBSCRIPTION = env_str("PUBSUB_DEAD_LETTER_SUBSCRIPTION", "dead-letter-sub")
 PUBSUB_FLOW_CONTROL_MAX_MESSAGES = env_int("PUBSUB_FLOW_CONTROL_MAX_MESSAGES", 100)
 PUBSUB_PUBLISH_TIMEOUT_SECONDS = env_int("PUBSUB_PUBLISH_TIMEOUT_SECONDS", 10)
 # OIDC verification of push requests is on when an audience is set.
@@ -184,6 +197,25 @@ FIRESTORE_TIMEOUT_SECONDS = env_int("FIRESTORE_TIMEOUT_SECONDS", 10)
 DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "USD").upper()
 PAYMENT_MAX_AMOUNT = env_int("PAYMENT_MAX_AMOUNT", 1_000_000)
 OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 1)
+# false leaves all publishing to `manage.py relay_outbox` (chaos runs: every event goes through the relay).
+OUTBOX_PUBLISH_ON_COMMIT = env_bool("OUTBOX_PUBLISH_ON_COMMIT", True)
+
+# Reconciler: payments still pending after this many seconds are settled by `manage.py reconcile`.
+PAYMENT_TIMEOUT_SECONDS = env_int("PAYMENT_TIMEOUT_SECONDS", 600)
+RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 60)
+PAYMENT_GATEWAY_URL = env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090").rstrip("/")
+PAYMENT_GATEWAY_API_KEY = os.environ.get("PAYMENT_GATEWAY_API_KEY") or "sk_test_sandbox"
+PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS", 3.0)
+PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS", 10.0)
+
+# Chaos hooks, honoured only when FAULT_INJECTION_ENABLED=true (refused in production).
+FAULT_INJECTION_ENABLED = env_bool("FAULT_INJECTION_ENABLED", False)
+if IS_PRODUCTION and FAULT_INJECTION_ENABLED:
+    raise ImproperlyConfigured("FAULT_INJECTION_ENABLED=true is refused when BINPAY_ENV=production")
+# Probability that the relay process dies (exit 70) after publishing a row and before marking it published.
+OUTBOX_RELAY_CRASH_RATE = env_float("OUTBOX_RELAY_CRASH_RATE", 0.0)
+if not 0.0 <= OUTBOX_RELAY_CRASH_RATE <= 1.0:
+    raise ImproperlyConfigured("OUTBOX_RELAY_CRASH_RATE must be between 0 and 1")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -1,6 +1,6 @@
 """The process-wide Google Cloud clients, built lazily on first use.
 
-One Pub/Sub publisher, one subscriber and one Firestore client per process, never per request or
+One Pub/Sub publisher, one subscriber, one Firestore client and one gateway client per process, never per request or
 event. Tests swap them with `set_clients(...)` / `reset_clients()`. The clients read
 PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST from the environment when set.
 """
@@ -10,6 +10,8 @@ import threading
 from django.conf import settings
 from google.auth.transport import requests as google_requests
 from google.cloud import firestore, pubsub_v1
+
+from core.gateway import GatewayClient
 
 _lock = threading.Lock()
 _clients: dict[str, object] = {}
@@ -38,6 +40,10 @@ def firestore_client() -> firestore.Client:
     return _get("firestore", lambda: firestore.Client(project=settings.PROJECT_ID))
 
 
+def gateway() -> GatewayClient:
+    return _get("gateway", GatewayClient.from_settings)
+
+
 def topic_path(topic: str) -> str:
     return pubsub_v1.PublisherClient.topic_path(settings.PROJECT_ID, topic)
 
@@ -47,7 +53,7 @@ def subscription_path(subscription: str) -> str:
 
 
 def set_clients(**clients: object) -> None:
-    """Replace clients (keys: publisher, subscriber, firestore)."""
+    """Replace clients (keys: publisher, subscriber, firestore, gateway)."""
     with _lock:
         _clients.update(clients)
 

@@ -3,7 +3,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -139,3 +139,36 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         headers["WWW-Authenticate"] = 'Bearer realm="binpay"'
     logger.info("request refused: %s %s (%s)", error.status_code, error.code, error.param or "-")
     return Response(error.as_body(), status=error.status_code, headers=headers)
+
+
+def json_not_found(request, exception=None) -> JsonResponse:
+    """handler404: a path no route matches (e.g. /users/abc) answers in the API's error format."""
+    error = ApplicationError(
+        status_code=status.HTTP_404_NOT_FOUND,
+        type="invalid_request_error",
+        code="resource_missing",
+        message=f"Unrecognized request URL ({request.method}: {request.path}).",
+    )
+    return JsonResponse(error.as_body(), status=error.status_code)
+
+
+def json_bad_request(request, exception=None) -> JsonResponse:
+    """handler400: e.g. a Host header outside ALLOWED_HOSTS."""
+    error = ApplicationError(
+        status_code=status.HTTP_400_BAD_REQUEST,
+        type="invalid_request_error",
+        code="bad_request",
+        message="The request could not be understood.",
+    )
+    return JsonResponse(error.as_body(), status=error.status_code)
+
+
+def json_server_error(request) -> JsonResponse:
+    """handler500: never an HTML page, never details."""
+    error = ApplicationError(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        type="api_error",
+        code="internal_error",
+        message="An internal error occurred.",
+    )
+    return JsonResponse(error.as_body(), status=error.status_code)

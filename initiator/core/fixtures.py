@@ -3,12 +3,17 @@
 import base64
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -200,3 +205,118 @@ def pending_payment(user, *, amount: int = 10_000):
         metadata={},
         correlation_id=str(uuid.uuid4()),
     )
+
+
+GATEWAY_DIR = INITIATOR_DIR.parent / "gateway"
+GATEWAY_API_KEY = "sk_test_initiator_suite"
+
+
+class SandboxGateway:
+    """The real sandbox gateway (gateway/app.py) on a free port with its own ledger file."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.TemporaryDirectory(prefix="binpay-initiator-gateway-")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(self.directory.name) / "gateway.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "app.py"],
+                cwd=GATEWAY_DIR,
+                env={
+                    **os.environ,
+                    "HOST": "127.0.0.1",
+                    "PORT": str(self.port),
+                    "SANDBOX_DB_PATH": str(Path(self.directory.name) / "sandbox.sqlite3"),
+                    "PAYMENT_GATEWAY_API_KEY": GATEWAY_API_KEY,
+                    "PYTHONUNBUFFERED": "1",
+                },
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if not wait_until(self._ready, deadline_seconds=30):
+            self.stop()
+            raise AssertionError(f"the sandbox gateway did not start: {self.log_path.read_text()[-2000:]}")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the sandbox gateway exited: {self.log_path.read_text()[-2000:]}")
+        try:
+            return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def charge(self, *, reference: str, amount: int, currency: str = "USD") -> dict:
+        response = requests.post(
+            f"{self.url}/v1/charges",
+            json={"amount": amount, "currency": currency, "reference": reference},
+            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": f"charge-{reference}"},
+            timeout=10,
+        )
+        return response.json()
+
+    def refund(self, charge_id: str) -> dict:
+        response = requests.post(
+            f"{self.url}/v1/charges/{charge_id}/refunds",
+            json={},
+            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": f"refund-{charge_id}"},
+            timeout=10,
+        )
+        return response.json()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.directory.cleanup()
+
+
+def create_dead_lettered_subscription(topic: str, dead_letter_topic: str, *, max_delivery_attempts: int = 5) -> str:
+    """A pull subscription on `topic` that forwards a message to `dead_letter_topic` after N nacks."""
+    name = unique_name("sub")
+    clients.subscriber().create_subscription(
+        request={
+            "name": clients.subscription_path(name),
+            "topic": clients.topic_path(topic),
+            "ack_deadline_seconds": 10,
+            "dead_letter_policy": {
+                "dead_letter_topic": clients.topic_path(dead_letter_topic),
+                "max_delivery_attempts": max_delivery_attempts,
+            },
+        }
+    )
+    return name
+
+
+def nack_until_dead_lettered(subscription: str, *, deadline_seconds: float = 60) -> list[int]:
+    """Pull and nack every delivery until none comes back; returns the delivery attempts seen."""
+    subscriber = clients.subscriber()
+    path = clients.subscription_path(subscription)
+    attempts: list[int] = []
+    quiet_since = None
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        try:
+            response = subscriber.pull(request={"subscription": path, "max_messages": 10}, timeout=2)
+        except google_exceptions.DeadlineExceeded:
+            response = None
+        if response is None or not response.received_messages:
+            quiet_since = quiet_since or time.monotonic()
+            if attempts and time.monotonic() - quiet_since > 2:
+                break
+            continue
+        quiet_since = None
+        attempts.extend(m.delivery_attempt for m in response.received_messages)
+        subscriber.modify_ack_deadline(
+            request={
+                "subscription": path,
+                "ack_ids": [m.ack_id for m in response.received_messages],
+                "ack_deadline_seconds": 0,
+            }
+        )
+    return attempts

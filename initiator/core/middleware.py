@@ -26,3 +26,24 @@ class CorrelationIdMiddleware:
             payment_id_var.reset(payment_token)
         response[CORRELATION_HEADER] = correlation_id
         return response
+
+
+class ProbeMiddleware:
+    """Answer GET /healthz and /readyz before anything checks the Host header.
+
+    Cloud Run and GKE probe with the pod's IP as Host, which ALLOWED_HOSTS rightly refuses for
+    every other path. Must be the first middleware: later ones call request.get_host().
+    """
+
+    def __init__(self, get_response):
+        from core.views import HealthView, ReadyView
+
+        self.get_response = get_response
+        self.probes = {"/healthz": HealthView.as_view(), "/readyz": ReadyView.as_view()}
+
+    def __call__(self, request):
+        probe = self.probes.get(request.path_info)
+        if probe is not None and request.method in ("GET", "HEAD"):
+            response = probe(request)
+            return response.render() if hasattr(response, "render") else response
+        return self.get_response(request)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from payments.models import OutboxEvent, Payment, ProcessedEvent
+from payments.models import DeadLetter, OutboxEvent, Payment, ProcessedEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -34,3 +34,12 @@ class ProcessedEventAdmin(ReadOnlyAdmin):
     list_display = ("event_id", "event_type", "payment", "processed_at")
     list_filter = ("event_type",)
     search_fields = ("event_id", "payment__id")
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ("message_id", "subscription", "payment_id", "delivery_attempt", "received_at")
+    list_filter = ("subscription",)
+    search_fields = ("message_id", "payment_id")
+    fields = ("subscription", "message_id", "payment_id", "delivery_attempt", "received_at", "attributes", "data_text")
+    readonly_fields = fields

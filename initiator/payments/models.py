@@ -76,3 +76,26 @@ class ProcessedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class DeadLetter(models.Model):
+    """A message that kept failing on some subscription and was forwarded to the dead-letter topic."""
+
+    subscription = models.CharField(max_length=255, help_text="The subscription it was received on.")
+    message_id = models.CharField(max_length=100, unique=True)
+    attributes = models.JSONField(default=dict)
+    data = models.BinaryField()
+    delivery_attempt = models.PositiveIntegerField(null=True, blank=True)
+    # Not a foreign key: a dead letter may name a payment this database does not know.
+    payment_id = models.UUIDField(null=True, blank=True, db_index=True)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"dead letter {self.message_id}"
+
+    @property
+    def data_text(self) -> str:
+        return bytes(self.data).decode("utf-8", errors="replace")

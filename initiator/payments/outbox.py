@@ -7,6 +7,8 @@ between publish and marking the row re-publishes it later: consumers deduplicate
 
 import json
 import logging
+import os
+import random
 import uuid
 
 from django.conf import settings
@@ -23,8 +25,20 @@ def _encode(event: OutboxEvent) -> bytes:
     return json.dumps(event.body, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _publish_locked(events: list[OutboxEvent]) -> int:
-    """Publish rows the caller holds locked; mark the ones Pub/Sub accepted. Returns how many."""
+RELAY_CRASH_EXIT_CODE = 70
+
+
+def relay_crash_rate() -> float:
+    """OUTBOX_RELAY_CRASH_RATE, honoured only with FAULT_INJECTION_ENABLED (never in production)."""
+    return settings.OUTBOX_RELAY_CRASH_RATE if settings.FAULT_INJECTION_ENABLED else 0.0
+
+
+def _publish_locked(events: list[OutboxEvent], *, crash_rate: float = 0.0) -> int:
+    """Publish rows the caller holds locked; mark the ones Pub/Sub accepted. Returns how many.
+
+    crash_rate (chaos runs, relay only): the chance that the process dies right after a successful
+    publish, before the row is marked, so the row is published again later with the same event_id.
+    """
     publisher = clients.publisher()
     futures = [
         (event, publisher.publish(clients.topic_path(event.topic), _encode(event), **event.attributes))
@@ -46,6 +60,10 @@ def _publish_locked(events: list[OutboxEvent]) -> int:
                 extra={"payment_id": str(event.payment_id)},
             )
         else:
+            if crash_rate and random.random() < crash_rate:
+                logger.critical("fault injection: relay dies after publishing %s, before marking it", event.pk)
+                logging.shutdown()
+                os._exit(RELAY_CRASH_EXIT_CODE)
             event.published_at = timezone.now()
             event.last_error = ""
             published += 1
@@ -87,4 +105,4 @@ def relay_batch(*, batch_size: int) -> tuple[int, int]:
         )
         if not events:
             return 0, 0
-        return len(events), _publish_locked(events)
+        return len(events), _publish_locked(events, crash_rate=relay_crash_rate())

@@ -1,4 +1,5 @@
-"""POST /pubsub/push: Pub/Sub push deliveries of payment.completed and payment.rollback."""
+"""POST /pubsub/push: Pub/Sub push deliveries of payment.completed and payment.rollback, and of
+dead-lettered messages (recognised by the envelope's subscription)."""
 
 import base64
 import binascii
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 from core import clients
 from core.errors import ApplicationError
 from core.serializers import ErrorSerializer
+from payments.dead_letters import handle_dead_letter, is_dead_letter_subscription
 from payments.handlers import TransientError, handle_outcome_message
 
 logger = logging.getLogger(__name__)
@@ -80,7 +82,10 @@ class PubSubPushView(APIView):
 
     @extend_schema(
         operation_id="pubsub_push",
-        description="Pub/Sub push endpoint for payment.completed and payment.rollback (dispatch on event_type).",
+        description=(
+            "Pub/Sub push endpoint for payment.completed and payment.rollback (dispatch on event_type), "
+            "and for the dead-letter subscription (PUBSUB_DEAD_LETTER_SUBSCRIPTION)."
+        ),
         request=inline_serializer(
             "PushEnvelope",
             {
@@ -110,13 +115,22 @@ class PubSubPushView(APIView):
         attributes = message.get("attributes") or {}
         if not isinstance(attributes, dict):
             attributes = {}
+        # Pub/Sub attributes are strings; anything else in a hand-made envelope is dropped.
+        attributes = {key: value for key, value in attributes.items() if isinstance(value, str)}
+        raw_data = message.get("data") or ""
         try:
-            data = base64.b64decode(message.get("data") or "", validate=True)
+            data = base64.b64decode(raw_data, validate=True)
         except (binascii.Error, TypeError, ValueError):
-            logger.error("push message %s with undecodable data acknowledged", message.get("messageId"))
-            return Response({"status": "poison"})
+            data = None
+        subscription = envelope.get("subscription")
         try:
-            result = handle_outcome_message(data=data, attributes=attributes)
+            if is_dead_letter_subscription(subscription):
+                result = self.dead_letter(envelope, message, data, attributes)
+            elif data is None:
+                logger.error("push message %s with undecodable data acknowledged", message.get("messageId"))
+                result = "poison"
+            else:
+                result = handle_outcome_message(data=data, attributes=attributes)
         except TransientError as error:
             logger.warning("push delivery %s failed transiently: %s", message.get("messageId"), error)
             raise ApplicationError(
@@ -133,3 +147,23 @@ class PubSubPushView(APIView):
             result,
         )
         return Response({"status": result})
+
+    @staticmethod
+    def dead_letter(envelope: dict, message: dict, data: bytes | None, attributes: dict) -> str:
+        message_id = message.get("messageId") or message.get("message_id")
+        if not isinstance(message_id, str) or not message_id or len(message_id) > 100:
+            logger.error("dead-letter push without a usable messageId acknowledged")
+            return "poison"
+        delivery_attempt = envelope.get("deliveryAttempt")
+        if not isinstance(delivery_attempt, int) or isinstance(delivery_attempt, bool) or delivery_attempt < 0:
+            delivery_attempt = None
+        if data is None:
+            # Keep what arrived, even if it is not base64: a person will read it.
+            data = str(message.get("data")).encode()
+        return handle_dead_letter(
+            subscription=str(envelope.get("subscription"))[:255],
+            message_id=message_id,
+            data=data,
+            attributes=attributes,
+            delivery_attempt=delivery_attempt,
+        )

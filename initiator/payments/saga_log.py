@@ -8,7 +8,7 @@ the document's `steps_done`, so a replayed step is detected, never duplicated.
 import logging
 import random
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from google.api_core import exceptions as google_exceptions
@@ -24,6 +24,8 @@ STEP_COMPENSATED = "COMPENSATED"
 STEP_NEEDS_ATTENTION = "NEEDS_ATTENTION"
 SERVICE_NAME = "initiator"
 CONTENTION_ROUNDS = 4
+# A processor lease counts as live until this long after it expires (clock skew between services).
+LEASE_GRACE = timedelta(seconds=30)
 
 
 def _document(payment_id) -> firestore.DocumentReference:
@@ -80,21 +82,73 @@ def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
     if snapshot.exists and step in ((snapshot.to_dict() or {}).get("steps_done") or []):
         logger.info("saga log: %s already present", step)
         return False
+    written = _with_contention_retries(lambda: append(client.transaction()))
+    if written:
+        logger.info("saga log: %s written", step)
+    else:
+        logger.info("saga log: %s already present", step)
+    return written
+
+
+def _with_contention_retries(run):
     for attempt in range(1, CONTENTION_ROUNDS + 1):
         try:
-            written = append(client.transaction())
-            break
+            return run()
         except (google_exceptions.Aborted, ValueError):
             # The client gives up after its own quick retries ("Failed to commit transaction in 5
             # attempts") while other writers hold the document: back off with jitter and try again.
             if attempt == CONTENTION_ROUNDS:
                 raise
             time.sleep(random.uniform(0.1, 0.4) * attempt)
-    if written:
-        logger.info("saga log: %s written", step)
-    else:
-        logger.info("saga log: %s already present", step)
-    return written
+    raise AssertionError("unreachable")
+
+
+def fence(*, payment: Payment) -> bool:
+    """Set `fenced: true` on the payment's document so no processor starts (or resumes) its saga.
+
+    Creates the document when the processor never saw the payment. Returns False, writing nothing,
+    while a processor lease is live (lease_expires_at + LEASE_GRACE in the future): try next run.
+    """
+    document = _document(payment.pk)
+    client = clients.firestore_client()
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> bool:
+        snapshot = document.get(transaction=transaction, timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+        if not snapshot.exists:
+            transaction.set(
+                document,
+                {
+                    "payment_id": str(payment.pk),
+                    "user_id": payment.user_id,
+                    "amount": payment.amount,
+                    "currency": payment.currency,
+                    "correlation_id": payment.correlation_id,
+                    "state": None,
+                    "version": 0,
+                    "steps_done": [],
+                    "charge_id": None,
+                    "fenced": True,
+                    "fenced_at": firestore.SERVER_TIMESTAMP,
+                    "created_at": firestore.SERVER_TIMESTAMP,
+                    "updated_at": firestore.SERVER_TIMESTAMP,
+                },
+            )
+            return True
+        current = snapshot.to_dict() or {}
+        lease_expires_at = current.get("lease_expires_at")
+        if lease_expires_at is not None and lease_expires_at + LEASE_GRACE > datetime.now(UTC):
+            return False
+        if not current.get("fenced"):
+            transaction.update(
+                document,
+                {"fenced": True, "fenced_at": firestore.SERVER_TIMESTAMP, "updated_at": firestore.SERVER_TIMESTAMP},
+            )
+        return True
+
+    fenced = _with_contention_retries(lambda: apply(client.transaction()))
+    logger.info("saga log: %s", "fenced" if fenced else "processor lease is live; not fenced")
+    return fenced
 
 
 def _plain(value):

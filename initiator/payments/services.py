@@ -14,7 +14,7 @@ from core.money import AmountError, format_minor_units, to_minor_units
 from payments import events
 from payments.models import HOLDING_STATUSES, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
 from payments.outbox import publish_event_now
-from payments.saga_log import STEP_CAPTURED, STEP_COMPENSATED
+from payments.saga_log import STEP_CAPTURED, STEP_COMPENSATED, STEP_NEEDS_ATTENTION
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def payment_initiate(
             correlation_id=correlation_id,
         ),
     )
-    transaction.on_commit(lambda: publish_event_now(event_id))
+    if settings.OUTBOX_PUBLISH_ON_COMMIT:
+        transaction.on_commit(lambda: publish_event_now(event_id))
     logger.info("payment initiated: %s held for user %s", format_minor_units(amount_minor, currency), user_id)
     return payment
 
@@ -156,6 +157,8 @@ def outcome_apply(*, event_type: str, event: dict) -> OutcomeResult:
     if completing:
         account.balance -= payment.amount
         payment.charge_id = event["charge_id"]
+        # A payment settled out of needs_attention no longer has a failure to show.
+        payment.failure_reason = None
     else:
         payment.failure_reason = event["reason_code"]
         if event.get("charge_id"):
@@ -166,3 +169,27 @@ def outcome_apply(*, event_type: str, event: dict) -> OutcomeResult:
     ProcessedEvent.objects.create(event_id=event["event_id"], event_type=event_type, payment=payment)
     logger.info("payment %s after %s %s", target, event_type, event["event_id"])
     return OutcomeResult("applied", payment, step)
+
+
+@transaction.atomic
+def payment_mark_needs_attention(*, payment_id, reason: str) -> OutcomeResult:
+    """Move a still-pending payment to needs_attention; its hold stays until a person settles it.
+
+    Any other state is left as it is (a payment settled meanwhile, or already needs_attention).
+    """
+    payment_user = Payment.objects.filter(pk=payment_id).values_list("user_id", flat=True).first()
+    if payment_user is None:
+        raise UnknownPayment(f"no payment {payment_id}")
+    # Same lock order as payment_initiate and outcome_apply.
+    Account.objects.select_for_update().get(user_id=payment_user)
+    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    if payment.status == PaymentStatus.NEEDS_ATTENTION:
+        return OutcomeResult("duplicate", payment, STEP_NEEDS_ATTENTION)
+    if payment.status != PaymentStatus.PENDING:
+        logger.info("payment already %s: not moved to needs_attention (%s)", payment.status, reason)
+        return OutcomeResult("duplicate", payment, None)
+    payment.status = PaymentStatus.NEEDS_ATTENTION
+    payment.failure_reason = reason
+    payment.save(update_fields=["status", "failure_reason", "updated_at"])
+    logger.error("payment needs attention: %s; the hold stays until a person settles it", reason)
+    return OutcomeResult("applied", payment, STEP_NEEDS_ATTENTION)

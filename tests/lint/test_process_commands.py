@@ -35,6 +35,8 @@ COMMANDS = {
         "consumer": "python manage.py consume_outcomes",
         "relay": "python manage.py relay_outbox",
         "relay-once": "python manage.py relay_outbox --once",
+        "reconcile": "python manage.py reconcile",
+        "reconcile-loop": "python manage.py reconcile --loop",
     },
     "processor": {
         "web": "gunicorn -w 4 app:app",
@@ -70,7 +72,10 @@ def written_commands() -> list[tuple[str, str, str]]:
             found.append((f"compose {name}", service, command))
     for manifest in ("initiator", "processor"):
         for doc in yaml.safe_load_all((REPO / "k8s" / f"{manifest}.yaml").read_text(encoding="utf-8")):
-            template = (doc.get("spec") or {}).get("template") or {}
+            spec = doc.get("spec") or {}
+            if doc["kind"] == "CronJob":
+                spec = spec["jobTemplate"]["spec"]
+            template = spec.get("template") or {}
             for container in (template.get("spec") or {}).get("containers", []):
                 service = image_service(container["image"])
                 command = " ".join(container.get("command", []) + container.get("args", [])) or dockerfile_cmd(service)
@@ -115,11 +120,11 @@ def test_each_deployment_runs_every_process_it_needs() -> None:
         return {command for where, _, command in found if where.startswith(prefix)}
 
     initiator, processor = COMMANDS["initiator"], COMMANDS["processor"]
-    assert {initiator[k] for k in ("web", "migrate", "consumer", "relay")} | {
+    assert {initiator[k] for k in ("web", "migrate", "consumer", "relay", "reconcile-loop")} | {
         processor["web"],
         processor["worker"],
     } <= commands_in("compose")
-    assert {initiator[k] for k in ("web", "migrate", "consumer", "relay")} | {
+    assert {initiator[k] for k in ("web", "migrate", "consumer", "relay", "reconcile")} | {
         processor["web"],
         processor["worker"],
     } <= commands_in("k8s")
@@ -221,13 +226,14 @@ def test_web_command_serves_healthz_on_port(stack: dict[str, str], service: str)
 
 
 def test_initiator_one_shot_commands_exit_zero(stack: dict[str, str]) -> None:
-    for key in ("migrate", "relay-once"):
+    for key in ("migrate", "relay-once", "reconcile"):
         result = run_once("initiator", COMMANDS["initiator"][key], stack)
         assert result.returncode == 0, f"{COMMANDS['initiator'][key]}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
 
 
 @pytest.mark.parametrize(
-    ("service", "key"), [("initiator", "consumer"), ("initiator", "relay"), ("processor", "worker")]
+    ("service", "key"),
+    [("initiator", "consumer"), ("initiator", "relay"), ("initiator", "reconcile-loop"), ("processor", "worker")],
 )
 def test_worker_command_starts_and_stops_on_sigterm(stack: dict[str, str], service: str, key: str) -> None:
     run_once("initiator", COMMANDS["initiator"]["migrate"], stack)

@@ -118,3 +118,23 @@ class DepositApiTests(TestCase):
             "/users/999999/deposits", {"amount": "1.00"}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="x"
         )
         self.assertEqual(response.status_code, 404)
+
+    def test_deposits_are_listed_newest_first_as_post_returns_them(self) -> None:
+        created = [self.deposit({"amount": f"{n}.00"}, key=f"list-{n}").json() for n in range(1, 6)]
+        other_user = make_user(email="other@example.com", balance=700)
+
+        first = self.client.get(f"/users/{self.user.pk}/deposits?limit=3").json()
+        second = self.client.get(f"/users/{self.user.pk}/deposits?limit=3&starting_after={first['data'][-1]['id']}")
+
+        self.assertEqual(
+            (first["object"], first["url"], first["has_more"]), ("list", f"/users/{self.user.pk}/deposits", True)
+        )
+        self.assertEqual(first["data"], list(reversed(created))[:3])
+        self.assertEqual(second.json()["data"], list(reversed(created))[3:])
+        self.assertFalse(second.json()["has_more"])
+        other = self.client.get(f"/users/{other_user.pk}/deposits").json()["data"]
+        self.assertEqual([(d["user_id"], d["amount"]) for d in other], [(other_user.pk, 700)])
+        for query in ("limit=0", "limit=101", "starting_after=abc"):
+            with self.subTest(query=query):
+                self.assertEqual(self.client.get(f"/users/{self.user.pk}/deposits?{query}").status_code, 400)
+        self.assertEqual(self.client.get("/users/999999/deposits").status_code, 404)

@@ -8,7 +8,7 @@ from pathlib import Path
 from unittest import mock
 
 from django.core.management import call_command
-from django.test import Client, TestCase
+from django.test import Client, TestCase, override_settings
 
 from accounts.models import Account, User
 from core.fixtures import INITIATOR_DIR
@@ -32,6 +32,17 @@ class HealthTests(TestCase):
             response = Client(HTTP_HOST="localhost").get("/readyz")
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response.json()["checks"], {"database": "unreachable"})
+
+    @override_settings(DEBUG=False, ALLOWED_HOSTS=["initiator.example.com"], SECURE_SSL_REDIRECT=True)
+    def test_probes_answer_any_host_while_the_api_still_checks_it(self) -> None:
+        pod_ip = Client(HTTP_HOST="10.8.0.12:8080")
+
+        self.assertEqual((pod_ip.get("/healthz").status_code, pod_ip.get("/healthz").json()), (200, {"status": "ok"}))
+        self.assertEqual(pod_ip.get("/readyz").status_code, 200)
+        self.assertEqual(pod_ip.get("/users").status_code, 400)
+        self.assertEqual(pod_ip.post("/healthz").status_code, 400)
+        served = Client(HTTP_HOST="initiator.example.com", HTTP_X_FORWARDED_PROTO="https")
+        self.assertEqual(served.get("/users", secure=True).status_code, 401)
 
 
 class OpenApiDriftTests(TestCase):
@@ -140,7 +151,10 @@ class JsonLogTests(TestCase):
 class ProductionSettingsTests(TestCase):
     def run_check(self, **env: str) -> subprocess.CompletedProcess:
         # Empty values count as unset and keep a developer's .env from filling them in.
-        unset = {name: "" for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS")}
+        unset = {
+            name: ""
+            for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS", "PAYMENT_GATEWAY_API_KEY")
+        }
         return subprocess.run(
             [sys.executable, "-c", "import django; django.setup()"],
             cwd=INITIATOR_DIR,
@@ -160,6 +174,18 @@ class ProductionSettingsTests(TestCase):
         result = self.run_check()
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("DJANGO_SECRET_KEY", result.stderr)
+        self.assertIn("PAYMENT_GATEWAY_API_KEY", result.stderr)
+
+    def test_production_refuses_fault_injection(self) -> None:
+        result = self.run_check(
+            DJANGO_SECRET_KEY="x" * 50,
+            DATABASE_URL=f"sqlite:///{Path(INITIATOR_DIR) / 'unused.sqlite3'}",
+            DJANGO_ALLOWED_HOSTS="initiator.example",
+            PAYMENT_GATEWAY_API_KEY="sk_live_x",
+            FAULT_INJECTION_ENABLED="true",
+        )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("FAULT_INJECTION_ENABLED", result.stderr)
 
     def test_production_starts_with_secrets_and_debug_off(self) -> None:
         result = subprocess.run(
@@ -176,6 +202,7 @@ class ProductionSettingsTests(TestCase):
                 "DJANGO_SECRET_KEY": "x" * 50,
                 "DATABASE_URL": f"sqlite:///{Path(INITIATOR_DIR) / 'unused.sqlite3'}",
                 "DJANGO_ALLOWED_HOSTS": "initiator.example",
+                "PAYMENT_GATEWAY_API_KEY": "sk_live_x",
                 "DJANGO_DEBUG": "true",
             },
             capture_output=True,

@@ -235,6 +235,7 @@ class PullConsumerTests(ProcessTestCase):
             "consumer.log",
             PUBSUB_COMPLETION_SUBSCRIPTION=completion_subscription,
             PUBSUB_ROLLBACK_SUBSCRIPTION=rollback_subscription,
+            PUBSUB_DEAD_LETTER_SUBSCRIPTION=create_subscription(create_topic()),
             PUBSUB_FLOW_CONTROL_MAX_MESSAGES="2",
         )
 
@@ -274,3 +275,37 @@ class PullConsumerTests(ProcessTestCase):
         self.assertEqual([m.attributes["payment_id"] for m in messages], [str(payment.pk)])
         self.assertTrue(wait_until(lambda: not payment.outbox_events.filter(published_at__isnull=True).exists()))
         self.assertEqual(stop(relay), 0, relay_log.read_text()[-3000:])
+
+
+class RelayFaultInjectionTests(ProcessTestCase):
+    def test_relay_dies_between_publish_and_mark_then_republishes_with_the_same_event_id(self) -> None:
+        subscription = create_subscription(self.initiation_topic)
+        with override_settings(OUTBOX_PUBLISH_ON_COMMIT=False):
+            payment = pending_payment(make_user())
+        # Nothing was published on commit: the relay does all the publishing.
+        self.assertEqual(pull_messages(subscription, expected=1, deadline_seconds=2), [])
+        event = payment.outbox_events.get()
+
+        crashing, crashing_log = self.start(
+            [sys.executable, "manage.py", "relay_outbox", "--once"],
+            "relay-crash.log",
+            FAULT_INJECTION_ENABLED="true",
+            OUTBOX_RELAY_CRASH_RATE="1.0",
+        )
+        self.assertEqual(crashing.wait(timeout=60), 70, crashing_log.read_text()[-3000:])
+        first = pull_messages(subscription, expected=1)
+        event.refresh_from_db()
+        self.assertIsNone(event.published_at)
+
+        # The rate alone does nothing without FAULT_INJECTION_ENABLED.
+        relay, relay_log = self.start(
+            [sys.executable, "manage.py", "relay_outbox", "--once"], "relay.log", OUTBOX_RELAY_CRASH_RATE="1.0"
+        )
+        self.assertEqual(relay.wait(timeout=60), 0, relay_log.read_text()[-3000:])
+        second = pull_messages(subscription, expected=1)
+
+        self.assertEqual([m.attributes["event_id"] for m in first + second], [str(event.pk)] * 2)
+        self.assertNotEqual(first[0].message_id, second[0].message_id)
+        event.refresh_from_db()
+        self.assertIsNotNone(event.published_at)
+        self.assertEqual(event.publish_attempts, 1)

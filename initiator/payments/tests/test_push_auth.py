@@ -18,7 +18,7 @@ from django.test import Client, TestCase, override_settings
 from google.auth import crypt, jwt
 
 from core import clients
-from core.fixtures import completion_event, make_user, pending_payment, push_envelope, unique_name
+from core.fixtures import api_client, completion_event, make_user, pending_payment, push_envelope, unique_name
 from payments.models import PaymentStatus
 
 AUDIENCE = "https://initiator.binpay.test/pubsub/push"
@@ -145,3 +145,20 @@ class PushTokenTests(TestCase):
             response = self.deliver(f"Bearer {self.token()}")
         self.assertEqual(response.status_code, 503)
         self.assert_not_processed()
+
+    def test_reconcile_endpoint_takes_the_same_token_and_not_an_api_key(self) -> None:
+        _, raw_key = api_client()
+        refused = {
+            "no token": (None, 401),
+            "an API key": (f"Bearer {raw_key}", 401),
+            "other service account": (f"Bearer {self.token(email='intruder@evil.test')}", 403),
+        }
+        for name, (authorization, status) in refused.items():
+            with self.subTest(name):
+                headers = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
+                self.assertEqual(self.push.post("/internal/reconcile", **headers).status_code, status)
+
+        response = self.push.post("/internal/reconcile", HTTP_AUTHORIZATION=f"Bearer {self.token()}")
+
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(response.json()["examined"], 0)

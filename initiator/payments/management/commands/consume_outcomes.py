@@ -1,4 +1,5 @@
-"""Streaming-pull consumer of payment.completed and payment.rollback (GKE / local).
+"""Streaming-pull consumer of payment.completed and payment.rollback, and of the dead-letter
+subscription (GKE / local).
 
 Acks only after the effects are durable, nacks transient failures, acks poison. On SIGTERM or
 SIGINT it cancels the streaming pulls, lets in-flight callbacks finish, closes the database
@@ -15,16 +16,38 @@ from django.db import close_old_connections, connections
 from google.cloud import pubsub_v1
 
 from core import clients
+from payments.dead_letters import handle_dead_letter
 from payments.handlers import TransientError, handle_outcome_message
 
 logger = logging.getLogger("payments.consumer")
 
 
-def process_message(message: pubsub_v1.subscriber.message.Message) -> None:
+def handle_outcome(message: pubsub_v1.subscriber.message.Message) -> str:
+    return handle_outcome_message(data=message.data, attributes=dict(message.attributes))
+
+
+def handle_dead_lettered(message: pubsub_v1.subscriber.message.Message) -> str:
+    return handle_dead_letter(
+        subscription=settings.PUBSUB_DEAD_LETTER_SUBSCRIPTION,
+        message_id=message.message_id,
+        data=message.data,
+        attributes=dict(message.attributes),
+        delivery_attempt=message.delivery_attempt,
+    )
+
+
+def callback_for(handle):
+    def process_message(message: pubsub_v1.subscriber.message.Message) -> None:
+        settle(message, handle)
+
+    return process_message
+
+
+def settle(message: pubsub_v1.subscriber.message.Message, handle) -> None:
     # Callbacks run on the client's thread pool: give each one a usable database connection.
     close_old_connections()
     try:
-        result = handle_outcome_message(data=message.data, attributes=dict(message.attributes))
+        result = handle(message)
     except TransientError as error:
         logger.warning("message %s nacked: %s", message.message_id, error)
         message.nack()
@@ -39,7 +62,7 @@ def process_message(message: pubsub_v1.subscriber.message.Message) -> None:
 
 
 class Command(BaseCommand):
-    help = "Consume payment outcomes (completion + rollback subscriptions) by streaming pull."
+    help = "Consume payment outcomes (completion + rollback subscriptions) and dead letters by streaming pull."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--max-messages", type=int, default=None, help="Flow control (outstanding messages).")
@@ -53,11 +76,16 @@ class Command(BaseCommand):
         )
         subscriber = clients.subscriber()
         futures = []
-        for name in (settings.PUBSUB_COMPLETION_SUBSCRIPTION, settings.PUBSUB_ROLLBACK_SUBSCRIPTION):
+        streams = (
+            (settings.PUBSUB_COMPLETION_SUBSCRIPTION, handle_outcome),
+            (settings.PUBSUB_ROLLBACK_SUBSCRIPTION, handle_outcome),
+            (settings.PUBSUB_DEAD_LETTER_SUBSCRIPTION, handle_dead_lettered),
+        )
+        for name, handle in streams:
             futures.append(
                 subscriber.subscribe(
                     clients.subscription_path(name),
-                    callback=process_message,
+                    callback=callback_for(handle),
                     flow_control=flow_control,
                     await_callbacks_on_shutdown=True,
                 )

@@ -1,0 +1,98 @@
+"""Messages forwarded to the dead-letter topic after they kept failing ("Dead letters" in docs/contracts.md).
+
+Each one is stored once (per message id); a still-pending payment it names (payment_id attribute)
+moves to needs_attention with a NEEDS_ATTENTION step. Called by the push endpoint and the pull
+consumer; raises TransientError when it must be redelivered.
+"""
+
+import logging
+import uuid
+from collections.abc import Mapping
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+
+from core.context import correlation_id_var, payment_id_var
+from payments import saga_log
+from payments.handlers import TransientError
+from payments.models import DeadLetter
+from payments.services import UnknownPayment, payment_mark_needs_attention
+
+logger = logging.getLogger(__name__)
+
+REASON_DEAD_LETTERED = "dead_lettered"
+
+
+def is_dead_letter_subscription(subscription: str | None) -> bool:
+    """The push envelope names the full path projects/<project>/subscriptions/<name>."""
+    name = settings.PUBSUB_DEAD_LETTER_SUBSCRIPTION
+    return isinstance(subscription, str) and (subscription == name or subscription.endswith(f"/{name}"))
+
+
+def _payment_id(attributes: Mapping[str, str]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(attributes.get("payment_id")))
+    except ValueError:
+        return None
+
+
+def handle_dead_letter(
+    *,
+    subscription: str,
+    message_id: str,
+    data: bytes,
+    attributes: Mapping[str, str],
+    delivery_attempt: int | None,
+) -> str:
+    """Returns "stored" (first delivery) or "duplicate"; the payment's fate is logged."""
+    payment_id = _payment_id(attributes)
+    correlation_token = correlation_id_var.set(attributes.get("correlation_id"))
+    payment_token = payment_id_var.set(str(payment_id) if payment_id else None)
+    try:
+        try:
+            with transaction.atomic():
+                _, created = DeadLetter.objects.get_or_create(
+                    message_id=message_id,
+                    defaults={
+                        "subscription": subscription,
+                        "attributes": dict(attributes),
+                        "data": data,
+                        "delivery_attempt": delivery_attempt,
+                        "payment_id": payment_id,
+                    },
+                )
+                outcome = None
+                if payment_id is not None:
+                    try:
+                        outcome = payment_mark_needs_attention(payment_id=payment_id, reason=REASON_DEAD_LETTERED)
+                    except UnknownPayment:
+                        logger.error("dead letter %s names an unknown payment", message_id)
+        except DatabaseError as error:
+            raise TransientError(f"database: {error}") from error
+        logger.error(
+            "dead letter %s from %s stored (%s, event_type %s, source %s)",
+            message_id,
+            subscription,
+            "new" if created else "again",
+            attributes.get("event_type"),
+            attributes.get("CloudPubSubDeadLetterSourceSubscription"),
+        )
+        if outcome is not None and outcome.step is not None:
+            try:
+                saga_log.ensure_step(
+                    payment=outcome.payment,
+                    step=outcome.step,
+                    detail={
+                        "reason_code": REASON_DEAD_LETTERED,
+                        "message_id": message_id,
+                        "event_type": attributes.get("event_type"),
+                        "event_id": attributes.get("event_id"),
+                    },
+                )
+            except Exception as error:
+                # Stored and marked; the redelivery finds both and only writes the step.
+                raise TransientError(f"firestore: {type(error).__name__}: {error}") from error
+        return "stored" if created else "duplicate"
+    finally:
+        correlation_id_var.reset(correlation_token)
+        payment_id_var.reset(payment_token)

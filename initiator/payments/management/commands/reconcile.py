@@ -1,0 +1,53 @@
+"""Settle payments stuck in pending: one pass (job / CronJob) or `--loop` until SIGTERM / SIGINT."""
+
+import json
+import logging
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import DatabaseError, close_old_connections, connections
+
+from payments.reconciler import ERROR, reconcile
+
+logger = logging.getLogger("payments.reconciler")
+
+
+class Command(BaseCommand):
+    help = "Settle payments pending longer than PAYMENT_TIMEOUT_SECONDS (fence, ask the gateway, capture/compensate)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--loop", action="store_true", help="Run a pass every --interval seconds until SIGTERM.")
+        parser.add_argument(
+            "--interval", type=float, default=None, help="Seconds between passes (default RECONCILE_INTERVAL_SECONDS)."
+        )
+        parser.add_argument(
+            "--older-than",
+            type=int,
+            default=None,
+            help="Seconds a payment must have been pending (default PAYMENT_TIMEOUT_SECONDS).",
+        )
+
+    def handle(self, *args, loop: bool, interval: float | None, older_than: int | None, **options) -> None:
+        older_than = settings.PAYMENT_TIMEOUT_SECONDS if older_than is None else older_than
+        interval = settings.RECONCILE_INTERVAL_SECONDS if interval is None else interval
+        if not loop:
+            summary = reconcile(older_than_seconds=older_than)
+            self.stdout.write(json.dumps(summary))
+            if summary[ERROR]:
+                raise SystemExit(1)
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        logger.info("reconciler started (every %ss, payments pending over %ss)", interval, older_than)
+        while not stop.is_set():
+            try:
+                reconcile(older_than_seconds=older_than)
+            except DatabaseError as error:
+                logger.warning("reconciler: database unavailable: %s", error)
+                close_old_connections()
+            stop.wait(interval)
+        connections.close_all()
+        logger.info("reconciler stopped")

@@ -1,0 +1,276 @@
+"""The reconciler against the real sandbox gateway, the Firestore emulator and the test database."""
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import unittest
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core.management import call_command
+from django.test import TestCase, TransactionTestCase, override_settings
+from django.utils import timezone
+
+from accounts.models import Account
+from core import clients
+from core.fixtures import (
+    GATEWAY_API_KEY,
+    INITIATOR_DIR,
+    SandboxGateway,
+    api_client,
+    child_env,
+    completion_event,
+    is_postgresql,
+    make_user,
+    pending_payment,
+    rollback_event,
+    saga_steps,
+    unique_name,
+    wait_until,
+)
+from core.gateway import GatewayClient
+from payments import events
+from payments.handlers import handle_outcome_message
+from payments.models import Payment, PaymentStatus, ProcessedEvent
+from payments.reconciler import reconcile
+
+TIMEOUT = 600
+
+
+def gateway_client(url: str) -> GatewayClient:
+    return GatewayClient(base_url=url, api_key=GATEWAY_API_KEY, connect_timeout=2, read_timeout=5)
+
+
+def age(payment: Payment, seconds: int) -> Payment:
+    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(seconds=seconds))
+    payment.refresh_from_db()
+    return payment
+
+
+def saga_document(payment: Payment) -> dict:
+    snapshot = clients.firestore_client().collection(settings.FIRESTORE_COLLECTION).document(str(payment.pk)).get()
+    return snapshot.to_dict() if snapshot.exists else {}
+
+
+def deliver(body: dict, attributes: dict) -> str:
+    return handle_outcome_message(data=json.dumps(body).encode(), attributes=attributes)
+
+
+class GatewayMixin:
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.gateway = SandboxGateway()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.gateway.stop()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        self.collection = unique_name("transactions")
+        self.override = override_settings(
+            FIRESTORE_COLLECTION=self.collection,
+            PAYMENT_GATEWAY_URL=self.gateway.url,
+            PAYMENT_GATEWAY_API_KEY=GATEWAY_API_KEY,
+            PAYMENT_TIMEOUT_SECONDS=TIMEOUT,
+        )
+        self.override.enable()
+        clients.set_clients(gateway=gateway_client(self.gateway.url))
+
+    def tearDown(self) -> None:
+        self.override.disable()
+        clients.reset_clients()
+
+
+class ReconcilerTests(GatewayMixin, TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.user = make_user(balance=100_000)
+
+    def account(self) -> Account:
+        return Account.objects.get(user=self.user)
+
+    def test_a_standing_charge_is_captured_and_late_events_change_nothing(self) -> None:
+        payment = age(pending_payment(self.user, amount=10_000), TIMEOUT + 60)
+        charge = self.gateway.charge(reference=str(payment.pk), amount=10_000)
+
+        summary = reconcile(older_than_seconds=TIMEOUT)
+
+        self.assertEqual((summary["examined"], summary["captured"]), (1, 1))
+        payment.refresh_from_db()
+        self.assertEqual((payment.status, payment.charge_id), (PaymentStatus.COMPLETED, charge["id"]))
+        self.assertEqual((self.account().balance, self.account().held), (90_000, 0))
+        document = saga_document(payment)
+        self.assertTrue(document["fenced"])
+        self.assertEqual(document["steps_done"], ["CAPTURED"])
+        self.assertEqual([s["detail"]["charge_id"] for s in saga_steps(payment.pk)], [charge["id"]])
+
+        self.assertEqual(deliver(*completion_event(payment, charge_id=charge["id"])), "duplicate")
+        self.assertEqual(deliver(*rollback_event(payment)), "rejected")
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["examined"], 0)
+        payment.refresh_from_db()
+        self.assertEqual(payment.status, PaymentStatus.COMPLETED)
+        self.assertEqual((self.account().balance, self.account().held), (90_000, 0))
+        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["CAPTURED"])
+
+    def test_no_standing_charge_is_compensated_as_expired(self) -> None:
+        never_charged = age(pending_payment(self.user, amount=1_000), TIMEOUT + 60)
+        declined = age(pending_payment(self.user, amount=2_051), TIMEOUT + 60)
+        refunded = age(pending_payment(self.user, amount=3_000), TIMEOUT + 60)
+        self.assertEqual(
+            self.gateway.charge(reference=str(declined.pk), amount=2_051)["error"]["code"], "card_declined"
+        )
+        self.gateway.refund(self.gateway.charge(reference=str(refunded.pk), amount=3_000)["id"])
+
+        summary = reconcile(older_than_seconds=TIMEOUT)
+
+        self.assertEqual((summary["examined"], summary["compensated"]), (3, 3))
+        for payment in (never_charged, declined, refunded):
+            payment.refresh_from_db()
+            self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.ROLLED_BACK, "expired"))
+            steps = saga_steps(payment.pk)
+            self.assertEqual([(s["step"], s["detail"]["reason_code"]) for s in steps], [("COMPENSATED", "expired")])
+        # The processor never saw never_charged: the reconciler created its document, fenced.
+        self.assertTrue(saga_document(never_charged)["fenced"])
+        self.assertEqual((self.account().balance, self.account().held), (100_000, 0))
+        self.assertEqual(deliver(*completion_event(never_charged)), "rejected")
+        self.assertEqual(self.account().balance, 100_000)
+
+    def test_young_payments_are_left_alone(self) -> None:
+        payment = age(pending_payment(self.user), TIMEOUT - 60)
+
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["examined"], 0)
+        self.assertEqual(saga_document(payment), {})
+        self.assertEqual(reconcile(older_than_seconds=30)["compensated"], 1)
+
+    def test_a_live_processor_lease_is_skipped_until_it_has_expired_with_grace(self) -> None:
+        payment = age(pending_payment(self.user), TIMEOUT + 60)
+        document = clients.firestore_client().collection(settings.FIRESTORE_COLLECTION).document(str(payment.pk))
+        document.set(
+            {
+                "payment_id": str(payment.pk),
+                "state": "RECEIVED",
+                "version": 1,
+                "steps_done": ["RECEIVED"],
+                "lease_owner": "worker-1",
+                # Expired 10 s ago, but inside the 30 s grace: still counts as live.
+                "lease_expires_at": datetime.now(UTC) - timedelta(seconds=10),
+            }
+        )
+
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["skipped_lease_live"], 1)
+        payment.refresh_from_db()
+        self.assertEqual(payment.status, PaymentStatus.PENDING)
+        self.assertNotIn("fenced", saga_document(payment))
+
+        document.update({"lease_expires_at": datetime.now(UTC) - timedelta(seconds=45)})
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["compensated"], 1)
+        self.assertTrue(saga_document(payment)["fenced"])
+        self.assertEqual(saga_document(payment)["steps_done"], ["RECEIVED", "COMPENSATED"])
+
+    def test_an_unreachable_gateway_waits_then_needs_attention_with_the_hold_kept(self) -> None:
+        stopped = SandboxGateway()
+        stopped.stop()
+        clients.set_clients(gateway=gateway_client(stopped.url))
+        payment = age(pending_payment(self.user, amount=10_000), TIMEOUT + 60)
+
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["gateway_unreachable"], 1)
+        payment.refresh_from_db()
+        self.assertEqual(payment.status, PaymentStatus.PENDING)
+        self.assertTrue(saga_document(payment)["fenced"])
+
+        age(payment, 2 * TIMEOUT + 1)
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["needs_attention"], 1)
+        payment.refresh_from_db()
+        self.assertEqual(
+            (payment.status, payment.failure_reason), (PaymentStatus.NEEDS_ATTENTION, "gateway_unreachable")
+        )
+        self.assertEqual((self.account().balance, self.account().held), (100_000, 10_000))
+        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["NEEDS_ATTENTION"])
+        client, _ = api_client()
+        self.assertEqual(client.get(f"/payments/{payment.pk}").json()["status"], "needs_attention")
+
+        # A later outcome still settles it (a person, or the processor's late event).
+        self.assertEqual(deliver(*completion_event(payment)), "applied")
+        payment.refresh_from_db()
+        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.COMPLETED, None))
+        self.assertEqual((self.account().balance, self.account().held), (90_000, 0))
+
+    def test_command_prints_a_summary_and_endpoint_needs_an_api_key(self) -> None:
+        age(pending_payment(self.user), 120)
+        out = io.StringIO()
+
+        call_command("reconcile", "--older-than", "60", stdout=out)
+
+        self.assertEqual(json.loads(out.getvalue())["compensated"], 1)
+        client, _ = api_client()
+        self.assertEqual(client.post("/internal/reconcile").json()["examined"], 0)
+        anonymous = client.post("/internal/reconcile", HTTP_AUTHORIZATION="")
+        self.assertEqual(anonymous.status_code, 401)
+        self.assertEqual(anonymous.json()["error"]["type"], "authentication_error")
+
+
+class ReconcilerProcessTests(GatewayMixin, TransactionTestCase):
+    """`manage.py reconcile` as real processes sharing the test database."""
+
+    def run_reconcile(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "reconcile", *args],
+            cwd=INITIATOR_DIR,
+            env=child_env(
+                FIRESTORE_COLLECTION=self.collection,
+                PAYMENT_GATEWAY_URL=self.gateway.url,
+                PAYMENT_GATEWAY_API_KEY=GATEWAY_API_KEY,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    def test_loop_settles_payments_and_exits_cleanly_on_sigterm(self) -> None:
+        user = make_user(balance=100_000)
+        payment = age(pending_payment(user), 120)
+        process = self.run_reconcile("--loop", "--interval", "0.5", "--older-than", "60")
+        try:
+            settled = wait_until(
+                lambda: Payment.objects.get(pk=payment.pk).status == PaymentStatus.ROLLED_BACK, deadline_seconds=60
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=60)
+        self.assertTrue(settled, output[-3000:])
+        self.assertEqual(process.returncode, 0, output[-3000:])
+
+    @unittest.skipUnless(is_postgresql(), "concurrent reconcilers race on row locks only on PostgreSQL")
+    def test_two_reconcilers_at_once_settle_each_payment_once(self) -> None:
+        user = make_user(balance=1_000_000)
+        payments = [age(pending_payment(user, amount=1_000 + n), 120) for n in range(8)]
+        charged = {str(p.pk): self.gateway.charge(reference=str(p.pk), amount=p.amount)["id"] for p in payments[::2]}
+
+        processes = [self.run_reconcile("--older-than", "60") for _ in range(2)]
+        outputs = [process.communicate(timeout=120)[0] for process in processes]
+
+        for process, output in zip(processes, outputs, strict=True):
+            self.assertEqual(process.returncode, 0, output[-3000:])
+        summaries = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+        self.assertEqual(sum(s["captured"] for s in summaries), 4)
+        self.assertEqual(sum(s["compensated"] for s in summaries), 4)
+        for payment in payments:
+            payment.refresh_from_db()
+            expected = PaymentStatus.COMPLETED if str(payment.pk) in charged else PaymentStatus.ROLLED_BACK
+            self.assertEqual(payment.status, expected)
+            self.assertEqual(payment.charge_id, charged.get(str(payment.pk)))
+            self.assertEqual(ProcessedEvent.objects.filter(payment=payment).count(), 1)
+            step = "CAPTURED" if expected == PaymentStatus.COMPLETED else "COMPENSATED"
+            self.assertEqual([s["step"] for s in saga_steps(payment.pk)], [step])
+        completed = sum(p.amount for p in payments if str(p.pk) in charged)
+        account = Account.objects.get(user=user)
+        self.assertEqual((account.balance, account.held), (1_000_000 - completed, 0))
+        self.assertEqual(
+            set(ProcessedEvent.objects.values_list("event_type", flat=True)),
+            {events.PAYMENT_COMPLETED, events.PAYMENT_ROLLBACK},
+        )

@@ -8,9 +8,7 @@ Bounded and derandomized, so a run is repeatable and short.
 
 import base64
 import json
-import sys
 import uuid
-from pathlib import Path
 
 import requests
 import schemathesis
@@ -21,10 +19,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from accounts.models import Account, Deposit, User
-from core.fixtures import api_client, completion_event, contract_schema, free_port, make_user, pending_payment
+from core.fixtures import api_client, completion_event, contract_schema, make_user, pending_payment
 from core.models import ApiKey, IdempotencyRecord
 from payments.models import DeadLetter, OutboxEvent, Payment, ProcessedEvent
-from payments.tests.test_processes import ProcessTestCase, wait_for_http
+from payments.tests.test_processes import GunicornTestCase
 
 ERROR_KEYS = {"type", "code", "message", "param"}
 # The push endpoint is fuzzed with its own envelopes below.
@@ -54,22 +52,7 @@ def database_state() -> dict:
     }
 
 
-class FuzzTests(ProcessTestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        port = free_port()
-        cls.base = f"http://127.0.0.1:{port}"
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        cls.server, cls.server_log = cls.start(
-            [gunicorn, "binpay_initiator.wsgi:application", "-b", f"127.0.0.1:{port}"], "gunicorn.log"
-        )
-        try:
-            wait_for_http(f"{cls.base}/healthz", cls.server, cls.server_log)
-        except AssertionError:
-            cls.tearDownClass()
-            raise
-
+class FuzzTests(GunicornTestCase):
     def setUp(self) -> None:
         _, raw_key = api_client()
         self.headers = {"Authorization": f"Bearer {raw_key}"}

@@ -105,7 +105,7 @@ class ProcessTestCase(TransactionTestCase):
         return process, log_path
 
 
-class GunicornTests(ProcessTestCase):
+class GunicornTestCase(ProcessTestCase):
     """One gunicorn (2 workers) for the class, started exactly as the Dockerfile does, plus a bind."""
 
     @classmethod
@@ -123,6 +123,8 @@ class GunicornTests(ProcessTestCase):
             cls.tearDownClass()
             raise
 
+
+class GunicornTests(GunicornTestCase):
     def test_seed_curl_through_gunicorn_publishes_the_initiation(self) -> None:
         subscription = create_subscription(self.initiation_topic)
         _, raw_key = api_client()

@@ -24,6 +24,7 @@ from pathlib import Path
 import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
+QUICK_CHAOS = "gateway_faults or duplicate_deliveries or failure_after_charge or poison_messages or everything_at_once"
 
 
 @dataclass
@@ -59,6 +60,15 @@ def suites(python: str) -> list[Suite]:
         Suite("initiator-sqlite", "initiator", django, "django"),
         Suite("initiator-postgres", "initiator", django, "django", needs_postgres=True),
         Suite("e2e", ".", [*pytest, "tests/e2e"], "pytest", needs_postgres=True),
+        # The fault suite's smaller run, 20 payments a scenario: the quick scenarios and the one that
+        # mixes every fault (kills and the outage each take a minute or two on their own; `make chaos`).
+        Suite(
+            "chaos",
+            ".",
+            [*pytest, "tests/chaos", "--chaos-payments=160", "-k", QUICK_CHAOS],
+            "pytest",
+            needs_postgres=True,
+        ),
     ]
 
 

@@ -164,7 +164,13 @@ def _run(command: list[str], cwd: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
-def build_stack(mode: str, emulator_env: dict[str, str], tmp: Path, extra_env: dict[str, str] | None = None) -> Stack:
+def build_stack(
+    mode: str,
+    emulator_env: dict[str, str],
+    tmp: Path,
+    extra_env: dict[str, str] | None = None,
+    ack_deadline_seconds: int = 30,
+) -> Stack:
     ports = {name: emulators.free_port() for name in ("initiator", "processor", "gateway")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     project = f"binpay-e2e-{mode}-{secrets.token_hex(3)}"
@@ -200,7 +206,7 @@ def build_stack(mode: str, emulator_env: dict[str, str], tmp: Path, extra_env: d
         pubsub_setup.Topology.from_env(env),
         push_processor=f"{urls['processor']}/pubsub/push" if mode == "push" else None,
         push_initiator=f"{urls['initiator']}/pubsub/push" if mode == "push" else None,
-        ack_deadline_seconds=30,
+        ack_deadline_seconds=ack_deadline_seconds,
     )
     _run([sys.executable, "manage.py", "migrate", "--noinput"], "initiator", env)
     _run([sys.executable, "manage.py", "seed_demo", "--api-key", api_key], "initiator", env)

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from google.cloud import pubsub_v1
 
@@ -36,9 +37,18 @@ def make_callback(processor: PaymentProcessor):
         if result.disposition.ack:
             message.ack()
         else:
+            # Back off before the nack: a nack is redelivered at once unless the subscription has a
+            # retry policy (the emulator's subscriptions have none), and a payment whose lease
+            # another delivery holds needs time, not five instant retries into the dead-letter topic.
+            time.sleep(nack_delay(message.delivery_attempt))
             message.nack()
 
     return callback
+
+
+def nack_delay(delivery_attempt: int | None) -> float:
+    """Seconds to wait before nacking: 1, 2, 4, 8, then 10 per further attempt."""
+    return float(min(2 ** ((delivery_attempt or 1) - 1), 10))
 
 
 def run(settings: Settings, stop: threading.Event) -> int:

@@ -28,7 +28,13 @@ class MakeRun:
     def __init__(self, tmp_path: Path):
         self.ports = {
             name: emulators.free_port()
-            for name in ("INITIATOR_PORT", "PROCESSOR_PORT", "GATEWAY_PORT", "PUBSUB_EMULATOR_PORT", "FIRESTORE_EMULATOR_PORT")
+            for name in (
+                "INITIATOR_PORT",
+                "PROCESSOR_PORT",
+                "GATEWAY_PORT",
+                "PUBSUB_EMULATOR_PORT",
+                "FIRESTORE_EMULATOR_PORT",
+            )
         }
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")},

@@ -107,6 +107,14 @@ class PubSubPushView(APIView):
     def post(self, request):
         if settings.PUBSUB_PUSH_AUDIENCE:
             verify_push_token(request.headers.get("Authorization", ""))
+        elif settings.IS_PRODUCTION:
+            # Fail closed: a forged outcome would capture or release funds.
+            raise ApplicationError(
+                status_code=status.HTTP_403_FORBIDDEN,
+                type="authentication_error",
+                code="push_auth_not_configured",
+                message="Push delivery needs PUBSUB_PUSH_AUDIENCE in production.",
+            )
         envelope = request.data if isinstance(request.data, dict) else {}
         message = envelope.get("message")
         if not isinstance(message, dict):

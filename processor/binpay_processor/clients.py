@@ -13,7 +13,7 @@ from google.cloud import firestore, pubsub_v1
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .config import Settings
+from .config import GATEWAY_BACKOFF_MAX_SECONDS, Settings
 
 RETRIED_STATUSES = (500, 502, 503, 504)
 
@@ -34,9 +34,10 @@ def build_gateway_session(max_retries: int) -> requests.Session:
         allowed_methods=frozenset({"GET", "POST"}),
         status_forcelist=RETRIED_STATUSES,
         backoff_factor=0.5,
-        backoff_max=5,
+        backoff_max=GATEWAY_BACKOFF_MAX_SECONDS,
         raise_on_status=False,
-        respect_retry_after_header=True,
+        # A gateway's Retry-After could stretch one call past the lease (config.validate bounds it).
+        respect_retry_after_header=False,
     )
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)

@@ -15,6 +15,9 @@ from dotenv import load_dotenv
 
 ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 DEVELOPMENT_GATEWAY_API_KEY = "sk_test_sandbox"
+# The longest pause urllib3 takes between two gateway attempts (clients.build_gateway_session).
+GATEWAY_BACKOFF_MAX_SECONDS = 5
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -92,6 +95,17 @@ class Settings:
             raise ConfigurationError("GATEWAY_MAX_RETRIES and SAGA_TIMEOUT_SECONDS must not be negative")
         if self.pubsub_flow_control_max_messages < 1:
             raise ConfigurationError("PUBSUB_FLOW_CONTROL_MAX_MESSAGES must be at least 1")
+        if self.gateway_call_worst_case_seconds() >= self.lease_seconds:
+            raise ConfigurationError(
+                f"one gateway call may take {self.gateway_call_worst_case_seconds():.0f} s, not under "
+                f"LEASE_SECONDS={self.lease_seconds:g}: a lease must never lapse while a charge is in flight"
+            )
+
+    def gateway_call_worst_case_seconds(self) -> float:
+        """(connect + read timeout) per attempt, 1 + GATEWAY_MAX_RETRIES attempts, backoff between them."""
+        attempts = 1 + self.gateway_max_retries
+        per_attempt = self.gateway_connect_timeout + self.gateway_read_timeout
+        return attempts * per_attempt + self.gateway_max_retries * GATEWAY_BACKOFF_MAX_SECONDS
 
 
 def _parse(name: str, raw: str, annotation: object) -> object:

@@ -43,6 +43,9 @@ def pubsub_push():
         rejection = _verify_oidc(settings)
         if rejection is not None:
             return rejection
+    elif settings.is_production:
+        # Fail closed: a forged payment.initiated would make us charge the gateway.
+        return error_response(403, "push_auth_not_configured", "push needs PUBSUB_PUSH_AUDIENCE in production")
     envelope = request.get_json(silent=True)
     message = envelope.get("message") if isinstance(envelope, dict) else None
     if not isinstance(message, dict):

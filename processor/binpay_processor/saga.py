@@ -236,7 +236,7 @@ class _Run:
     def _fail_unless_charged(self, *, reason_code: str) -> dict:
         """Roll back only when the gateway confirms that no charge stands for this payment."""
         charges = self.gateway.find_charges(self.payment.payment_id)
-        succeeded = [charge for charge in charges if charge.get("status") == "succeeded"]
+        succeeded = [c for c in charges if c.get("status") == "succeeded" and not c.get("refunded")]
         if len(succeeded) > 1:
             logger.error("gateway holds %d succeeded charges for one payment", len(succeeded))
         if succeeded:

@@ -176,6 +176,8 @@ class SagaLog:
         doc = snapshot.to_dict() if snapshot.exists else None
         if doc is None or doc.get("lease_owner") != owner:
             raise LeaseLost(f"lease on {snapshot.id} is held by {doc and doc.get('lease_owner')}, not {owner}")
+        if doc.get("fenced"):
+            raise LeaseLost(f"{snapshot.id} was fenced by the initiator's reconciler: it settles this payment")
         return doc
 
     def _write_step(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from binpay_processor.events import parse_payment_initiated
 from binpay_processor.saga import Disposition
-from binpay_processor.saga_log import SagaLog
+from binpay_processor.saga_log import LeaseLost, SagaLog
 from conftest import ledger, make_event, push_envelope, step_names
 
 
@@ -111,3 +111,16 @@ def test_a_payment_the_initiator_settled_is_not_charged(processor, client, topic
     assert document.get().to_dict()["steps_done"] == ["NEEDS_ATTENTION"]
     assert ledger(gateway_url, payment_id)["charges_succeeded"] == 0
     assert topics.pull(topics.completion) == [] and topics.pull(topics.rollback) == []
+
+
+def test_a_fence_set_mid_saga_stops_the_delivery_that_holds_the_lease(processor, client, gateway_url):
+    data, attributes = make_event(10000)
+    payment_id = attributes["payment_id"]
+    saga_log = SagaLog(processor.clients.firestore, processor.settings.firestore_collection, 30)
+    saga_log.claim(parse_payment_initiated(data, attributes), owner="slow-worker")
+
+    # The reconciler fenced the payment (a lease that had lapsed); the slow delivery must not go on.
+    saga_log.collection.document(payment_id).update({"fenced": True})
+    with pytest.raises(LeaseLost, match="fenced"):
+        saga_log.append_step(payment_id, "slow-worker", "CHARGED", {"charge_id": "ch_late"})
+    assert step_names(client, payment_id) == ["RECEIVED"]

@@ -69,3 +69,10 @@ def test_env_example_lists_every_setting():
     example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
     names = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
     assert {field.name.upper() for field in dataclasses.fields(Settings)} <= names
+
+
+def test_a_lease_shorter_than_one_gateway_call_is_refused():
+    # (3 s connect + 10 s read) x 3 attempts + 2 x 5 s backoff = 49 s: a 45 s lease could lapse mid-charge.
+    with pytest.raises(ConfigurationError, match="LEASE_SECONDS"):
+        Settings.from_env(environ={"LEASE_SECONDS": "45"})
+    assert Settings.from_env(environ={"LEASE_SECONDS": "50"}).lease_seconds == 50

@@ -258,3 +258,17 @@ def test_emulator_push_subscription_delivers_to_python_app_py(config, clients, t
 def _get_transaction(port: int, payment_id: str) -> tuple[int, dict]:
     response = requests.get(f"http://127.0.0.1:{port}/transactions/{payment_id}", timeout=5)
     return response.status_code, response.json()
+
+
+def test_production_without_push_verification_fails_closed(config, clients, topics, gateway_url):
+    app = create_app(
+        test_config={**config, "BINPAY_ENV": "production", "FAULT_INJECTION_ENABLED": False}, clients=clients
+    )
+    data, attributes = make_event(10000)
+
+    response = app.test_client().post("/pubsub/push", json=push_envelope(data, attributes))
+
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "push_auth_not_configured"
+    assert ledger(gateway_url, attributes["payment_id"])["charges_succeeded"] == 0
+    assert topics.pull(topics.completion) == []

@@ -220,8 +220,8 @@ def test_scenario(scenario, emulator_env, tmp_path, payments_per_scenario, resul
         "PAYMENT_TIMEOUT_SECONDS": str(saga_timeout),
         "SAGA_TIMEOUT_SECONDS": str(saga_timeout),
         # A SIGKILLed worker's lease must lapse soon for the redelivery to take over; one gateway
-        # call's worst case here is 3 attempts x (3 s connect + 2 s read) plus backoff.
-        "LEASE_SECONDS": "20",
+        # call's worst case here is 3 attempts x (3 s connect + 2 s read) + 2 x 5 s backoff = 25 s.
+        "LEASE_SECONDS": "30",
     }
     relay_crashes = scenario in ("initiator_workers_sigkill", "everything_at_once")
     if relay_crashes:

@@ -162,3 +162,11 @@ class PushTokenTests(TestCase):
 
         self.assertEqual(response.status_code, 200, response.content)
         self.assertEqual(response.json()["examined"], 0)
+
+    def test_production_without_push_verification_fails_closed(self) -> None:
+        with override_settings(PUBSUB_PUSH_AUDIENCE=None, IS_PRODUCTION=True):
+            response = self.deliver(None)
+
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(response.json()["error"]["code"], "push_auth_not_configured")
+        self.assert_not_processed()

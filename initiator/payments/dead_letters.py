@@ -15,8 +15,8 @@ from django.db import DatabaseError, transaction
 from core.context import correlation_id_var, payment_id_var
 from payments import saga_log
 from payments.handlers import TransientError
-from payments.models import DeadLetter
-from payments.services import UnknownPayment, payment_mark_needs_attention
+from payments.models import DeadLetter, PaymentStatus
+from payments.services import OutcomeResult, UnknownPayment, payment_mark_needs_attention
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,31 @@ def _payment_id(attributes: Mapping[str, str]) -> uuid.UUID | None:
         return uuid.UUID(str(attributes.get("payment_id")))
     except ValueError:
         return None
+
+
+# The step the initiator writes when a payment settles (after the commit, so it can be lost).
+SETTLED_STEPS = {PaymentStatus.COMPLETED: saga_log.STEP_CAPTURED, PaymentStatus.ROLLED_BACK: saga_log.STEP_COMPENSATED}
+
+
+def _owed_step(outcome: OutcomeResult, message_id: str, attributes: Mapping[str, str]) -> tuple[str | None, dict]:
+    """The saga-log step this dead letter still owes, with its detail (ensure_step skips one already there)."""
+    source = {
+        "message_id": message_id,
+        "event_type": attributes.get("event_type"),
+        "event_id": attributes.get("event_id"),
+    }
+    if outcome.step is not None:
+        return outcome.step, {"reason_code": REASON_DEAD_LETTERED, **source}
+    # Already settled: a consumer killed between its commit and the saga-log write leaves the step to
+    # the redeliveries of its message, and this dead letter is the last of them.
+    payment = outcome.payment
+    step = SETTLED_STEPS.get(payment.status)
+    if step is None:
+        return None, {}
+    settled = (
+        {"charge_id": payment.charge_id} if step == saga_log.STEP_CAPTURED else {"reason_code": payment.failure_reason}
+    )
+    return step, {**settled, "written_from": "dead_letter", **source}
 
 
 def handle_dead_letter(
@@ -77,18 +102,10 @@ def handle_dead_letter(
             attributes.get("event_type"),
             attributes.get("CloudPubSubDeadLetterSourceSubscription"),
         )
-        if outcome is not None and outcome.step is not None:
+        step, detail = _owed_step(outcome, message_id, attributes) if outcome is not None else (None, {})
+        if step is not None:
             try:
-                saga_log.ensure_step(
-                    payment=outcome.payment,
-                    step=outcome.step,
-                    detail={
-                        "reason_code": REASON_DEAD_LETTERED,
-                        "message_id": message_id,
-                        "event_type": attributes.get("event_type"),
-                        "event_id": attributes.get("event_id"),
-                    },
-                )
+                saga_log.ensure_step(payment=outcome.payment, step=step, detail=detail)
             except Exception as error:
                 # Stored and marked; the redelivery finds both and only writes the step.
                 raise TransientError(f"firestore: {type(error).__name__}: {error}") from error

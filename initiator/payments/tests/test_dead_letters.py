@@ -26,6 +26,7 @@ from core.fixtures import (
     wait_until,
 )
 from payments.models import DeadLetter, PaymentStatus
+from payments.services import outcome_apply
 from payments.tests.test_processes import ProcessTestCase, log_lines, stop, wait_for_http
 
 DEAD_LETTER_SUBSCRIPTION = "dead-letter-sub"
@@ -92,6 +93,20 @@ class DeadLetterPushTests(TestCase):
         self.assertEqual(bytes(DeadLetter.objects.get(message_id="dl-not-base64").data), b"%%% not base64")
         self.assertIsNone(DeadLetter.objects.get(message_id="dl-garbage").payment_id)
         self.assertEqual([s["step"] for s in saga_steps(completed.pk)], ["CAPTURED"])
+
+    def test_a_settled_payment_gets_the_saga_step_its_killed_consumer_never_wrote(self) -> None:
+        payment = pending_payment(self.user, amount=10_000)
+        body, attributes = completion_event(payment)
+        # The consumer committed the capture and died before the Firestore write.
+        outcome_apply(event_type="payment.completed", event=body)
+        self.assertEqual(saga_steps(payment.pk), [])
+
+        self.assertEqual(self.deliver(self.dead_letter(body, attributes)), {"status": "stored"})
+
+        payment.refresh_from_db()
+        self.assertEqual(payment.status, PaymentStatus.COMPLETED)
+        [step] = saga_steps(payment.pk)
+        self.assertEqual((step["step"], step["detail"]["charge_id"]), ("CAPTURED", payment.charge_id))
 
     def test_only_the_configured_subscription_is_the_dead_letter_path(self) -> None:
         payment = pending_payment(self.user)

@@ -22,15 +22,18 @@ import requests
 from google.cloud import firestore
 
 TERMINAL = {"completed", "rolled_back", "needs_attention"}
-# Which saga-log step may follow which (docs/contracts.md). None is the empty log.
+# Which saga-log step may follow which (docs/contracts.md). None is the empty log. Besides the
+# processor's own path, the initiator may settle a payment whose processor stopped part-way: the
+# reconciler (capture when a charge stands, else compensate) or a dead letter (needs attention).
+# A charge without a refund is never followed by COMPENSATED.
 NEXT_STEPS = {
     None: {"RECEIVED", "COMPENSATED", "CAPTURED", "NEEDS_ATTENTION"},
     "RECEIVED": {"CHARGED", "CHARGE_DECLINED", "FAILED", "COMPENSATED", "CAPTURED", "NEEDS_ATTENTION"},
     "CHARGED": {"COMPLETED", "REFUNDED", "CAPTURED", "NEEDS_ATTENTION"},
-    "CHARGE_DECLINED": {"FAILED"},
-    "COMPLETED": {"CAPTURED"},
-    "FAILED": {"COMPENSATED"},
-    "REFUNDED": {"COMPENSATED"},
+    "CHARGE_DECLINED": {"FAILED", "COMPENSATED", "NEEDS_ATTENTION"},
+    "COMPLETED": {"CAPTURED", "NEEDS_ATTENTION"},
+    "FAILED": {"COMPENSATED", "NEEDS_ATTENTION"},
+    "REFUNDED": {"COMPENSATED", "NEEDS_ATTENTION"},
     "NEEDS_ATTENTION": {"CAPTURED", "COMPENSATED"},
     "CAPTURED": set(),
     "COMPENSATED": set(),

@@ -38,12 +38,10 @@ class Disturbance:
         self.action, self.every, self.rng = action, every, random.Random(seed)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
-        self.count = 0
 
     def _run(self):
         while not self.stopping.wait(self.rng.uniform(*self.every)):
             self.action(self.rng)
-            self.count += 1
 
     def __enter__(self):
         self.thread.start()
@@ -86,7 +84,6 @@ class Duplicator:
         self.publisher = pubsub_v1.PublisherClient()
         self.subscriber = pubsub_v1.SubscriberClient()
         self.futures = []
-        self.count = 0
         project = stack.env["PROJECT_ID"]
         for topic in ("binpay-initiation", "binpay-completion", "rollback"):
             tap = self.subscriber.subscription_path(project, f"chaos-tap-{topic}")
@@ -99,7 +96,6 @@ class Duplicator:
             if message.attributes.get("chaos_duplicate") != "1":
                 attributes = {**message.attributes, "chaos_duplicate": "1"}
                 self.publisher.publish(topic_path, message.data, **attributes).result(timeout=30)
-                self.count += 1
             message.ack()
 
         return republish
@@ -110,7 +106,7 @@ class Duplicator:
         self.subscriber.close()
 
 
-def publish_poison(stack) -> int:
+def publish_poison(stack) -> None:
     """Unparseable data, a wrong schema version and outcomes for payments nobody has."""
     publisher = pubsub_v1.PublisherClient()
     project = stack.env["PROJECT_ID"]
@@ -148,7 +144,6 @@ def publish_poison(stack) -> int:
     ]
     for topic, data, attributes in poison:
         publisher.publish(publisher.topic_path(project, topic), data, **attributes).result(timeout=30)
-    return len(poison)
 
 
 def drive(stack, users, count: int, seed: int, fault_share: float = 0.0, spread_seconds: float = 12) -> list[str]:

@@ -37,14 +37,15 @@ DECLINES = {"51", "52"}
 RELAY_CRASH_EXIT_CODE = 70
 # The processor's read timeout on the gateway in every stack (devtools/stack.py).
 GATEWAY_READ_TIMEOUT = 2
-# Kills end like production: a killed worker's messages come back after the ack deadline (10 s,
-# with the retry policy) and a killed worker's lease lapses after LEASE_SECONDS (30 s); the
-# processor gives up on the gateway after SAGA_TIMEOUT (60 s) and the reconciler settles a
-# payment only after PAYMENT_TIMEOUT (120 s), which a redelivery always beats.
+# Kills end like production. A killed worker's messages come back once their ack deadline lapses:
+# 10 s on the subscription, but a streaming-pull client extends it (~60 s) while it holds them, and
+# a message can go to a worker that is killed in turn; a killed worker's lease lapses after
+# LEASE_SECONDS. The processor stops retrying an ambiguous gateway after SAGA_TIMEOUT, and the
+# reconciler settles a payment only after PAYMENT_TIMEOUT, which such redeliveries always beat.
 ACK_DEADLINE = 10
 LEASE_SECONDS = 30
-SAGA_TIMEOUT = 60
-PAYMENT_TIMEOUT = 120
+SAGA_TIMEOUT = 240
+PAYMENT_TIMEOUT = 300
 # Where the processor is taken down on purpose, the reconciler settles what stays pending past this.
 OUTAGE_TIMEOUT = 20
 # The slow gateway of the race scenarios: every charge takes longer than the processor's read timeout.
@@ -474,7 +475,7 @@ def test_scenario(scenario, mode, emulator_env, tmp_path, payments_per_scenario,
             replace_relay(stack, "0", faults)
         if scenario in OUTAGE:
             if driven.accepted:  # the mix: let the first phase's backlog settle before the outage starts
-                stack.wait_terminal(driven.ids(), timeout=300)
+                stack.wait_terminal(driven.ids(), timeout=PAYMENT_TIMEOUT + 300)
             for name in PROCESSOR_VICTIMS["pull"] if mode == "pull" else []:
                 stack.stop(name)
             stack.stop("processor-web")
@@ -494,7 +495,7 @@ def test_scenario(scenario, mode, emulator_env, tmp_path, payments_per_scenario,
                 sandbox_latency_rate=0,
             )
 
-        settled = stack.wait_terminal(driven.ids(), timeout=400)
+        settled = stack.wait_terminal(driven.ids(), timeout=PAYMENT_TIMEOUT + 300)
         planted = []
         if scenario == "completion_after_rollback":
             planted = plant_late_charges(stack, driven, settled, faults)

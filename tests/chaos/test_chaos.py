@@ -373,12 +373,19 @@ def plant_late_charges(stack, driven: Driven, settled: dict[str, dict], faults: 
 
 
 def wait_refunded(stack, payment_ids: list[str], timeout: float) -> None:
-    """Wait (up to `timeout`) until the gateway shows each payment's charges refunded; the invariant
-    checker judges what is left."""
+    """Wait (up to `timeout`) until the gateway shows each payment's charges refunded and its saga log
+    ends as its status allows; the invariant checker judges what is left."""
+    api = stack.api()
     deadline = time.monotonic() + timeout
     remaining = set(payment_ids)
     while remaining and time.monotonic() < deadline:
-        remaining = {pid for pid in remaining if check_invariants.standing(stack.ledger(pid))}
+        for payment_id in list(remaining):
+            if check_invariants.standing(stack.ledger(payment_id)):
+                continue
+            payment = api.get(f"{stack.initiator_url}/payments/{payment_id}", timeout=10).json()
+            steps = (payment.get("saga_log") or {}).get("steps") or [{}]
+            if steps[-1].get("step") in check_invariants.PATHS.last_steps(payment["status"]):
+                remaining.discard(payment_id)
         time.sleep(1)
 
 

@@ -62,7 +62,9 @@ class GatewayClient:
         self.api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
 
-    def charge(self, *, payment_id: str, amount: int, currency: str) -> ChargeSucceeded | ChargeDeclined | ChargeCanceled:
+    def charge(
+        self, *, payment_id: str, amount: int, currency: str
+    ) -> ChargeSucceeded | ChargeDeclined | ChargeCanceled:
         body = {
             "amount": amount,
             "currency": currency,

@@ -184,12 +184,23 @@ PUBSUB_COMPLETION_SUBSCRIPTION = env_str("PUBSUB_COMPLETION_SUBSCRIPTION", "comp
 PUBSUB_DEAD_LETTER_SUBSCRIPTION = env_str("PUBSUB_DEAD_LETTER_SUBSCRIPTION", "dead-letter-sub")
 PUBSUB_FLOW_CONTROL_MAX_MESSAGES = env_int("PUBSUB_FLOW_CONTROL_MAX_MESSAGES", 100)
 PUBSUB_PUBLISH_TIMEOUT_SECONDS = env_int("PUBSUB_PUBLISH_TIMEOUT_SECONDS", 10)
-# OIDC verification of push requests is on when an audience is set.
+# Google-signed OIDC tokens, one caller per endpoint (payments/authentication.py, docs/deploy.md).
+# POST /pubsub/push: verified when PUBSUB_PUSH_AUDIENCE is set; issued to PUBSUB_PUSH_SERVICE_ACCOUNT.
 PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", "")
 PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT", "")
+# POST /internal/reconcile: Cloud Scheduler's token when RECONCILE_AUDIENCE is set, else an API key.
+RECONCILE_AUDIENCE = env_str("RECONCILE_AUDIENCE", "")
+RECONCILE_SERVICE_ACCOUNT = env_str("RECONCILE_SERVICE_ACCOUNT", "")
+# Signing certificates of every token above; empty = Google's (tests serve their own).
 PUBSUB_PUSH_CERTS_URL = env_str("PUBSUB_PUSH_CERTS_URL", "")
-if IS_PRODUCTION and PUBSUB_PUSH_AUDIENCE and not PUBSUB_PUSH_SERVICE_ACCOUNT:
+# true only on a private Cloud Run service (no allUsers invoker): Cloud Run checked the signature.
+BEHIND_CLOUD_RUN_IAM = env_bool("BEHIND_CLOUD_RUN_IAM", False)
+if PUBSUB_PUSH_AUDIENCE and not PUBSUB_PUSH_SERVICE_ACCOUNT:
     raise ImproperlyConfigured("PUBSUB_PUSH_AUDIENCE is set but PUBSUB_PUSH_SERVICE_ACCOUNT is not")
+if RECONCILE_AUDIENCE and not RECONCILE_SERVICE_ACCOUNT:
+    raise ImproperlyConfigured("RECONCILE_AUDIENCE is set but RECONCILE_SERVICE_ACCOUNT is not")
+if PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_AUDIENCE == RECONCILE_AUDIENCE:
+    raise ImproperlyConfigured("PUBSUB_PUSH_AUDIENCE and RECONCILE_AUDIENCE must differ: one token per endpoint")
 
 FIRESTORE_COLLECTION = env_str("FIRESTORE_COLLECTION", "transactions")
 FIRESTORE_TIMEOUT_SECONDS = env_int("FIRESTORE_TIMEOUT_SECONDS", 10)

@@ -38,7 +38,8 @@ logconfig_dict = {
             "filters": ["context", "redact"],
         }
     },
-    # The root logger stays the app's (logs.configure_logging): one handler, no doubled lines.
+    # No root handler here: the app installs its own (logs.configure_logging), so no line is doubled.
+    "root": {"handlers": [], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

@@ -149,7 +149,16 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # TLS ends at Cloud Run's front end or the GKE load balancer, which say so in X-Forwarded-Proto
+    # (and overwrite whatever a client sent): a request that did not arrive over HTTPS is redirected.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Probes reach the pod over plain HTTP (core.middleware.ProbeMiddleware answers them first anyway).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Preloading is a decision about the whole domain, made by its owner, not by this service.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],

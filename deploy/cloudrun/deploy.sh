@@ -234,12 +234,12 @@ gc run services add-iam-policy-binding initiator --region="$REGION" \
   --member="serviceAccount:${PUSH_SA}" --role=roles/run.invoker
 
 echo "==> push subscriptions (OIDC, dead-letter after ${MAX_DELIVERY_ATTEMPTS} attempts, backoff 1s-60s)"
-# subscription|topic|push endpoint
+# subscription|topic|push endpoint|consumer (may also pull it: `manage.py consume_outcomes`, the worker)
 for plan in \
-  "${SUBSCRIPTION}|${TOPIC}|${PROCESSOR_PUSH_URL}" \
-  "${ROLLBACK_SUBSCRIPTION}|${ROLLBACK_TOPIC}|${INITIATOR_PUSH_URL}" \
-  "${COMPLETION_SUBSCRIPTION}|${COMPLETION_TOPIC}|${INITIATOR_PUSH_URL}"; do
-  IFS='|' read -r subscription topic endpoint <<<"$plan"
+  "${SUBSCRIPTION}|${TOPIC}|${PROCESSOR_PUSH_URL}|${PROCESSOR_SA}" \
+  "${ROLLBACK_SUBSCRIPTION}|${ROLLBACK_TOPIC}|${INITIATOR_PUSH_URL}|${INITIATOR_SA}" \
+  "${COMPLETION_SUBSCRIPTION}|${COMPLETION_TOPIC}|${INITIATOR_PUSH_URL}|${INITIATOR_SA}"; do
+  IFS='|' read -r subscription topic endpoint consumer <<<"$plan"
   settings=(
     --push-endpoint="$endpoint"
     --push-auth-service-account="$PUSH_SA"
@@ -258,6 +258,8 @@ for plan in \
   # The service agent acks a message on the source subscription when it dead-letters it.
   gc pubsub subscriptions add-iam-policy-binding "$subscription" \
     --member="serviceAccount:${PUBSUB_AGENT}" --role=roles/pubsub.subscriber
+  gc pubsub subscriptions add-iam-policy-binding "$subscription" \
+    --member="serviceAccount:${consumer}" --role=roles/pubsub.subscriber
 done
 # Dead letters are pushed to the initiator, which stores each one and moves its payment to
 # needs_attention (it recognises the subscription's name); kept 7 days while undelivered.

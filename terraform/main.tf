@@ -47,11 +47,13 @@ locals {
     PAYMENT_GATEWAY_URL             = var.payment_gateway_url
   })
   processor_env = merge(local.common_env, {
-    PUBSUB_SUBSCRIPTION         = "initiator-sub"
-    PAYMENT_GATEWAY_URL         = var.payment_gateway_url
-    FAULT_INJECTION_ENABLED     = "false"
-    PUBSUB_PUSH_AUDIENCE        = local.processor_push_url
-    PUBSUB_PUSH_SERVICE_ACCOUNT = google_service_account.pubsub_push.email
+    PUBSUB_SUBSCRIPTION          = "initiator-sub"
+    PAYMENT_GATEWAY_URL          = var.payment_gateway_url
+    FAULT_INJECTION_ENABLED      = "false"
+    PUSH_REQUEST_TIMEOUT_SECONDS = "150"
+    PAYMENT_TIMEOUT_SECONDS      = "600"
+    PUBSUB_PUSH_AUDIENCE         = local.processor_push_url
+    PUBSUB_PUSH_SERVICE_ACCOUNT  = google_service_account.pubsub_push.email
     # Private service: Cloud Run checks the push token's signature and forwards it with the
     # signature removed; the app checks the claims (docs/deploy.md, "Push authentication").
     BEHIND_CLOUD_RUN_IAM = "true"

@@ -71,9 +71,9 @@ variable "max_delivery_attempts" {
 }
 
 variable "ack_deadline_seconds" {
-  description = "Ack deadline of every subscription (docs/contracts.md: 60)."
+  description = "Ack deadline of every subscription (docs/contracts.md: 180, above the processor's 150 s push request timeout)."
   type        = number
-  default     = 60
+  default     = 180
 }
 
 variable "relay_schedule" {

@@ -2,17 +2,52 @@
 
 from collections.abc import Callable
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import missing_parameter
 from core.idempotency import (
     IDEMPOTENCY_HEADER,
+    MAX_KEY_LENGTH,
     StoredResponse,
     request_fingerprint,
     run_idempotently,
     validate_key,
 )
+from core.pagination import MAX_LIMIT
+from core.serializers import ErrorSerializer
+
+
+def idempotency_parameter(*, required: bool = False) -> OpenApiParameter:
+    return OpenApiParameter(
+        IDEMPOTENCY_HEADER,
+        {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"},
+        OpenApiParameter.HEADER,
+        required=required,
+        description="Replays the first response for the same parameters.",
+    )
+
+
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, description="1 to 100, default 10."
+)
+
+
+def id_cursor_parameter(what: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "starting_after",
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        description=f"Id of the last {what} of the previous page.",
+    )
+
+
+def errors(*status_codes: int) -> dict:
+    return {status_code: ErrorSerializer for status_code in status_codes}
+
+
+def scopes_note(*scopes: str) -> str:
+    return f"Scopes: {', '.join(scopes)}."
 
 
 def idempotent_response(

@@ -1,24 +1,28 @@
 import logging
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.views import ERRORS, IDEMPOTENCY_PARAMETER, PAGINATION_PARAMETERS
-from core.api import idempotent_response
+from accounts.services import require_supported_currency
+from core.api import LIMIT_PARAMETER, errors, idempotency_parameter, idempotent_response, scopes_note
 from core.context import payment_id_var
+from core.errors import invalid_parameter, not_found
 from core.idempotency import StoredResponse
+from core.models import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
+from core.money import AmountError, to_minor_units
 from core.pagination import list_body, page_request_from_query
-from core.serializers import ErrorSerializer
+from core.permissions import acting_user_id
+from core.serializers import form_to_payload
 from payments import saga_log, selectors, services
 from payments.serializers import (
     PaymentDetailOutputSerializer,
     PaymentInitiateInputSerializer,
     PaymentListOutputSerializer,
     PaymentOutputSerializer,
-    form_to_payload,
     payment_path,
 )
 
@@ -26,27 +30,42 @@ logger = logging.getLogger(__name__)
 
 
 class PaymentInitiateView(APIView):
+    required_scopes = {"POST": (SCOPE_PAYMENTS_WRITE,)}
+
     @extend_schema(
         operation_id="payments_initiate",
-        description="Reserve the amount and start the payment saga. Form-encoded or JSON.",
+        description=(
+            "Reserve the amount and start the payment saga. Form-encoded or JSON. A user-bound key pays from "
+            f"its own user's account only. At most PAYMENT_MAX_AMOUNTS per currency. {scopes_note(SCOPE_PAYMENTS_WRITE)}"
+        ),
         request={
             "application/json": PaymentInitiateInputSerializer,
             "application/x-www-form-urlencoded": PaymentInitiateInputSerializer,
         },
         parameters=[
-            IDEMPOTENCY_PARAMETER,
+            idempotency_parameter(),
             OpenApiParameter("X-Correlation-ID", str, OpenApiParameter.HEADER, description="Generated when absent."),
         ],
-        responses={202: PaymentOutputSerializer, 402: ErrorSerializer, **ERRORS},
+        responses={202: PaymentOutputSerializer, **errors(400, 401, 402, 403, 404, 409, 422)},
     )
     def post(self, request):
-        serializer = PaymentInitiateInputSerializer(data=form_to_payload(request.data))
+        serializer = PaymentInitiateInputSerializer(data=form_to_payload(request.data, integer_fields=("user_id",)))
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        visible_to = acting_user_id(request)
+        if visible_to is not None and data["user_id"] != visible_to:
+            raise not_found("user", data["user_id"], param="user_id")
+        currency = data.get("currency", settings.DEFAULT_CURRENCY)
+        require_supported_currency(currency)
+        try:
+            amount_minor = to_minor_units(data["amount"], currency)
+        except AmountError as error:
+            raise invalid_parameter("amount", str(error)) from None
         params = {
-            "user_id": serializer.validated_data["user_id"],
-            "amount": serializer.validated_data["amount"],
-            "currency": serializer.validated_data.get("currency", settings.DEFAULT_CURRENCY),
-            "metadata": serializer.validated_data.get("metadata", {}),
+            "user_id": data["user_id"],
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "metadata": data.get("metadata", {}),
         }
 
         def execute() -> StoredResponse:
@@ -61,12 +80,16 @@ class PaymentInitiateView(APIView):
 
 
 class PaymentDetailView(APIView):
+    required_scopes = {"GET": (SCOPE_PAYMENTS_READ,)}
+
     @extend_schema(
         operation_id="payments_retrieve",
-        responses={200: PaymentDetailOutputSerializer, 404: ErrorSerializer},
+        description=f"A payment with its Firestore saga log. {scopes_note(SCOPE_PAYMENTS_READ)}",
+        parameters=[OpenApiParameter("payment_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={200: PaymentDetailOutputSerializer, **errors(401, 403, 404)},
     )
     def get(self, request, payment_id: str):
-        payment = selectors.payment_get(payment_id=payment_id)
+        payment = selectors.payment_get(payment_id=payment_id, visible_to=acting_user_id(request))
         payment_id_var.set(str(payment.pk))
         body = dict(PaymentOutputSerializer(payment).data)
         try:
@@ -79,14 +102,22 @@ class PaymentDetailView(APIView):
 
 
 class UserPaymentListView(APIView):
+    required_scopes = {"GET": (SCOPE_PAYMENTS_READ,)}
+
     @extend_schema(
         operation_id="users_payments_list",
-        parameters=PAGINATION_PARAMETERS,
-        responses={200: PaymentListOutputSerializer, 404: ErrorSerializer},
+        description=f"The user's payments, newest first. {scopes_note(SCOPE_PAYMENTS_READ)}",
+        parameters=[
+            LIMIT_PARAMETER,
+            OpenApiParameter(
+                "starting_after", OpenApiTypes.UUID, description="Id of the last payment of the previous page."
+            ),
+        ],
+        responses={200: PaymentListOutputSerializer, **errors(400, 401, 403, 404)},
     )
     def get(self, request, user_id: int):
         payments, has_more = selectors.payment_list_for_user(
-            user_id=user_id, page=page_request_from_query(request.query_params)
+            user_id=user_id, page=page_request_from_query(request.query_params), visible_to=acting_user_id(request)
         )
         return Response(
             list_body(PaymentOutputSerializer(payments, many=True).data, has_more=has_more, url=request.path)

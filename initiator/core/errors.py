@@ -95,7 +95,8 @@ def _first_validation_error(detail, prefix: str = "") -> tuple[str | None, excep
 def from_validation_error(error: exceptions.ValidationError) -> ApplicationError:
     param, detail = _first_validation_error(error.detail)
     code = getattr(detail, "code", "invalid")
-    if code in {"required", "null", "blank"} and param:
+    # A nested null (metadata.k: null) is a wrong value, not a missing parameter.
+    if param and (code in {"required", "blank"} or (code == "null" and "." not in param)):
         return missing_parameter(param)
     return invalid_parameter(param, str(detail))
 

@@ -2,7 +2,6 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.serializers import (
@@ -15,6 +14,7 @@ from accounts.serializers import (
 )
 from core.api import (
     LIMIT_PARAMETER,
+    ApiView,
     errors,
     id_cursor_parameter,
     idempotency_parameter,
@@ -32,8 +32,9 @@ from core.serializers import form_to_payload
 FORM_OR_JSON = ("application/json", "application/x-www-form-urlencoded")
 
 
-class UserListCreateView(APIView):
+class UserListCreateView(ApiView):
     required_scopes = {"POST": (SCOPE_USERS_WRITE,), "GET": (SCOPE_USERS_READ,)}
+    query_parameters = {"GET": ("limit", "starting_after")}
 
     @extend_schema(
         operation_id="users_create",
@@ -68,13 +69,13 @@ class UserListCreateView(APIView):
         return Response(list_body(UserOutputSerializer(users, many=True).data, has_more=has_more, url=request.path))
 
 
-class UserDetailView(APIView):
+class UserDetailView(ApiView):
     required_scopes = {"GET": (SCOPE_USERS_READ,)}
 
     @extend_schema(
         operation_id="users_retrieve",
         description=f"A user and its balances. {scopes_note(SCOPE_USERS_READ)}",
-        responses={200: UserOutputSerializer, **errors(401, 403, 404)},
+        responses={200: UserOutputSerializer, **errors(400, 401, 403, 404)},
     )
     def get(self, request, user_id: int):
         return Response(
@@ -82,9 +83,10 @@ class UserDetailView(APIView):
         )
 
 
-class DepositListCreateView(APIView):
+class DepositListCreateView(ApiView):
     # Listing deposits is part of reading a user's account; making one mints money.
     required_scopes = {"POST": (SCOPE_DEPOSITS_WRITE,), "GET": (SCOPE_USERS_READ,)}
+    query_parameters = {"GET": ("limit", "starting_after")}
 
     @extend_schema(
         operation_id="deposits_create",

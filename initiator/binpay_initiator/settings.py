@@ -184,6 +184,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.refuse_unknown_request_properties",
+        "core.schema.add_links",
     ],
 }
 TEST_RUNNER = "binpay_initiator.test_runner.EmulatorTestRunner"

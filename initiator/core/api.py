@@ -5,8 +5,9 @@ from collections.abc import Callable
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from core.errors import missing_parameter
+from core.errors import invalid_parameter, missing_parameter
 from core.idempotency import (
     IDEMPOTENCY_HEADER,
     MAX_KEY_LENGTH,
@@ -17,6 +18,20 @@ from core.idempotency import (
 )
 from core.pagination import MAX_LIMIT
 from core.serializers import ErrorSerializer
+
+
+class ApiView(APIView):
+    """A public API view: after authentication and scopes, a query parameter the operation does not
+    define is refused (400), as unknown body parameters are."""
+
+    query_parameters: dict[str, tuple[str, ...]] = {}
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        allowed = self.query_parameters.get("GET" if request.method == "HEAD" else request.method, ())
+        for name in request.query_params:
+            if name not in allowed:
+                raise invalid_parameter(name, "Received unknown parameter.")
 
 
 def idempotency_parameter(*, required: bool = False) -> OpenApiParameter:

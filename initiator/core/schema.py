@@ -21,6 +21,32 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         }
 
 
+# OpenAPI links: which answer's ids the next call can use (clients, and schemathesis' stateful run).
+LINKS = {
+    ("users_create", "201"): {
+        "GetUser": ("users_retrieve", {"user_id": "$response.body#/id"}, None),
+        "Deposit": ("deposits_create", {"user_id": "$response.body#/id"}, None),
+        "ListDeposits": ("deposits_list", {"user_id": "$response.body#/id"}, None),
+        "ListPayments": ("users_payments_list", {"user_id": "$response.body#/id"}, None),
+        "Pay": ("payments_initiate", {}, {"user_id": "$response.body#/id"}),
+    },
+    ("deposits_create", "201"): {
+        "GetUser": ("users_retrieve", {"user_id": "$response.body#/user_id"}, None),
+        "ListDeposits": ("deposits_list", {"user_id": "$response.body#/user_id"}, None),
+        "Pay": (
+            "payments_initiate",
+            {},
+            {"user_id": "$response.body#/user_id", "currency": "$response.body#/currency"},
+        ),
+    },
+    ("payments_initiate", "202"): {
+        "GetPayment": ("payments_retrieve", {"payment_id": "$response.body#/id"}, None),
+        "ListPayments": ("users_payments_list", {"user_id": "$response.body#/user_id"}, None),
+        "GetUser": ("users_retrieve", {"user_id": "$response.body#/user_id"}, None),
+    },
+}
+
+
 def public_endpoints_only(endpoints):
     return [endpoint for endpoint in endpoints if not endpoint[0].startswith(PLATFORM_PATH_PREFIXES)]
 
@@ -41,4 +67,21 @@ def refuse_unknown_request_properties(result, generator, request, public):
             objects = [name for name, field in component["properties"].items() if field.get("type") == "object"]
             if objects:
                 form["encoding"] = {name: {"style": "deepObject", "explode": True} for name in objects}
+    return result
+
+
+def add_links(result, generator, request, public):
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for status_code, response in operation.get("responses", {}).items():
+                links = LINKS.get((operation.get("operationId"), status_code))
+                if links:
+                    response["links"] = {
+                        name: {
+                            "operationId": target,
+                            **({"parameters": parameters} if parameters else {}),
+                            **({"requestBody": body} if body else {}),
+                        }
+                        for name, (target, parameters, body) in links.items()
+                    }
     return result

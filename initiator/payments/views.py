@@ -5,10 +5,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.services import require_supported_currency
-from core.api import LIMIT_PARAMETER, errors, idempotency_parameter, idempotent_response, scopes_note
+from core.api import LIMIT_PARAMETER, ApiView, errors, idempotency_parameter, idempotent_response, scopes_note
 from core.context import payment_id_var
 from core.errors import invalid_parameter, not_found
 from core.idempotency import StoredResponse
@@ -29,7 +28,7 @@ from payments.serializers import (
 logger = logging.getLogger(__name__)
 
 
-class PaymentInitiateView(APIView):
+class PaymentInitiateView(ApiView):
     required_scopes = {"POST": (SCOPE_PAYMENTS_WRITE,)}
 
     @extend_schema(
@@ -79,14 +78,14 @@ class PaymentInitiateView(APIView):
         return idempotent_response(request, params=params, execute=execute)
 
 
-class PaymentDetailView(APIView):
+class PaymentDetailView(ApiView):
     required_scopes = {"GET": (SCOPE_PAYMENTS_READ,)}
 
     @extend_schema(
         operation_id="payments_retrieve",
         description=f"A payment with its Firestore saga log. {scopes_note(SCOPE_PAYMENTS_READ)}",
         parameters=[OpenApiParameter("payment_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
-        responses={200: PaymentDetailOutputSerializer, **errors(401, 403, 404)},
+        responses={200: PaymentDetailOutputSerializer, **errors(400, 401, 403, 404)},
     )
     def get(self, request, payment_id: str):
         payment = selectors.payment_get(payment_id=payment_id, visible_to=acting_user_id(request))
@@ -101,8 +100,9 @@ class PaymentDetailView(APIView):
         return Response(body)
 
 
-class UserPaymentListView(APIView):
+class UserPaymentListView(ApiView):
     required_scopes = {"GET": (SCOPE_PAYMENTS_READ,)}
+    query_parameters = {"GET": ("limit", "starting_after")}
 
     @extend_schema(
         operation_id="users_payments_list",

@@ -5,13 +5,13 @@ from django.db import transaction
 
 from accounts.models import Account, Deposit, User
 from core.errors import not_found, unprocessable
-from core.models import ApiKey
+from core.models import BIGINT_MAX, ApiKey
 from core.money import format_minor_units, is_supported_currency
 
 logger = logging.getLogger(__name__)
 
 # accounts.balance is a bigint: no deposit may take it past this.
-BALANCE_MAX = 2**63 - 1
+BALANCE_MAX = BIGINT_MAX
 
 
 def require_supported_currency(currency: str, param: str = "currency") -> None:

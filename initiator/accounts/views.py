@@ -41,7 +41,7 @@ class UserListCreateView(ApiView):
         description=f"Create a user and its account. {scopes_note(SCOPE_USERS_WRITE)}",
         request={media_type: UserCreateInputSerializer for media_type in FORM_OR_JSON},
         parameters=[idempotency_parameter()],
-        responses={201: UserOutputSerializer, **errors(400, 401, 403, 409, 422)},
+        responses={201: UserOutputSerializer, **errors(400, 401, 403, 409, 415, 422)},
     )
     def post(self, request):
         serializer = UserCreateInputSerializer(data=form_to_payload(request.data))
@@ -96,7 +96,7 @@ class DepositListCreateView(ApiView):
         ),
         request={media_type: DepositInputSerializer for media_type in FORM_OR_JSON},
         parameters=[idempotency_parameter(required=True)],
-        responses={201: DepositOutputSerializer, **errors(400, 401, 403, 404, 409, 422)},
+        responses={201: DepositOutputSerializer, **errors(400, 401, 403, 404, 409, 415, 422)},
     )
     def post(self, request, user_id: int):
         serializer = DepositInputSerializer(data=form_to_payload(request.data))

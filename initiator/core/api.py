@@ -16,6 +16,7 @@ from core.idempotency import (
     run_idempotently,
     validate_key,
 )
+from core.models import BIGINT_MAX
 from core.pagination import MAX_LIMIT
 from core.serializers import ErrorSerializer
 
@@ -52,7 +53,7 @@ LIMIT_PARAMETER = OpenApiParameter(
 def id_cursor_parameter(what: str) -> OpenApiParameter:
     return OpenApiParameter(
         "starting_after",
-        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
         description=f"Id of the last {what} of the previous page.",
     )
 

@@ -5,6 +5,8 @@ from django.db import models
 from django.utils import timezone
 
 API_KEY_PREFIX = "bpk_"
+# The largest value of a bigint column (ids, balances): input beyond it is refused, never sent to the database.
+BIGINT_MAX = 2**63 - 1
 
 SCOPE_PAYMENTS_WRITE = "payments:write"
 SCOPE_PAYMENTS_READ = "payments:read"

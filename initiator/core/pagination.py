@@ -2,11 +2,11 @@ import re
 from dataclasses import dataclass
 
 from core.errors import invalid_parameter
+from core.models import BIGINT_MAX
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 _ID = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
-ID_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def id_cursor(page: PageRequest, what: str) -> int | None:
     """starting_after as a database id (ASCII digits within the bigint range)."""
     if page.starting_after is None:
         return None
-    if not _ID.fullmatch(page.starting_after) or int(page.starting_after) > ID_MAX:
+    if not _ID.fullmatch(page.starting_after) or int(page.starting_after) > BIGINT_MAX:
         raise invalid_parameter("starting_after", f"starting_after must be a {what} id.")
     return int(page.starting_after)
 

@@ -8,9 +8,9 @@ from django.http import QueryDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.models import BIGINT_MAX
 from core.money import AMOUNT_SCHEMA_PATTERN, CURRENCY_EXPONENTS, AmountError, check_decimal_string
 
-ID_MAX = 2**63 - 1  # the database's bigint
 _FORM_INTEGER = re.compile(r"[0-9]{1,19}", re.ASCII)
 # Control characters (NUL, ESC, ...) and unpaired surrogates: PostgreSQL refuses them, and they are
 # not text anyone means to store.
@@ -65,12 +65,12 @@ class PrintableCharField(serializers.CharField):
         return value
 
 
-@extend_schema_field({"type": "integer", "minimum": 1, "maximum": ID_MAX})
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": BIGINT_MAX})
 class IdField(serializers.IntegerField):
     """A database id: a JSON integer (not a string, float or boolean)."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(min_value=1, max_value=ID_MAX, **kwargs)
+        super().__init__(min_value=1, max_value=BIGINT_MAX, **kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):

@@ -45,7 +45,7 @@ class PaymentInitiateView(ApiView):
             idempotency_parameter(),
             OpenApiParameter("X-Correlation-ID", str, OpenApiParameter.HEADER, description="Generated when absent."),
         ],
-        responses={202: PaymentOutputSerializer, **errors(400, 401, 402, 403, 404, 409, 422)},
+        responses={202: PaymentOutputSerializer, **errors(400, 401, 402, 403, 404, 409, 415, 422)},
     )
     def post(self, request):
         serializer = PaymentInitiateInputSerializer(data=form_to_payload(request.data, integer_fields=("user_id",)))

@@ -229,6 +229,13 @@ class BodyShapeTests(StrictInputTestCase):
         nested_object = {"user_id": self.user.pk, "amount": "1.00", "metadata": {"k": "v"}}
         self.assertEqual(self.post_json("/initiate-payment", nested_object).status_code, 202)
 
+    def test_other_media_types_are_a_documented_415(self) -> None:
+        before = database_state()
+        response = self.client.post(
+            "/initiate-payment", f"user_id={self.user.pk}&amount=1.00", content_type="text/plain"
+        )
+        self.assert_refused(response, 415, None, before, code="unsupported_media_type")
+
     def test_unknown_parameters_are_refused(self) -> None:
         before = database_state()
         cases = [

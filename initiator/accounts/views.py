@@ -13,23 +13,21 @@ from accounts.serializers import (
     UserOutputSerializer,
 )
 from core.api import (
+    FORM_OR_JSON,
     LIMIT_PARAMETER,
     ApiView,
     errors,
     id_cursor_parameter,
     idempotency_parameter,
     idempotent_response,
+    minor_units,
     scopes_note,
 )
-from core.errors import invalid_parameter
 from core.idempotency import StoredResponse
 from core.models import SCOPE_DEPOSITS_WRITE, SCOPE_USERS_READ, SCOPE_USERS_WRITE
-from core.money import AmountError, to_minor_units
 from core.pagination import list_body, page_request_from_query
 from core.permissions import acting_user_id
 from core.serializers import form_to_payload
-
-FORM_OR_JSON = ("application/json", "application/x-www-form-urlencoded")
 
 
 class UserListCreateView(ApiView):
@@ -105,10 +103,7 @@ class DepositListCreateView(ApiView):
         account = selectors.user_get(user_id=user_id, visible_to=acting_user_id(request)).account
         currency = params.get("currency", account.currency)
         services.require_supported_currency(currency)
-        try:
-            amount = to_minor_units(params["amount"], currency)
-        except AmountError as error:
-            raise invalid_parameter("amount", str(error)) from None
+        amount = minor_units(params["amount"], currency)
 
         def execute() -> StoredResponse:
             deposit = services.deposit_create(

@@ -17,8 +17,19 @@ from core.idempotency import (
     validate_key,
 )
 from core.models import BIGINT_MAX
+from core.money import AmountError, to_minor_units
 from core.pagination import MAX_LIMIT
 from core.serializers import ErrorSerializer
+
+FORM_OR_JSON = ("application/json", "application/x-www-form-urlencoded")
+
+
+def minor_units(amount: str, currency: str) -> int:
+    """The decimal string of a request in the currency's minor units, or a 400 naming `amount`."""
+    try:
+        return to_minor_units(amount, currency)
+    except AmountError as error:
+        raise invalid_parameter("amount", str(error)) from None
 
 
 class ApiView(APIView):

@@ -7,12 +7,20 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.services import require_supported_currency
-from core.api import LIMIT_PARAMETER, ApiView, errors, idempotency_parameter, idempotent_response, scopes_note
+from core.api import (
+    FORM_OR_JSON,
+    LIMIT_PARAMETER,
+    ApiView,
+    errors,
+    idempotency_parameter,
+    idempotent_response,
+    minor_units,
+    scopes_note,
+)
 from core.context import payment_id_var
-from core.errors import invalid_parameter, not_found
+from core.errors import not_found
 from core.idempotency import StoredResponse
 from core.models import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
-from core.money import AmountError, to_minor_units
 from core.pagination import list_body, page_request_from_query
 from core.permissions import acting_user_id
 from core.serializers import form_to_payload
@@ -37,10 +45,7 @@ class PaymentInitiateView(ApiView):
             "Reserve the amount and start the payment saga. Form-encoded or JSON. A user-bound key pays from "
             f"its own user's account only. At most PAYMENT_MAX_AMOUNTS per currency. {scopes_note(SCOPE_PAYMENTS_WRITE)}"
         ),
-        request={
-            "application/json": PaymentInitiateInputSerializer,
-            "application/x-www-form-urlencoded": PaymentInitiateInputSerializer,
-        },
+        request={media_type: PaymentInitiateInputSerializer for media_type in FORM_OR_JSON},
         parameters=[
             idempotency_parameter(),
             OpenApiParameter("X-Correlation-ID", str, OpenApiParameter.HEADER, description="Generated when absent."),
@@ -56,13 +61,9 @@ class PaymentInitiateView(ApiView):
             raise not_found("user", data["user_id"], param="user_id")
         currency = data.get("currency", settings.DEFAULT_CURRENCY)
         require_supported_currency(currency)
-        try:
-            amount_minor = to_minor_units(data["amount"], currency)
-        except AmountError as error:
-            raise invalid_parameter("amount", str(error)) from None
         params = {
             "user_id": data["user_id"],
-            "amount_minor": amount_minor,
+            "amount_minor": minor_units(data["amount"], currency),
             "currency": currency,
             "metadata": data.get("metadata", {}),
         }

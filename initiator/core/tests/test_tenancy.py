@@ -76,7 +76,8 @@ def database_state() -> dict:
         "payments": sorted((str(p), s) for p, s in Payment.objects.values_list("id", "status")),
         "outbox": OutboxEvent.objects.count(),
         "idempotency": IdempotencyRecord.objects.count(),
-        "api_keys": sorted(ApiKey.objects.values_list("id", "revoked_at", "expires_at")),
+        # Not last_used_at: a refused request still used its key.
+        "api_keys": sorted(ApiKey.objects.values_list("id", "scopes", "user_id", "revoked_at", "expires_at")),
     }
 
 

@@ -40,6 +40,8 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
+        if not hasattr(self, request.method.lower()):
+            return  # a method the view does not serve answers 405, whatever the query
         allowed = self.query_parameters.get("GET" if request.method == "HEAD" else request.method, ())
         for name in request.query_params:
             if name not in allowed:

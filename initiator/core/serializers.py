@@ -4,6 +4,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
+from django.core.validators import RegexValidator
 from django.http import QueryDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -55,6 +56,11 @@ class StrictSerializer(serializers.Serializer):
 
 class PrintableCharField(serializers.CharField):
     """A JSON string (not a number) without control characters or unpaired surrogates."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # Also puts the pattern in the OpenAPI document.
+        self.validators.append(RegexValidator(PRINTABLE_SCHEMA_PATTERN))
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

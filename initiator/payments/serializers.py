@@ -30,6 +30,8 @@ METADATA_VALUE_MAX_LENGTH = 500
     }
 )
 class MetadataField(serializers.DictField):
+    """OpenAPI 3.0 cannot describe the keys (no propertyNames): their limits are in the description."""
+
     def __init__(self, **kwargs) -> None:
         super().__init__(
             child=PrintableCharField(max_length=METADATA_VALUE_MAX_LENGTH, allow_blank=True, trim_whitespace=False),

@@ -37,9 +37,11 @@ def payment_list_for_user(
     payments = Payment.objects.filter(user_id=user_id).order_by("-created_at", "-id")
     if page.starting_after is not None:
         cursor_id = _parse_payment_id(page.starting_after)
-        cursor = Payment.objects.filter(pk=cursor_id, user_id=user_id).first() if cursor_id else None
-        if cursor is None:
+        if cursor_id is None:
             raise invalid_parameter("starting_after", "starting_after must be the id of one of this user's payments.")
+        cursor = Payment.objects.filter(pk=cursor_id, user_id=user_id).first()
+        if cursor is None:
+            raise not_found("payment", page.starting_after, param="starting_after")
         payments = payments.filter(
             Q(created_at__lt=cursor.created_at) | Q(created_at=cursor.created_at, id__lt=cursor.pk)
         )

@@ -267,3 +267,8 @@ class BodyShapeTests(StrictInputTestCase):
             with self.subTest(path=path):
                 response = self.client.get(f"{path}?starting_after=99999999999999999999")
                 self.assertEqual((response.status_code, response.json()["error"]["param"]), (400, "starting_after"))
+        payments = f"/users/{self.user.pk}/payments"
+        for cursor, status in (("not-a-payment-id", 400), ("00000000-0000-4000-8000-000000000000", 404)):
+            with self.subTest(cursor=cursor):
+                response = self.client.get(f"{payments}?starting_after={cursor}")
+                self.assertEqual((response.status_code, response.json()["error"]["param"]), (status, "starting_after"))

@@ -11,7 +11,7 @@ from accounts.models import Account
 from accounts.services import require_supported_currency
 from core.context import payment_id_var
 from core.errors import ApplicationError, invalid_parameter, not_found, unprocessable
-from core.money import AmountError, format_minor_units, to_minor_units
+from core.money import format_minor_units
 from payments import events
 from payments.models import HOLDING_STATUSES, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
 from payments.outbox import publish_event_now
@@ -34,22 +34,22 @@ def insufficient_funds(available: int, currency: str) -> ApplicationError:
 def payment_initiate(
     *,
     user_id: int,
-    amount: str,
+    amount_minor: int,
     currency: str,
     metadata: dict[str, str],
     correlation_id: str,
 ) -> Payment:
-    """Reserve the amount, create the PENDING payment and its payment.initiated outbox row (one transaction)."""
+    """Reserve the amount, create the PENDING payment and its payment.initiated outbox row (one transaction).
+
+    The API edge parses the decimal string (core.money.to_minor_units); this takes minor units.
+    """
     require_supported_currency(currency)
-    try:
-        amount_minor = to_minor_units(amount, currency)
-    except AmountError as error:
-        raise invalid_parameter("amount", str(error)) from None
-    if amount_minor > settings.PAYMENT_MAX_AMOUNT:
+    if amount_minor <= 0:
+        raise invalid_parameter("amount", "Amount must be positive.")
+    limit = settings.PAYMENT_MAX_AMOUNTS[currency]
+    if amount_minor > limit:
         raise unprocessable(
-            "amount_too_large",
-            f"Amount must be at most {format_minor_units(settings.PAYMENT_MAX_AMOUNT, currency)}.",
-            "amount",
+            "amount_too_large", f"Amount must be at most {format_minor_units(limit, currency)}.", "amount"
         )
     # The row lock serialises concurrent payments of one account, so available never goes negative.
     account = Account.objects.select_for_update().filter(user_id=user_id).first()

@@ -146,6 +146,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Operator console (console/): staff sign in with Django's auth views. Static files (the console's and
+# the admin's) are served by WhiteNoise under gunicorn too, straight from the apps' static folders
+# (finders), so the image needs no collectstatic step.
+INSTALLED_APPS += ["console"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
+)
+WHITENOISE_USE_FINDERS = True
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:payments"
+LOGOUT_REDIRECT_URL = "console:login"
+
 if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

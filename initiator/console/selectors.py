@@ -13,6 +13,7 @@ from google.api_core import exceptions as google_exceptions
 from accounts.models import Account, Deposit
 from core import clients
 from core.gateway import GatewayUnavailable
+from core.money import format_minor_units
 from payments import invariants, saga_log
 from payments.models import DeadLetter, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
 
@@ -165,7 +166,7 @@ def _initiator_entries(timeline: PaymentTimeline) -> list[TimelineEntry]:
             payment.created_at,
             INITIATOR,
             "payment created, amount held",
-            f"{payment.amount} {payment.currency} minor units, user {payment.user_id}",
+            f"{format_minor_units(payment.amount, payment.currency)}, user {payment.user_id}",
         )
     ]
     for event in timeline.outbox:

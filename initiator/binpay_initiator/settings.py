@@ -5,6 +5,7 @@ Every variable is listed with its default in .env.example.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -154,6 +155,10 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
 )
 WHITENOISE_USE_FINDERS = True
+# STATIC_ROOT exists only where collectstatic ran; the finders serve the files without it.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+# Prometheus scrape endpoint, answered before the ALLOWED_HOSTS check like the probes (observability/metrics.py).
+MIDDLEWARE.insert(0, "observability.middleware.MetricsMiddleware")
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:payments"
 LOGOUT_REDIRECT_URL = "console:login"

@@ -16,6 +16,7 @@ import time
 
 from google.cloud import pubsub_v1
 
+from . import observability
 from .clients import process_clients
 from .config import ConfigurationError, Settings
 from .logs import configure_logging
@@ -61,6 +62,7 @@ def make_callback(processor: PaymentProcessor, stop: threading.Event | None = No
             # another delivery holds needs time, not five instant retries into the dead-letter topic.
             time.sleep(nack_delay(message.delivery_attempt))
             message.nack()
+        observability.message_handled(message.publish_time, result.disposition.value)
 
     return callback
 
@@ -111,6 +113,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    observability.serve_worker_metrics()
     return run(settings, stop)
 
 

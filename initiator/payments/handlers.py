@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from django.db import DatabaseError
 
 from core.context import correlation_id_var, payment_id_var
+from observability import tracing
 from payments import events, saga_log
 from payments.services import OutcomeResult, UnknownPayment, outcome_apply
 
@@ -63,6 +64,7 @@ def _step_detail(outcome: OutcomeResult, event: dict) -> dict:
     return detail
 
 
+@tracing.consumes_message
 def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str:
     correlation_token = correlation_id_var.set(attributes.get("correlation_id"))
     payment_token = payment_id_var.set(attributes.get("payment_id"))

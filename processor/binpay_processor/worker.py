@@ -113,7 +113,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    observability.serve_worker_metrics()
+    observability.start_worker()
     return run(settings, stop)
 
 

@@ -47,6 +47,10 @@ export PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL:-http://127.0.0.1:$GATEWAY_PORT
 export SANDBOX_DB_PATH=${SANDBOX_DB_PATH:-$state/gateway.sqlite3}
 # Fault injection is a demo feature (README "Failure demos"); production mode refuses it.
 export FAULT_INJECTION_ENABLED=${FAULT_INJECTION_ENABLED:-true}
+# Demo timeouts: the processor gives up on an unusable gateway (cancels the charge) after a minute,
+# the reconciler settles a stranded payment after two (production: 300 s and 600 s).
+export SAGA_TIMEOUT_SECONDS=${SAGA_TIMEOUT_SECONDS:-60} PAYMENT_TIMEOUT_SECONDS=${PAYMENT_TIMEOUT_SECONDS:-120}
+export RECONCILE_INTERVAL_SECONDS=${RECONCILE_INTERVAL_SECONDS:-15}
 export INITIATOR_URL="http://$BINPAY_HOST:$INITIATOR_PORT" PROCESSOR_URL="http://$BINPAY_HOST:$PROCESSOR_PORT"
 
 (cd initiator && python manage.py migrate --noinput && python manage.py seed_demo --api-key "$BINPAY_DEMO_API_KEY")

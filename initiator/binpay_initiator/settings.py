@@ -219,7 +219,18 @@ OUTBOX_PUBLISH_ON_COMMIT = env_bool("OUTBOX_PUBLISH_ON_COMMIT", True)
 
 # Reconciler: payments still pending after this many seconds are settled by `manage.py reconcile`.
 PAYMENT_TIMEOUT_SECONDS = env_int("PAYMENT_TIMEOUT_SECONDS", 600)
+if "SAGA_TIMEOUT_SECONDS" in os.environ and env_float("SAGA_TIMEOUT_SECONDS", 0) >= PAYMENT_TIMEOUT_SECONDS:
+    # The processor must give up (cancel the charge) before the reconciler takes the payment over.
+    raise ImproperlyConfigured("PAYMENT_TIMEOUT_SECONDS must exceed the processor's SAGA_TIMEOUT_SECONDS")
 RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 60)
+# One pass examines at most this many open payments and as many rolled-back ones, and stops
+# starting new ones after the time budget (keep it under the scheduler's attempt deadline).
+RECONCILE_BATCH_SIZE = env_int("RECONCILE_BATCH_SIZE", 200)
+RECONCILE_TIME_BUDGET_SECONDS = env_float("RECONCILE_TIME_BUDGET_SECONDS", 45.0)
+# Late-charge sweeper: rolled-back payments are asked about standing charges for this long, at most
+# once per interval each.
+LATE_CHARGE_WINDOW_SECONDS = env_int("LATE_CHARGE_WINDOW_SECONDS", 7 * 24 * 3600)
+LATE_CHARGE_CHECK_INTERVAL_SECONDS = env_int("LATE_CHARGE_CHECK_INTERVAL_SECONDS", 3600)
 PAYMENT_GATEWAY_URL = env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090").rstrip("/")
 PAYMENT_GATEWAY_API_KEY = os.environ.get("PAYMENT_GATEWAY_API_KEY") or "sk_test_sandbox"
 PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS", 3.0)

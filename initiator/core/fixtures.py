@@ -214,7 +214,8 @@ GATEWAY_API_KEY = "sk_test_initiator_suite"
 class SandboxGateway:
     """The real sandbox gateway (gateway/app.py) on a free port with its own ledger file."""
 
-    def __init__(self) -> None:
+    def __init__(self, **knobs: str) -> None:
+        """`knobs`: SANDBOX_* settings, e.g. SANDBOX_LATENCY_MS="3000" for slow magic-57 charges."""
         self.directory = tempfile.TemporaryDirectory(prefix="binpay-initiator-gateway-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -230,6 +231,7 @@ class SandboxGateway:
                     "SANDBOX_DB_PATH": str(Path(self.directory.name) / "sandbox.sqlite3"),
                     "PAYMENT_GATEWAY_API_KEY": GATEWAY_API_KEY,
                     "PYTHONUNBUFFERED": "1",
+                    **knobs,
                 },
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -247,14 +249,25 @@ class SandboxGateway:
         except requests.RequestException:
             return False
 
-    def charge(self, *, reference: str, amount: int, currency: str = "USD") -> dict:
+    def charge(self, *, reference: str, amount: int, currency: str = "USD", key: str | None = None) -> dict:
+        """A charge as the processor makes it (key `charge-<reference>`), or under another key."""
         response = requests.post(
             f"{self.url}/v1/charges",
             json={"amount": amount, "currency": currency, "reference": reference},
-            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": f"charge-{reference}"},
+            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": key or f"charge-{reference}"},
             timeout=10,
         )
         return response.json()
+
+    def ledger(self, reference: str) -> dict:
+        response = requests.get(
+            f"{self.url}/v1/ledger",
+            params={"reference": reference},
+            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}"},
+            timeout=10,
+        )
+        [row] = response.json()["data"]
+        return row
 
     def refund(self, charge_id: str) -> dict:
         response = requests.post(

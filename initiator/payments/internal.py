@@ -9,23 +9,11 @@ from rest_framework.views import APIView
 
 from core.serializers import ErrorSerializer
 from payments.push import verify_push_token
-from payments.reconciler import reconcile
+from payments.reconciler import Result, reconcile
 
 ReconcileSummary = inline_serializer(
     "ReconcileSummary",
-    {
-        name: serializers.IntegerField()
-        for name in (
-            "examined",
-            "captured",
-            "compensated",
-            "needs_attention",
-            "skipped_lease_live",
-            "gateway_unreachable",
-            "already_settled",
-            "error",
-        )
-    },
+    {name: serializers.IntegerField() for name in ("examined", *(result.value for result in Result))},
 )
 
 

@@ -22,6 +22,14 @@ logger = logging.getLogger(__name__)
 STEP_CAPTURED = "CAPTURED"
 STEP_COMPENSATED = "COMPENSATED"
 STEP_NEEDS_ATTENTION = "NEEDS_ATTENTION"
+# Steps the initiator writes for what it learned from the gateway itself (reconciler, operators).
+STEP_CHARGED = "CHARGED"
+STEP_CHARGE_DECLINED = "CHARGE_DECLINED"
+STEP_CHARGE_CANCELED = "CHARGE_CANCELED"
+STEP_REFUNDED = "REFUNDED"
+# The processor's outcome steps.
+STEP_COMPLETED = "COMPLETED"
+STEP_FAILED = "FAILED"
 SERVICE_NAME = "initiator"
 CONTENTION_ROUNDS = 4
 # A processor lease counts as live until this long after it expires (clock skew between services).
@@ -149,6 +157,12 @@ def fence(*, payment: Payment) -> bool:
     fenced = _with_contention_retries(lambda: apply(client.transaction()))
     logger.info("saga log: %s", "fenced" if fenced else "processor lease is live; not fenced")
     return fenced
+
+
+def read_document(payment_id) -> dict:
+    """The payment's saga-log document (empty when there is none)."""
+    snapshot = _document(payment_id).get(timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+    return (snapshot.to_dict() or {}) if snapshot.exists else {}
 
 
 def _plain(value):

@@ -184,6 +184,10 @@ def payment_mark_needs_attention(*, payment_id, reason: str) -> OutcomeResult:
     Account.objects.select_for_update().get(user_id=payment_user)
     payment = Payment.objects.select_for_update().get(pk=payment_id)
     if payment.status == PaymentStatus.NEEDS_ATTENTION:
+        if payment.failure_reason != reason:
+            # Still held, for a new reason (e.g. the gateway answered again, with a mismatching charge).
+            payment.failure_reason = reason
+            payment.save(update_fields=["failure_reason", "updated_at"])
         return OutcomeResult("duplicate", payment, STEP_NEEDS_ATTENTION)
     if payment.status != PaymentStatus.PENDING:
         logger.info("payment already %s: not moved to needs_attention (%s)", payment.status, reason)

@@ -12,10 +12,11 @@ import time
 import uuid
 
 import pytest
+import requests
 from binpay_processor.clients import Clients
 from binpay_processor.config import Settings
 from binpay_processor.saga import Disposition, PaymentProcessor
-from conftest import ledger, long_ago, make_event, saga, step_names
+from conftest import GATEWAY_API_KEY, ledger, long_ago, make_event, saga, step_names
 
 
 def deliver_until_acked(processor, data, attributes, max_deliveries=6) -> list[Disposition]:
@@ -348,3 +349,27 @@ def test_a_charge_still_in_flight_past_the_saga_timeout_is_canceled_before_any_r
     [(event, _)] = rollbacks
     assert (event["reason_code"], event["refunded"]) == ("gateway_unavailable", False)
     assert completions == [] and charged == 0
+
+
+def test_a_charge_found_by_the_cancel_that_does_not_match_the_payment_is_never_completed(
+    processor, client, topics, gateway_url
+):
+    """Finding 4: the charge the gateway holds for the payment's key is for another amount. The
+    processor neither completes nor rolls back: it leaves the payment to the reconciler, which
+    parks it as needs_attention (charge_mismatch)."""
+    data, attributes = make_event(10000, metadata={"simulate_failure": "before_charge"})
+    payment_id = attributes["payment_id"]
+    stray = requests.post(
+        f"{gateway_url}/v1/charges",
+        json={"amount": 9000, "currency": "USD", "reference": payment_id},
+        headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": f"charge-{payment_id}"},
+        timeout=10,
+    )
+    assert stray.status_code == 201
+
+    result = processor.handle_payment_initiated(data, attributes, 1)
+
+    assert (result.disposition, result.detail) == (Disposition.DONE, "charge_mismatch")
+    assert step_names(client, payment_id) == ["RECEIVED"]
+    assert saga(client, payment_id)["charge_id"] is None
+    assert topics.pull(topics.completion) == [] and topics.pull(topics.rollback) == []

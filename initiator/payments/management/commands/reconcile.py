@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections, connections
 
-from payments.reconciler import ERROR, reconcile
+from payments.reconciler import Result, reconcile
 
 logger = logging.getLogger("payments.reconciler")
 
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         if not loop:
             summary = reconcile(older_than_seconds=older_than)
             self.stdout.write(json.dumps(summary))
-            if summary[ERROR]:
+            if summary[Result.ERROR]:
                 raise SystemExit(1)
             return
         stop = threading.Event()

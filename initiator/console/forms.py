@@ -6,6 +6,13 @@ from django.conf import settings
 from console.selectors import PaymentFilter
 from core.money import AmountError, is_supported_currency, to_minor_units
 from payments.models import PaymentStatus
+from payments.operator import SettleAction
+
+SETTLE_CHOICES = [
+    (SettleAction.CAPTURE.value, "Capture the hold (a charge stands)"),
+    (SettleAction.RELEASE.value, "Release the hold (no charge can land)"),
+    (SettleAction.REFUND_AND_RELEASE.value, "Refund the charge and release the hold"),
+]
 
 
 def _minutes(value: int | None) -> timedelta | None:
@@ -53,3 +60,8 @@ class PaymentFilterForm(forms.Form):
             amount_min=data.get("amount_min_minor"),
             amount_max=data.get("amount_max_minor"),
         )
+
+
+class SettleForm(forms.Form):
+    action = forms.ChoiceField(choices=SETTLE_CHOICES)
+    reason = forms.CharField(max_length=500, help_text="Recorded with the settlement and in the saga log.")

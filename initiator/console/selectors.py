@@ -15,11 +15,20 @@ from core import clients
 from core.gateway import GatewayUnavailable
 from core.money import format_minor_units
 from payments import invariants, saga_log
-from payments.models import DeadLetter, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
+from payments.models import (
+    DeadLetter,
+    OperatorAction,
+    OutboxEvent,
+    Payment,
+    PaymentStatus,
+    ProcessedEvent,
+    ReconcilerPass,
+)
 
 SETTLED_STATUSES = (PaymentStatus.COMPLETED, PaymentStatus.ROLLED_BACK)
 # How many recent rows the system page's lag figures look at.
 RECENT_ROWS = 200
+RECENT_PASSES = 10
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class PaymentTimeline:
     outbox: list[OutboxEvent]
     inbox: list[ProcessedEvent]
     dead_letters: list[DeadLetter]
+    operator_actions: list[OperatorAction]
     saga_steps: list[dict] | None
     saga_error: str | None
     charges: list[dict] | None
@@ -190,6 +200,12 @@ def _initiator_entries(timeline: PaymentTimeline) -> list[TimelineEntry]:
                 "dead letter received",
                 f"{letter.attributes.get('event_type', '?')} from {letter.subscription}, "
                 f"attempt {letter.delivery_attempt}",
+            )
+        )
+    for action in timeline.operator_actions:
+        entries.append(
+            TimelineEntry(
+                action.created_at, INITIATOR, f"{action.action} by {action.actor}", f"reason: {action.reason}"
             )
         )
     if payment.status != PaymentStatus.PENDING:
@@ -302,6 +318,7 @@ def payment_timeline(*, payment: Payment) -> PaymentTimeline:
         outbox=list(payment.outbox_events.order_by("created_at")),
         inbox=list(payment.processed_events.order_by("processed_at")),
         dead_letters=list(DeadLetter.objects.filter(payment_id=payment.pk).order_by("received_at")),
+        operator_actions=list(payment.operator_actions.order_by("created_at")),
         saga_steps=steps,
         saga_error=saga_error,
         charges=charges,
@@ -346,6 +363,13 @@ def _lag(durations: list[timedelta]) -> Lag:
 
 
 @dataclass(frozen=True)
+class PassSummary:
+    started_at: datetime
+    duration: timedelta
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
 class SystemStatus:
     unpublished: int
     oldest_unpublished_age: timedelta | None
@@ -353,6 +377,7 @@ class SystemStatus:
     outcome_lag: Lag  # payment.initiated published → outcome applied, recent outcomes
     oldest_pending_age: timedelta | None
     dead_letters_last_hour: int
+    reconciler_passes: list[PassSummary]  # newest first
 
 
 def system_status(*, now: datetime | None = None) -> SystemStatus:
@@ -385,4 +410,8 @@ def system_status(*, now: datetime | None = None) -> SystemStatus:
         ),
         oldest_pending_age=now - oldest_pending if oldest_pending else None,
         dead_letters_last_hour=DeadLetter.objects.filter(received_at__gte=now - timedelta(hours=1)).count(),
+        reconciler_passes=[
+            PassSummary(row.started_at, row.finished_at - row.started_at, row.counts)
+            for row in ReconcilerPass.objects.order_by("-started_at", "-id")[:RECENT_PASSES]
+        ],
     )

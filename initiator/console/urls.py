@@ -10,6 +10,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.payment_list, name="payments"),
     path("payments/<uuid:payment_id>/", views.payment_detail, name="payment"),
+    path("payments/<uuid:payment_id>/settle", views.settle, name="settle"),
     path("attention/", views.needs_attention, name="attention"),
     path("dead-letters/", views.dead_letters, name="dead-letters"),
     path("system/", views.system, name="system"),

@@ -2,14 +2,25 @@
 
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from console import selectors
-from console.forms import PaymentFilterForm
-from payments.models import Payment
+from console.forms import PaymentFilterForm, SettleForm
+from core.errors import ApplicationError
+from core.gateway import GatewayUnavailable
+from payments import operator
+from payments.models import Payment, PaymentStatus
+
+SETTLED_MESSAGES = {
+    operator.SettleAction.CAPTURE: "Captured: the payment is {status} and its hold is captured.",
+    operator.SettleAction.RELEASE: "Released: the payment is {status} and its hold is released.",
+    operator.SettleAction.REFUND_AND_RELEASE: "Refunded and released: the payment is {status}, its hold released.",
+}
 
 PAGE_SIZE = 50
 
@@ -57,12 +68,42 @@ def payment_list(request):
 @staff_required
 def payment_detail(request, payment_id):
     payment = get_object_or_404(Payment.objects.select_related("user"), pk=payment_id)
-    return _page(request, "console/payment.html", {"timeline": selectors.payment_timeline(payment=payment)})
+    context = {
+        "timeline": selectors.payment_timeline(payment=payment),
+        "settle_form": SettleForm() if payment.status == PaymentStatus.NEEDS_ATTENTION else None,
+    }
+    return _page(request, "console/payment.html", context)
 
 
 @staff_required
 def needs_attention(request):
-    return _page(request, "console/attention.html", {"payments": selectors.needs_attention_queue()})
+    return _page(
+        request, "console/attention.html", {"payments": selectors.needs_attention_queue(), "settle_form": SettleForm()}
+    )
+
+
+@require_POST
+@staff_required
+def settle(request, payment_id):
+    """Settle a needs_attention payment through payments.operator (the same service as `manage.py settle_payment`)."""
+    form = SettleForm(request.POST)
+    back = redirect("console:payment", payment_id=payment_id)
+    if not form.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        messages.error(request, f"Nothing settled: {problems}")
+        return back
+    action = operator.SettleAction(form.cleaned_data["action"])
+    try:
+        payment = operator.settle_payment(
+            payment_id=payment_id, action=action, reason=form.cleaned_data["reason"], actor=request.user.get_username()
+        )
+    except ApplicationError as error:
+        messages.error(request, f"Refused ({error.code}): {error.message}")
+    except GatewayUnavailable as error:
+        messages.error(request, f"The gateway could not be asked, nothing changed: {error}")
+    else:
+        messages.success(request, SETTLED_MESSAGES[action].format(status=payment.status))
+    return back
 
 
 @staff_required

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from payments import events
-from payments.models import DeadLetter, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
+from payments.models import DeadLetter, OutboxEvent, Payment, PaymentStatus, ProcessedEvent, ReconcilerPass
 
 # Seconds. A saga settles in well under a second when all is well; the reconciler's timeout is ten minutes.
 SAGA_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 600, 1800, 3600)
@@ -99,6 +99,35 @@ class DatabaseCollector(Collector):
         for subscription, count in DeadLetter.objects.values_list("subscription").annotate(n=Count("pk")).order_by():
             dead_letters.add_metric([subscription], count)
         yield dead_letters
+        yield from _reconciler()
+
+
+def _reconciler() -> Iterator:
+    """The passes so far and what the last one did (sum_over_time of the gauge gives totals per outcome)."""
+    yield CounterMetricFamily(
+        "binpay_reconciler_passes", "Reconciler passes recorded.", value=ReconcilerPass.objects.count()
+    )
+    last = ReconcilerPass.objects.order_by("-started_at", "-id").first()
+    if last is None:
+        return
+    outcomes = GaugeMetricFamily(
+        "binpay_reconciler_last_pass_payments",
+        "Payments the last reconciler pass handled, by outcome.",
+        labels=["outcome"],
+    )
+    for outcome, count in sorted(last.counts.items()):
+        outcomes.add_metric([outcome], count)
+    yield outcomes
+    yield GaugeMetricFamily(
+        "binpay_reconciler_last_pass_timestamp_seconds",
+        "When the last reconciler pass finished (Unix time).",
+        value=last.finished_at.timestamp(),
+    )
+    yield GaugeMetricFamily(
+        "binpay_reconciler_last_pass_duration_seconds",
+        "How long the last reconciler pass took.",
+        value=(last.finished_at - last.started_at).total_seconds(),
+    )
 
 
 REGISTRY = CollectorRegistry(auto_describe=False)

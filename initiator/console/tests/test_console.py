@@ -13,6 +13,7 @@ from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 from google.cloud import firestore
 
+from accounts.models import Account
 from core import clients
 from core.fixtures import (
     GATEWAY_API_KEY,
@@ -21,11 +22,13 @@ from core.fixtures import (
     free_port,
     make_user,
     pending_payment,
+    saga_steps,
     unique_name,
 )
 from core.gateway import GatewayClient
+from payments import settlement
 from payments.handlers import handle_outcome_message
-from payments.models import DeadLetter, Payment, PaymentStatus
+from payments.models import DeadLetter, OperatorAction, Payment, PaymentStatus
 
 PASSWORD = "a-long-console-password"
 
@@ -273,3 +276,64 @@ class StaffCommandTests(TestCase):
         user = get_user_model().objects.get(username="operator")
         self.assertTrue(user.is_staff)
         self.assertTrue(user.check_password(password))
+
+
+class SettleTests(ConsoleTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.staff = get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
+        self.client.force_login(self.staff)
+        self.user = make_user(balance=100_000)
+        self.payment = pending_payment(self.user, amount=10_000)
+        settlement.hold_for_attention(payment_id=self.payment.pk, reason="gateway_unreachable", detail={})
+
+    def settle(self, client: Client | None = None, **form) -> object:
+        return (client or self.client).post(f"/console/payments/{self.payment.pk}/settle", form, follow=True)
+
+    def assert_unchanged(self) -> None:
+        self.payment.refresh_from_db()
+        self.assertEqual(self.payment.status, PaymentStatus.NEEDS_ATTENTION)
+        self.assertEqual(Account.objects.get(user=self.user).held, 10_000)
+        self.assertFalse(OperatorAction.objects.exists())
+
+    def test_the_queue_lists_the_payment_with_its_reason_and_the_settle_form(self) -> None:
+        response = self.client.get("/console/attention/")
+        self.assertContains(response, str(self.payment.pk))
+        self.assertContains(response, "gateway_unreachable")
+        self.assertContains(response, f'action="/console/payments/{self.payment.pk}/settle"')
+
+    def test_release_records_who_and_why_and_releases_the_hold(self) -> None:
+        response = self.settle(action="release", reason="gateway says: nothing charged")
+
+        self.assertContains(response, "Released: the payment is rolled_back")
+        self.payment.refresh_from_db()
+        self.assertEqual(self.payment.status, PaymentStatus.ROLLED_BACK)
+        self.assertEqual(Account.objects.get(user=self.user).held, 0)
+        action = OperatorAction.objects.get()
+        self.assertEqual(
+            (action.action, action.actor, action.reason), ("release", "operator", "gateway says: nothing charged")
+        )
+        steps = [step["step"] for step in saga_steps(self.payment.pk)]
+        self.assertEqual(steps, ["NEEDS_ATTENTION", "CHARGE_CANCELED", "COMPENSATED"])
+        timeline = response.context["timeline"]
+        self.assertIn("release by operator", [entry.title for entry in timeline.entries])
+
+    def test_a_reason_is_required(self) -> None:
+        response = self.settle(action="release", reason="  ")
+        self.assertContains(response, "Nothing settled: reason")
+        self.assert_unchanged()
+
+    def test_an_action_the_gateway_contradicts_is_refused(self) -> None:
+        # Nothing was charged at the gateway: there is nothing to capture.
+        response = self.settle(action="capture", reason="customer says it went through")
+        self.assertContains(response, "Refused (")
+        self.assert_unchanged()
+
+    def test_settling_needs_staff_and_the_csrf_token(self) -> None:
+        browser = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
+        browser.force_login(self.staff)
+        self.assertEqual(self.settle(browser, action="release", reason="x").status_code, 403)
+        other = Client(HTTP_HOST="localhost")
+        sign_in(other, staff=False)
+        self.assertEqual(self.settle(other, action="release", reason="x").status_code, 403)
+        self.assert_unchanged()

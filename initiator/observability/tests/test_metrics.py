@@ -5,11 +5,12 @@ from datetime import timedelta
 
 from django.db.models import F
 from django.test import Client, TestCase
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.fixtures import completion_event, make_user, pending_payment, rollback_event
 from payments.handlers import handle_outcome_message
-from payments.models import DeadLetter, OutboxEvent, Payment
+from payments.models import DeadLetter, OutboxEvent, Payment, ReconcilerPass
 
 
 def scrape(host: str = "10.1.2.3:8080") -> dict[str, list]:
@@ -42,6 +43,12 @@ class MetricsTests(TestCase):
         # The relay published two of the three payment.initiated rows, 20 ms after they were written.
         OutboxEvent.objects.exclude(payment=pending).update(published_at=F("created_at") + timedelta(milliseconds=20))
         DeadLetter.objects.create(subscription="completion-sub", message_id="m1", data=b"x")
+        ReconcilerPass.objects.create(started_at=timezone.now(), finished_at=timezone.now(), counts={"captured": 9})
+        last = ReconcilerPass.objects.create(
+            started_at=timezone.now(),
+            finished_at=timezone.now() + timedelta(seconds=2),
+            counts={"captured": 3, "error": 1},
+        )
 
         families = scrape()
 
@@ -60,6 +67,13 @@ class MetricsTests(TestCase):
         self.assertEqual(sample(families, "binpay_outbox_publish_lag_seconds_bucket", le="0.05"), 2)
         self.assertEqual(sample(families, "binpay_consumer_lag_seconds_count"), 2)
         self.assertEqual(sample(families, "binpay_dead_letters_total", subscription="completion-sub"), 1)
+        self.assertEqual(sample(families, "binpay_reconciler_passes_total"), 2)
+        self.assertEqual(sample(families, "binpay_reconciler_last_pass_payments", outcome="captured"), 3)
+        self.assertEqual(sample(families, "binpay_reconciler_last_pass_payments", outcome="error"), 1)
+        self.assertEqual(
+            sample(families, "binpay_reconciler_last_pass_timestamp_seconds"), last.finished_at.timestamp()
+        )
+        self.assertAlmostEqual(sample(families, "binpay_reconciler_last_pass_duration_seconds"), 2, places=3)
 
     def test_the_scrape_is_answered_whatever_the_host_header(self) -> None:
         # A host ALLOWED_HOSTS refuses for every other path (scrapers send the pod IP).

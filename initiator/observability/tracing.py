@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+logger = logging.getLogger("observability.tracing")
 SERVICE_NAME = "binpay-initiator"
 tracer = trace.get_tracer("binpay.initiator")
 
@@ -36,9 +38,15 @@ def exporter_from_env() -> SpanExporter | None:
     if choice == "console":
         return ConsoleSpanExporter()
     if choice == "gcp_trace":
+        from google.auth.exceptions import DefaultCredentialsError
         from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
 
-        return CloudTraceSpanExporter()
+        try:
+            return CloudTraceSpanExporter()
+        except DefaultCredentialsError as error:
+            # Traces are worth having, not worth refusing to serve payments over.
+            logger.warning("tracing off: no credentials for Cloud Trace (%s)", error)
+            return None
     raise ValueError(f"OTEL_TRACES_EXPORTER must be gcp_trace, console or none, not {choice!r}")
 
 

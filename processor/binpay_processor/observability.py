@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import re
 import threading
@@ -43,6 +44,7 @@ from prometheus_client import (
     start_http_server,
 )
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
 
 GATEWAY_LATENCY = Histogram(
@@ -128,9 +130,15 @@ def exporter_from_env() -> SpanExporter | None:
     if choice == "console":
         return ConsoleSpanExporter()
     if choice == "gcp_trace":
+        from google.auth.exceptions import DefaultCredentialsError
         from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
 
-        return CloudTraceSpanExporter()
+        try:
+            return CloudTraceSpanExporter()
+        except DefaultCredentialsError as error:
+            # Traces are worth having, not worth refusing to serve payments over.
+            logger.warning("tracing off: no credentials for Cloud Trace (%s)", error)
+            return None
     raise ValueError(f"OTEL_TRACES_EXPORTER must be gcp_trace, console or none, not {choice!r}")
 
 

@@ -62,8 +62,23 @@ def configure(exporter: SpanExporter | None, *, span_processor=BatchSpanProcesso
     trace.set_tracer_provider(provider)
     # Probes and scrapes would be most of the spans and say nothing about payments.
     DjangoInstrumentor().instrument(excluded_urls="healthz,readyz,metrics")
+    _after_host_exempt_middleware()
     RequestsInstrumentor().instrument()
     return True
+
+
+# Answer before anything checks the Host header (settings.MIDDLEWARE); the instrumentor puts its
+# middleware first, and it reads the host, which would refuse probes and scrapes sent to the pod IP.
+HOST_EXEMPT_MIDDLEWARE = ("observability.middleware.MetricsMiddleware", "core.middleware.ProbeMiddleware")
+
+
+def _after_host_exempt_middleware() -> None:
+    from django.conf import settings
+
+    ours = [name for name in settings.MIDDLEWARE if not name.startswith("opentelemetry.")]
+    theirs = [name for name in settings.MIDDLEWARE if name.startswith("opentelemetry.")]
+    position = max((ours.index(name) + 1 for name in HOST_EXEMPT_MIDDLEWARE if name in ours), default=0)
+    settings.MIDDLEWARE = ours[:position] + theirs + ours[position:]
 
 
 def trace_attributes() -> dict[str, str]:

@@ -10,7 +10,7 @@ import sys
 from unittest import mock
 
 from django.conf import settings
-from django.test import SimpleTestCase, TestCase, override_settings
+from django.test import Client, SimpleTestCase, TestCase, override_settings
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -58,6 +58,12 @@ class OneTraceAcrossServicesTests(TestCase):
         RequestsInstrumentor().uninstrument()
         cls.gateway.stop()
         super().tearDownClass()
+
+    def test_probes_and_scrapes_still_answer_any_host_header(self) -> None:
+        pod_ip = Client(HTTP_HOST="10.1.2.3:8080")
+        self.assertEqual(pod_ip.get("/healthz").status_code, 200)
+        self.assertEqual(pod_ip.get("/metrics").status_code, 200)
+        self.assertEqual(pod_ip.get("/users").status_code, 400)
 
     def test_the_post_the_processor_and_the_outcome_share_one_trace_through_pubsub(self) -> None:
         collection = unique_name("transactions")

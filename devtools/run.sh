@@ -23,10 +23,13 @@ for port in "$INITIATOR_PORT" "$PROCESSOR_PORT" "$GATEWAY_PORT" "$PUBSUB_EMULATO
   fi
 done
 
+# Every store of the demo lives here and lasts across runs: the gateway's ledger, Firestore's saga
+# logs (exported on Ctrl-C, imported at start) and, by default, the initiator's SQLite database.
 state=${BINPAY_STATE_DIR:-$root/.run/local}
 mkdir -p "$state"
+export DATABASE_URL=${DATABASE_URL:-sqlite:///$state/initiator.sqlite3}
 python devtools/emulators.py --project-id "$PROJECT_ID" --pubsub-port "$PUBSUB_EMULATOR_PORT" \
-  --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" &
+  --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" --firestore-data "$state/firestore" &
 emulators_pid=$!
 stop_emulators() {
   kill -TERM "$emulators_pid" 2>/dev/null || true

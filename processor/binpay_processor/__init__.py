@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from . import health, observability, push, transactions_api
+from .bootstrap import build_processor
 from .clients import Clients, process_clients
 from .config import Settings
 from .logs import configure_logging
@@ -35,7 +36,7 @@ def create_app(test_config: Mapping[str, object] | None = None, clients: Clients
     clients = clients or process_clients(settings)
     app = Flask(__name__)
     app.config.update(DEBUG=False, JSON_SORT_KEYS=False)
-    app.extensions["binpay"] = Binpay(settings, clients, PaymentProcessor(settings, clients))
+    app.extensions["binpay"] = Binpay(settings, clients, build_processor(settings, clients))
 
     app.register_blueprint(health.bp)
     app.register_blueprint(push.bp)

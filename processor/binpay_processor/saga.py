@@ -89,9 +89,13 @@ _TRANSIENT = (LeaseLost, RetryLater, google_exceptions.GoogleAPIError, TimeoutEr
 
 
 class PaymentProcessor:
-    def __init__(self, settings: Settings, clients: Clients) -> None:
+    """The handler both delivery modes call; built by bootstrap.build_processor."""
+
+    def __init__(self, settings: Settings, clients: Clients, saga_log: SagaLog, gateway: GatewayClient) -> None:
         self.settings = settings
         self.clients = clients
+        self.saga_log = saga_log
+        self.gateway = gateway
 
     @observability.consumes_message
     def handle_payment_initiated(
@@ -121,7 +125,7 @@ class PaymentProcessor:
             return self._handle(payment, delivery_attempt, message_id)
 
     def _handle(self, payment: events.PaymentInitiated, delivery_attempt: int | None, message_id: str | None):
-        saga_log = SagaLog(self.clients.firestore, self.settings.firestore_collection, self.settings.lease_seconds)
+        saga_log = self.saga_log
         owner = uuid.uuid4().hex
         extra = {"message_id": message_id, "delivery_attempt": delivery_attempt}
         logger.info("payment.initiated received (amount %s %s)", payment.amount, payment.currency, extra=extra)
@@ -195,13 +199,7 @@ class SagaDelivery:
         self.payment = payment
         self.log = log
         self.owner = owner
-        self.gateway = GatewayClient(
-            processor.clients.gateway_session,
-            settings.payment_gateway_url,
-            settings.payment_gateway_api_key,
-            settings.gateway_connect_timeout,
-            settings.gateway_read_timeout,
-        )
+        self.gateway = processor.gateway
         self.fault = self._fault_point()
 
     def run(self, doc: dict) -> str:

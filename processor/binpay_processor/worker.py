@@ -17,6 +17,7 @@ import time
 from google.cloud import pubsub_v1
 
 from . import observability
+from .bootstrap import build_processor
 from .clients import process_clients
 from .config import ConfigurationError, Settings
 from .logs import configure_logging
@@ -74,7 +75,7 @@ def nack_delay(delivery_attempt: int | None) -> float:
 
 def run(settings: Settings, stop: threading.Event) -> int:
     clients = process_clients(settings)
-    processor = PaymentProcessor(settings, clients)
+    processor = build_processor(settings, clients)
     subscriber = clients.subscriber
     subscription = subscriber.subscription_path(settings.project_id, settings.pubsub_subscription)
     streaming_pull = subscriber.subscribe(

@@ -13,9 +13,10 @@ import uuid
 
 import pytest
 import requests
+from binpay_processor.bootstrap import build_processor
 from binpay_processor.clients import Clients
 from binpay_processor.config import Settings
-from binpay_processor.saga import Disposition, PaymentProcessor
+from binpay_processor.saga import Disposition
 from conftest import GATEWAY_API_KEY, ledger, long_ago, make_event, saga, step_names
 
 
@@ -104,7 +105,7 @@ def no_retry_processor(config):
     """A processor whose gateway session does not retry: every ambiguous answer reaches the saga."""
     settings = Settings.from_env(environ={}, overrides={**config, **NO_RETRY})
     own_clients = Clients(settings)
-    yield PaymentProcessor(settings, own_clients)
+    yield build_processor(settings, own_clients)
     own_clients.close()
 
 
@@ -143,7 +144,7 @@ def test_gateway_outage_is_retried_without_rollback_until_the_saga_timeout(
     assert topics.pull(topics.rollback) == [] and topics.pull(topics.completion) == []
 
     # Past the saga timeout the charge key is canceled at the gateway; only then does the payment fail.
-    expired = PaymentProcessor(
+    expired = build_processor(
         Settings.from_env(environ={}, overrides={**config, **NO_RETRY, "SAGA_TIMEOUT_SECONDS": 0}),
         no_retry_processor.clients,
     )
@@ -166,7 +167,7 @@ def test_past_the_saga_timeout_a_lost_response_charge_is_found_and_completed(
         data, attributes = make_event(10055, created_at=long_ago())
         payment_id = attributes["payment_id"]
 
-        result = PaymentProcessor(settings, own_clients).handle_payment_initiated(data, attributes, 1)
+        result = build_processor(settings, own_clients).handle_payment_initiated(data, attributes, 1)
 
         assert result.disposition is Disposition.DONE
     finally:
@@ -247,7 +248,7 @@ def test_fault_injection_is_ignored_when_disabled(config, clients, client, topic
     settings = Settings.from_env(environ={}, overrides={**config, "FAULT_INJECTION_ENABLED": False})
     data, attributes = make_event(10000, metadata={"simulate_failure": "after_charge"})
 
-    PaymentProcessor(settings, clients).handle_payment_initiated(data, attributes, 1)
+    build_processor(settings, clients).handle_payment_initiated(data, attributes, 1)
 
     assert step_names(client, attributes["payment_id"]) == ["RECEIVED", "CHARGED", "COMPLETED"]
     assert ledger(gateway_url, attributes["payment_id"])["refunds"] == 0
@@ -323,7 +324,7 @@ def slow_gateway_processor(config, slow_gateway_url):
     """Default retries against a gateway slower (4 s) than the suite's 1 s read timeout."""
     settings = Settings.from_env(environ={}, overrides={**config, "PAYMENT_GATEWAY_URL": slow_gateway_url})
     own_clients = Clients(settings)
-    yield PaymentProcessor(settings, own_clients)
+    yield build_processor(settings, own_clients)
     own_clients.close()
 
 

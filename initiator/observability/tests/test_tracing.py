@@ -32,9 +32,9 @@ from payments.handlers import handle_outcome_message
 from payments.models import OutboxEvent
 
 sys.path.insert(0, str(INITIATOR_DIR.parent / "processor"))
+from binpay_processor.bootstrap import build_processor  # noqa: E402
 from binpay_processor.clients import Clients  # noqa: E402
 from binpay_processor.config import Settings  # noqa: E402
-from binpay_processor.saga import PaymentProcessor  # noqa: E402
 
 EXPORTER = InMemorySpanExporter()
 
@@ -84,7 +84,7 @@ class OneTraceAcrossServicesTests(TestCase):
                 "PUBSUB_ROLLBACK_TOPIC": rollback_topic,
             },
         )
-        processor = PaymentProcessor(processor_settings, Clients(processor_settings))
+        processor = build_processor(processor_settings, Clients(processor_settings))
         client, _ = api_client()
         user = make_user()
         EXPORTER.clear()

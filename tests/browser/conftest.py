@@ -7,14 +7,12 @@ chromium) is driven instead. Screenshots land in .run/screenshots/ (kept after t
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from console_pages import Login, manage
 from playwright.sync_api import Page, sync_playwright
-from stack import ROOT, Stack, build_stack
+from stack import ROOT, build_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -25,25 +23,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = ROOT / ".run" / "screenshots"
-
-
-@dataclass(frozen=True)
-class Login:
-    username: str
-    password: str
-
-
-def manage(stack: Stack, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT / "initiator",
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 @pytest.fixture(scope="session")
@@ -105,10 +84,3 @@ def screenshot(page, request):
         return path
 
     return take
-
-
-def sign_in(page: Page, stack: Stack, login: Login) -> None:
-    page.goto(f"{stack.initiator_url}/console/")
-    page.fill("input[name=username]", login.username)
-    page.fill("input[name=password]", login.password)
-    page.click("button[type=submit]")

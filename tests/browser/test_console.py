@@ -6,7 +6,7 @@ import re
 import uuid
 
 import requests
-from conftest import manage, sign_in
+from console_pages import manage, sign_in
 from playwright.sync_api import expect
 from wait_ready import wait
 

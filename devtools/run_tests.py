@@ -53,7 +53,9 @@ def suites(python: str) -> list[Suite]:
     pytest = [python, "-m", "pytest", "-p", "no:cacheprovider"]
     django = [python, "manage.py", "test", "--noinput", "-v", "1"]
     return [
-        Suite("lint", ".", ["bash", "-c", "bash devtools/install-lint-tools.sh && bash devtools/lint.sh"], "command"),
+        Suite(
+            "lint", ".", ["bash", "-c", "bash devtools/lint/install-tools.sh && bash devtools/lint/lint.sh"], "command"
+        ),
         Suite("lint-tests", ".", [*pytest, "tests/lint"], "pytest"),
         Suite("gateway", "gateway", pytest, "pytest"),
         Suite("processor", "processor", pytest, "pytest"),

@@ -7,7 +7,10 @@ are errors). Its CLI only *warns* and exits 0 when it has no schema for an apiVe
 apps/v1beta1), so this script calls the library and treats a missing schema as an error.
 Policy (the hardening docs/deploy.md promises): every container runs as non-root with a read-only
 root filesystem, no privilege escalation, ALL capabilities dropped and resource requests/limits;
-every pod uses the RuntimeDefault seccomp profile; images are never untagged.
+every pod uses the RuntimeDefault seccomp profile; images are never untagged nor `latest`.
+With --namespace: every namespaced object declares that namespace (so `kubectl apply -f FILE` never
+lands in whatever namespace is current), and every Secret reference is optional, so a missing Secret
+lets the app start and name the settings it lacks instead of CreateContainerConfigError.
 """
 
 from __future__ import annotations
@@ -126,10 +129,32 @@ def policy_problems(resource: dict) -> list[str]:
         image = container.get("image", "")
         if ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
             problems.append(f"container {name}: image {image!r} has no tag or digest")
+        elif image.endswith(":latest"):
+            problems.append(f"container {name}: image {image!r} is tagged latest (a re-apply rolls nothing out)")
     return problems
 
 
-def check(path: Path, versions: list[str]) -> list[str]:
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
+
+
+def namespace_problems(resource: dict, namespace: str) -> list[str]:
+    problems = []
+    if resource.get("kind") not in CLUSTER_SCOPED and (resource.get("metadata") or {}).get("namespace") != namespace:
+        problems.append(f"metadata.namespace must be {namespace} (the file must apply on its own)")
+    spec = pod_spec(resource) or {}
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        references = [source.get("secretRef") for source in container.get("envFrom") or []]
+        references += [(variable.get("valueFrom") or {}).get("secretKeyRef") for variable in container.get("env") or []]
+        for reference in filter(None, references):
+            if reference.get("optional") is not True:
+                problems.append(
+                    f"container {container.get('name', '?')}: Secret {reference.get('name')} must be optional: true "
+                    "(the app names what is missing; a required one is CreateContainerConfigError)"
+                )
+    return problems
+
+
+def check(path: Path, versions: list[str], namespace: str | None = None) -> list[str]:
     try:
         resources = list(documents(path))
     except yaml.YAMLError as error:
@@ -158,16 +183,19 @@ def check(path: Path, versions: list[str]) -> list[str]:
             except kv.VersionNotSupportedError:
                 errors.append(f"{label}: kubernetes-validate has no schemas for {version}")
         errors.extend(f"{label}: {problem}" for problem in policy_problems(resource))
+        if namespace:
+            errors.extend(f"{label}: {problem}" for problem in namespace_problems(resource, namespace))
     return errors
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubernetes-version", action="append", dest="versions")
+    parser.add_argument("--namespace", help="every namespaced object must declare this namespace")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
     versions = args.versions or ["1.33.0"]
-    errors = [error for path in args.files for error in check(path, versions)]
+    errors = [error for path in args.files for error in check(path, versions, args.namespace)]
     for error in errors:
         print(error)
     if errors:

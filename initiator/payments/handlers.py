@@ -16,7 +16,7 @@ from core.gateway import GatewayUnavailable
 from observability import tracing
 from payments import events, late_charges, settlement
 from payments.models import PaymentStatus
-from payments.services import OutcomeResult, UnknownPayment
+from payments.services import Applied, OutcomeResult, UnknownPayment
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str
             return "poison"
         try:
             outcome = _settle(event_type, event)
-            if outcome.result == "rejected" and _charged_after_rollback(event_type, outcome):
+            if outcome.result is Applied.REJECTED and _charged_after_rollback(event_type, outcome):
                 # A charge landed on a payment we already rolled back: refund it now, not only log it.
                 refunds = late_charges.refund_standing_charges(
                     outcome.payment, detail={"source": "consumer", "late_charge": True}

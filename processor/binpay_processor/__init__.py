@@ -14,6 +14,7 @@ from .clients import Clients, process_clients
 from .config import Settings
 from .logs import configure_logging
 from .saga import PaymentProcessor
+from .web import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +47,14 @@ def create_app(test_config: Mapping[str, object] | None = None, clients: Clients
 
     @app.errorhandler(404)
     def not_found(_error):
-        return push.error_response(404, "not_found", "no such resource")
+        return error_response(404, "not_found", "no such resource")
 
     @app.errorhandler(405)
     def method_not_allowed(_error):
-        return push.error_response(405, "method_not_allowed", "method not allowed")
+        return error_response(405, "method_not_allowed", "method not allowed")
 
     @app.errorhandler(500)
     def internal_error(_error):
-        return push.error_response(500, "internal_error", "internal error")
+        return error_response(500, "internal_error", "internal error")
 
     return app

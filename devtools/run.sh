@@ -57,6 +57,7 @@ export RECONCILE_INTERVAL_SECONDS=${RECONCILE_INTERVAL_SECONDS:-15}
 export INITIATOR_URL="http://$BINPAY_HOST:$INITIATOR_PORT" PROCESSOR_URL="http://$BINPAY_HOST:$PROCESSOR_PORT"
 
 (cd initiator && python manage.py migrate --noinput && python manage.py seed_demo --api-key "$BINPAY_DEMO_API_KEY")
+(cd initiator && python manage.py ensure_console_staff --username operator --password-file "$state/console-password")
 
 # Not exec: the EXIT trap must still stop the emulators once honcho has stopped the rest.
 honcho --no-prefix -f Procfile start || true

@@ -62,6 +62,7 @@ def suites(python: str) -> list[Suite]:
         Suite("initiator-sqlite", "initiator", django, "django"),
         Suite("initiator-postgres", "initiator", django, "django", needs_postgres=True),
         Suite("e2e", ".", [*pytest, "tests/e2e"], "pytest", needs_postgres=True),
+        Suite("browser", ".", [*pytest, "tests/browser"], "pytest", needs_postgres=True),
         # The fault suite's smaller run, 20 payments a scenario: the quick scenarios and the one that
         # mixes every fault (kills and the outage each take a minute or two on their own; `make chaos`).
         Suite(

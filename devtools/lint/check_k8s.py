@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import yaml
 from kubernetes_validate import utils as kv
 
@@ -30,6 +31,59 @@ POD_TEMPLATE_PATHS = {
     "Job": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
     "Pod": ("spec",),
+}
+
+
+# Custom resources kubernetes-validate has no schema for: the fields of their CRDs BinPay uses, strictly.
+_LABEL_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "matchExpressions": {"type": "array", "items": {"type": "object"}},
+    },
+}
+CUSTOM_SCHEMAS = {
+    # Google Cloud Managed Service for Prometheus (k8s/monitoring.yaml).
+    ("monitoring.googleapis.com/v1", "PodMonitoring"): {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.googleapis.com/v1"},
+            "kind": {"const": "PodMonitoring"},
+            "metadata": {"type": "object", "required": ["name"]},
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["selector", "endpoints"],
+                "properties": {
+                    "selector": _LABEL_SELECTOR,
+                    "targetLabels": {"type": "object"},
+                    "limits": {"type": "object"},
+                    "filterRunning": {"type": "boolean"},
+                    "endpoints": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["port"],
+                            "properties": {
+                                "port": {"type": ["string", "integer"]},
+                                "path": {"type": "string", "pattern": "^/"},
+                                "scheme": {"enum": ["http", "https"]},
+                                "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                "timeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                "params": {"type": "object"},
+                                "metricRelabeling": {"type": "array"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
 }
 
 
@@ -113,6 +167,11 @@ def check(path: Path, versions: list[str], namespace: str | None = None) -> list
             errors.append(f"{path}: a document without apiVersion/kind")
             continue
         label = f"{path}: {resource['kind']}/{(resource.get('metadata') or {}).get('name', '?')}"
+        custom = CUSTOM_SCHEMAS.get((resource["apiVersion"], resource["kind"]))
+        if custom is not None:
+            validator = jsonschema.Draft202012Validator(custom)
+            errors.extend(f"{label}: {error.json_path}: {error.message}" for error in validator.iter_errors(resource))
+            continue
         for version in versions:
             try:
                 kv.validate(resource, version, strict=True)

@@ -152,7 +152,7 @@ step_compose() {
 step_kubernetes() {
   command -v kubectl >/dev/null || { echo "kubectl not found (needed for kubectl kustomize)"; return 1; }
   local manifests=("$ROOT"/k8s/namespace.yaml "$ROOT"/k8s/initiator.yaml "$ROOT"/k8s/processor.yaml
-    "$ROOT"/k8s/network-policies.yaml)
+    "$ROOT"/k8s/network-policies.yaml "$ROOT"/k8s/monitoring.yaml)
   require_files "${manifests[@]}" "$ROOT/k8s/kustomization.yaml" || return 1
   kubectl kustomize "$ROOT/k8s" >"$WORK/k8s-rendered.yaml" || return 1
   # Each file alone (the spec's `kubectl apply -f k8s/initiator.yaml`) and the kustomize render: every

@@ -5,6 +5,7 @@ Every variable is listed with its default in .env.example.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -147,6 +148,22 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Operator console (console/): staff sign in with Django's auth views. Static files (the console's and
+# the admin's) are served by WhiteNoise under gunicorn too, straight from the apps' static folders
+# (finders), so the image needs no collectstatic step.
+INSTALLED_APPS += ["console", "observability"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
+)
+WHITENOISE_USE_FINDERS = True
+# STATIC_ROOT exists only where collectstatic ran; the finders serve the files without it.
+warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
+# Prometheus scrape endpoint, answered before the ALLOWED_HOSTS check like the probes (observability/metrics.py).
+MIDDLEWARE.insert(0, "observability.middleware.MetricsMiddleware")
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:payments"
+LOGOUT_REDIRECT_URL = "console:login"
 
 if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = True

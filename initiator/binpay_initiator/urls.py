@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, register_converter
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from accounts.views import DepositListCreateView, UserDetailView, UserListCreateView
@@ -39,6 +39,7 @@ urlpatterns = [
     path("pubsub/push", PubSubPushView.as_view(), name="pubsub-push"),
     path("internal/reconcile", ReconcileView.as_view(), name="internal-reconcile"),
     path("admin/", admin.site.urls),
+    path("console/", include("console.urls")),
 ]
 
 handler400 = "core.errors.json_bad_request"

@@ -13,6 +13,7 @@ from google.api_core.exceptions import GoogleAPIError
 
 from core.context import correlation_id_var, payment_id_var
 from core.gateway import GatewayUnavailable
+from observability import tracing
 from payments import events, late_charges, settlement
 from payments.models import PaymentStatus
 from payments.services import Applied, OutcomeResult, UnknownPayment
@@ -67,6 +68,7 @@ def _settle(event_type: str, event: dict) -> OutcomeResult:
     return settle(event=event, detail=_step_detail(event_type, event))
 
 
+@tracing.consumes_message
 def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str:
     correlation_token = correlation_id_var.set(attributes.get("correlation_id"))
     payment_token = payment_id_var.set(attributes.get("payment_id"))

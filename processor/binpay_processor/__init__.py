@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from . import health, push, transactions_api
+from . import health, observability, push, transactions_api
 from .bootstrap import build_processor
 from .clients import Clients, process_clients
 from .config import Settings
@@ -42,6 +42,8 @@ def create_app(test_config: Mapping[str, object] | None = None, clients: Clients
     app.register_blueprint(health.bp)
     app.register_blueprint(push.bp)
     app.register_blueprint(transactions_api.bp)
+    app.register_blueprint(observability.bp)
+    observability.configure_tracing(observability.exporter_from_env(), app)
 
     @app.errorhandler(404)
     def not_found(_error):

@@ -76,6 +76,16 @@ class MakeRun:
         self.interrupt()
         pytest.fail("make run printed no curl:\n" + "".join(self.output[-80:]))
 
+    def line_with(self, marker: str, timeout: float = 30) -> str:
+        """The first output line containing `marker` (the drain thread reads on after start())."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.output):
+                if marker in line:
+                    return line.strip()
+            time.sleep(0.1)
+        pytest.fail(f"make run printed no {marker!r}:\n" + "".join(self.output[-80:]))
+
     def check_invariants(self, key: str) -> None:
         check = subprocess.run(
             ["make", "check-invariants"],
@@ -122,6 +132,19 @@ def test_make_run_serves_the_printed_curl_and_ctrl_c_stops_everything(tmp_path):
         assert curl == (
             f'curl -X POST -H "Authorization: Bearer {key}" -d "user_id=1&amount=100.00" {initiator}/initiate-payment'
         )
+        console, password = re.search(
+            r"Operator console: (\S+)\s+sign in as operator / (\S+)", run.line_with("Operator console:")
+        ).groups()
+        assert console == f"{initiator}/console/"
+        staff = requests.Session()
+        staff.get(f"{initiator}/console/login/", timeout=10)
+        signed_in = staff.post(
+            f"{initiator}/console/login/",
+            data={"username": "operator", "password": password, "csrfmiddlewaretoken": staff.cookies["csrftoken"]},
+            timeout=10,
+        )
+        assert signed_in.url == console and "<h1>Payments</h1>" in signed_in.text, signed_in.text[:500]
+
         answer = subprocess.run(["bash", "-c", curl + " -sS -w '\\n%{http_code}'"], capture_output=True, text=True)
         body, status = answer.stdout.rsplit("\n", 1)
         assert status == "202", answer.stdout + answer.stderr

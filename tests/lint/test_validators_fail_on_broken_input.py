@@ -125,6 +125,18 @@ BREAKAGES = {
         "  name: initiator-config\n",
         "  name: initiator-config\n  namespace: default\n",
     ),
+    "k8s PodMonitoring unknown endpoint field": (
+        "kubernetes",
+        "k8s/monitoring.yaml",
+        "      interval: 30s\n",
+        "      intervall: 30s\n",
+    ),
+    "k8s PodMonitoring without endpoints": (
+        "kubernetes",
+        "k8s/monitoring.yaml",
+        "  endpoints:\n",
+        "  endpoint:\n",
+    ),
     # gcloud's Cloud Run message parsing
     "cloudrun unknown field": (
         "cloudrun",

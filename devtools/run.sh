@@ -23,10 +23,13 @@ for port in "$INITIATOR_PORT" "$PROCESSOR_PORT" "$GATEWAY_PORT" "$PUBSUB_EMULATO
   fi
 done
 
+# Every store of the demo lives here and lasts across runs: the gateway's ledger, Firestore's saga
+# logs (exported on Ctrl-C, imported at start) and, by default, the initiator's SQLite database.
 state=${BINPAY_STATE_DIR:-$root/.run/local}
 mkdir -p "$state"
+export DATABASE_URL=${DATABASE_URL:-sqlite:///$state/initiator.sqlite3}
 python devtools/emulators.py --project-id "$PROJECT_ID" --pubsub-port "$PUBSUB_EMULATOR_PORT" \
-  --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" &
+  --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" --firestore-data "$state/firestore" &
 emulators_pid=$!
 stop_emulators() {
   kill -TERM "$emulators_pid" 2>/dev/null || true
@@ -47,9 +50,14 @@ export PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL:-http://127.0.0.1:$GATEWAY_PORT
 export SANDBOX_DB_PATH=${SANDBOX_DB_PATH:-$state/gateway.sqlite3}
 # Fault injection is a demo feature (README "Failure demos"); production mode refuses it.
 export FAULT_INJECTION_ENABLED=${FAULT_INJECTION_ENABLED:-true}
+# Demo timeouts: the processor gives up on an unusable gateway (cancels the charge) after a minute,
+# the reconciler settles a stranded payment after two (production: 300 s and 600 s).
+export SAGA_TIMEOUT_SECONDS=${SAGA_TIMEOUT_SECONDS:-60} PAYMENT_TIMEOUT_SECONDS=${PAYMENT_TIMEOUT_SECONDS:-120}
+export RECONCILE_INTERVAL_SECONDS=${RECONCILE_INTERVAL_SECONDS:-15}
 export INITIATOR_URL="http://$BINPAY_HOST:$INITIATOR_PORT" PROCESSOR_URL="http://$BINPAY_HOST:$PROCESSOR_PORT"
 
 (cd initiator && python manage.py migrate --noinput && python manage.py seed_demo --api-key "$BINPAY_DEMO_API_KEY")
+(cd initiator && python manage.py ensure_console_staff --username operator --password-file "$state/console-password")
 
 # Not exec: the EXIT trap must still stop the emulators once honcho has stopped the rest.
 honcho --no-prefix -f Procfile start || true

@@ -32,6 +32,21 @@ def create_charge() -> Response:
     return _respond(outcome)
 
 
+@api.post("/charges/cancel")
+def cancel_charge() -> Response:
+    payload = json_object_body()
+    unknown = sorted(set(payload) - {"charge_idempotency_key"})
+    if unknown:
+        raise errors.invalid_request("parameter_unknown", f"Unknown parameter: {unknown[0]}.", param=unknown[0])
+    key = payload.get("charge_idempotency_key")
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_TEXT:
+        raise _invalid(
+            "charge_idempotency_key",
+            f"charge_idempotency_key must be a non-empty string of at most {MAX_TEXT} characters.",
+        )
+    return jsonify(gateway().cancel_charge(charge_idempotency_key=key))
+
+
 @api.get("/charges/<charge_id>")
 def get_charge(charge_id: str) -> Response:
     return jsonify(gateway().get_charge(charge_id))

@@ -10,6 +10,11 @@ Every POST runs through ``Gateway._execute``:
    work and its stored result are written in that same transaction;
 3. a slow request (magic 57, latency knob) holds the key while it sleeps, then does the work
    in a second transaction.
+
+``Gateway.cancel_charge`` takes the same write lock: it either finds the charge the key already
+made, or marks the key canceled, after which every request with it — one still sleeping in step 3
+included — answers 409 ``charge_canceled``. Cancel and a slow charge race for real, and the lock
+decides which one wins.
 """
 
 from __future__ import annotations
@@ -165,6 +170,27 @@ class Gateway:
             operation=operation,
         )
 
+    def cancel_charge(self, *, charge_idempotency_key: str) -> dict:
+        """End the charge attempts made with this key: the charge it made, or a guarantee of none."""
+        knobs = self.knobs.current()
+        if self._chance() < knobs.fail_rate:
+            raise errors.unavailable()
+        if self._chance() < knobs.timeout_rate:
+            self._hang()
+        now = time.time()
+        with self.store.transaction() as conn:
+            charge = conn.execute(
+                "SELECT * FROM charges WHERE idempotency_key = ? ORDER BY seq DESC LIMIT 1", (charge_idempotency_key,)
+            ).fetchone()
+            if charge is not None:
+                return _cancellation(charge_idempotency_key, canceled=False, charge=charge_json(charge))
+            conn.execute(
+                "INSERT INTO idempotency_keys (key, fingerprint, attempts, created, canceled) VALUES (?, '', 0, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET canceled = COALESCE(canceled, excluded.canceled)",
+                (charge_idempotency_key, now, now),
+            )
+        return _cancellation(charge_idempotency_key, canceled=True, charge=None)
+
     def _execute(
         self,
         *,
@@ -208,6 +234,9 @@ class Gateway:
         now = time.time()
         with self.store.transaction() as conn:
             record = conn.execute("SELECT * FROM idempotency_keys WHERE key = ?", (idempotency_key,)).fetchone()
+            if record["canceled"] is not None:
+                # The charge was canceled while we slept: we must not charge.
+                raise _canceled_error()
             if record["response_status"] is not None:
                 # Our hold expired and a repeat finished the work meanwhile.
                 return _lost_if(_replay(record), lose_response)
@@ -277,9 +306,29 @@ _DECLINE_MESSAGES = {
 }
 
 
+def _cancellation(charge_idempotency_key: str, *, canceled: bool, charge: dict | None) -> dict:
+    return {
+        "object": "charge_cancellation",
+        "charge_idempotency_key": charge_idempotency_key,
+        "canceled": canceled,
+        "charge": charge,
+    }
+
+
+def _canceled_error() -> errors.ApiError:
+    return errors.ApiError(
+        409,
+        "invalid_request_error",
+        "charge_canceled",
+        "The charge for this Idempotency-Key was canceled; no charge was made and none will be.",
+    )
+
+
 def _raise_on_conflict(record: sqlite3.Row | None, request_fingerprint: str, now: float) -> None:
     if record is None:
         return
+    if record["canceled"] is not None:
+        raise _canceled_error()
     if record["fingerprint"] != request_fingerprint:
         raise errors.ApiError(
             409,

@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     response_status INTEGER,
     response_body TEXT,
     created REAL NOT NULL,
-    completed REAL
+    completed REAL,
+    -- Unix time the charge under this key was canceled (POST /v1/charges/cancel); NULL if never.
+    canceled REAL
 );
 """
 
@@ -77,6 +79,11 @@ class Store:
         conn.execute("PRAGMA journal_mode = WAL")
         # Every statement is IF NOT EXISTS, so processes starting together on one file are fine.
         conn.executescript(SCHEMA)
+        with self.transaction() as locked:
+            # Ledgers written before cancellation existed (make run keeps its ledger across runs).
+            columns = {row["name"] for row in locked.execute("PRAGMA table_info(idempotency_keys)")}
+            if "canceled" not in columns:
+                locked.execute("ALTER TABLE idempotency_keys ADD COLUMN canceled REAL")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

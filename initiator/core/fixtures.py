@@ -21,6 +21,7 @@ from google.api_core import exceptions as google_exceptions
 
 from accounts.services import deposit_create, user_create
 from core import clients
+from core.models import SCOPES
 from core.services import api_key_create
 from payments.services import payment_initiate
 
@@ -32,8 +33,9 @@ def contract_schema(event_type: str) -> dict:
     return json.loads((CONTRACTS_DIR / f"{event_type}.schema.json").read_text())
 
 
-def api_client() -> tuple[Client, str]:
-    _, raw_key = api_key_create(name=f"test-{uuid.uuid4().hex[:8]}")
+def api_client(*, scopes=SCOPES, user=None) -> tuple[Client, str]:
+    """A test client with a fresh API key: by default a secret key with every scope."""
+    _, raw_key = api_key_create(name=f"test-{uuid.uuid4().hex[:8]}", scopes=scopes, user=user)
     return Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="localhost"), raw_key
 
 
@@ -200,7 +202,7 @@ def pending_payment(user, *, amount: int = 10_000):
     """A PENDING payment with its hold, made through the service like a real request."""
     return payment_initiate(
         user_id=user.pk,
-        amount=f"{amount // 100}.{amount % 100:02d}",
+        amount_minor=amount,
         currency="USD",
         metadata={},
         correlation_id=str(uuid.uuid4()),
@@ -214,7 +216,8 @@ GATEWAY_API_KEY = "sk_test_initiator_suite"
 class SandboxGateway:
     """The real sandbox gateway (gateway/app.py) on a free port with its own ledger file."""
 
-    def __init__(self) -> None:
+    def __init__(self, **knobs: str) -> None:
+        """`knobs`: SANDBOX_* settings, e.g. SANDBOX_LATENCY_MS="3000" for slow magic-57 charges."""
         self.directory = tempfile.TemporaryDirectory(prefix="binpay-initiator-gateway-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -230,6 +233,7 @@ class SandboxGateway:
                     "SANDBOX_DB_PATH": str(Path(self.directory.name) / "sandbox.sqlite3"),
                     "PAYMENT_GATEWAY_API_KEY": GATEWAY_API_KEY,
                     "PYTHONUNBUFFERED": "1",
+                    **knobs,
                 },
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -247,14 +251,25 @@ class SandboxGateway:
         except requests.RequestException:
             return False
 
-    def charge(self, *, reference: str, amount: int, currency: str = "USD") -> dict:
+    def charge(self, *, reference: str, amount: int, currency: str = "USD", key: str | None = None) -> dict:
+        """A charge as the processor makes it (key `charge-<reference>`), or under another key."""
         response = requests.post(
             f"{self.url}/v1/charges",
             json={"amount": amount, "currency": currency, "reference": reference},
-            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": f"charge-{reference}"},
+            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": key or f"charge-{reference}"},
             timeout=10,
         )
         return response.json()
+
+    def ledger(self, reference: str) -> dict:
+        response = requests.get(
+            f"{self.url}/v1/ledger",
+            params={"reference": reference},
+            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}"},
+            timeout=10,
+        )
+        [row] = response.json()["data"]
+        return row
 
     def refund(self, charge_id: str) -> dict:
         response = requests.post(

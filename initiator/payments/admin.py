@@ -1,6 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 
-from payments.models import DeadLetter, OutboxEvent, Payment, ProcessedEvent
+from core.errors import ApplicationError
+from core.gateway import GatewayUnavailable
+from payments.models import DeadLetter, OperatorAction, OutboxEvent, Payment, ProcessedEvent, ReconcilerPass
+from payments.operator import SettleAction, settle_payment
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -14,12 +18,65 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _settle_action(action: SettleAction, description: str):
+    """An admin action that asks for the reason on a confirmation page, then settles each payment."""
+
+    def settle(modeladmin, request, queryset):
+        reason = request.POST.get("reason", "").strip()
+        if "confirm" not in request.POST or not reason:
+            context = {
+                **modeladmin.admin_site.each_context(request),
+                "title": description,
+                "payments": queryset,
+                "action_name": f"settle_{action.value}",
+                "reason_missing": "confirm" in request.POST,
+                "opts": modeladmin.model._meta,
+            }
+            return TemplateResponse(request, "admin/payments/settle_payment.html", context)
+        actor = f"admin:{request.user.get_username()}"
+        for payment in queryset:
+            try:
+                settle_payment(payment_id=payment.pk, action=action, reason=reason, actor=actor)
+            except ApplicationError as error:
+                modeladmin.message_user(request, f"{payment.pk}: refused: {error.message}", messages.ERROR)
+            except GatewayUnavailable as error:
+                modeladmin.message_user(request, f"{payment.pk}: gateway unavailable: {error}", messages.ERROR)
+            else:
+                modeladmin.message_user(request, f"{payment.pk}: {action.value} done", messages.SUCCESS)
+        return None
+
+    settle.__name__ = f"settle_{action.value}"
+    settle.short_description = description
+    settle.allowed_permissions = ("settle",)
+    return settle
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
     list_display = ("id", "user", "amount", "currency", "status", "failure_reason", "created_at")
     list_filter = ("status", "currency", "failure_reason")
     search_fields = ("id", "charge_id", "correlation_id", "user__email")
     date_hierarchy = "created_at"
+    actions = [
+        _settle_action(SettleAction.CAPTURE, "Settle (needs attention): capture the standing charge"),
+        _settle_action(SettleAction.RELEASE, "Settle (needs attention): release the hold"),
+        _settle_action(SettleAction.REFUND_AND_RELEASE, "Settle (needs attention): refund and release"),
+    ]
+
+    def has_settle_permission(self, request) -> bool:
+        return request.user.has_perm("payments.change_payment")
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(ReadOnlyAdmin):
+    list_display = ("payment", "action", "actor", "reason", "created_at")
+    list_filter = ("action",)
+    search_fields = ("payment__id", "actor", "reason")
+
+
+@admin.register(ReconcilerPass)
+class ReconcilerPassAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "finished_at", "counts")
 
 
 @admin.register(OutboxEvent)

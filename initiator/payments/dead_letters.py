@@ -1,8 +1,11 @@
 """Messages forwarded to the dead-letter topic after they kept failing ("Dead letters" in docs/contracts.md).
 
-Each one is stored once (per message id); a still-pending payment it names (payment_id attribute)
-moves to needs_attention with a NEEDS_ATTENTION step. Called by the push endpoint and the pull
-consumer; raises TransientError when it must be redelivered.
+Each one is stored once (per message id) for operators. The payment it names is left to the
+reconciler, which settles it only on a definitive answer from the gateway: a dead-lettered message
+says that deliveries failed (a slow gateway, a processor holding the lease), not that no charge
+exists, and parking the payment as needs_attention stranded charged customers' holds. If the
+payment is settled already, the saga step its killed consumer never wrote is written here. Called
+by the push endpoint and the pull consumer; raises TransientError when it must be redelivered.
 """
 
 import logging
@@ -15,12 +18,9 @@ from django.db import DatabaseError, transaction
 from core.context import correlation_id_var, payment_id_var
 from payments import saga_log
 from payments.handlers import TransientError
-from payments.models import DeadLetter, PaymentStatus
-from payments.services import OutcomeResult, UnknownPayment, payment_mark_needs_attention
+from payments.models import DeadLetter, Payment, PaymentStatus
 
 logger = logging.getLogger(__name__)
-
-REASON_DEAD_LETTERED = "dead_lettered"
 
 
 def is_dead_letter_subscription(subscription: str | None) -> bool:
@@ -40,25 +40,20 @@ def _payment_id(attributes: Mapping[str, str]) -> uuid.UUID | None:
 SETTLED_STEPS = {PaymentStatus.COMPLETED: saga_log.STEP_CAPTURED, PaymentStatus.ROLLED_BACK: saga_log.STEP_COMPENSATED}
 
 
-def _owed_step(outcome: OutcomeResult, message_id: str, attributes: Mapping[str, str]) -> tuple[str | None, dict]:
-    """The saga-log step this dead letter still owes, with its detail (ensure_step skips one already there)."""
-    source = {
-        "message_id": message_id,
-        "event_type": attributes.get("event_type"),
-        "event_id": attributes.get("event_id"),
-    }
-    if outcome.step is not None:
-        return outcome.step, {"reason_code": REASON_DEAD_LETTERED, **source}
-    # Already settled: a consumer killed between its commit and the saga-log write leaves the step to
-    # the redeliveries of its message, and this dead letter is the last of them.
-    payment = outcome.payment
+def _owed_step(payment: Payment, message_id: str, attributes: Mapping[str, str]) -> tuple[str | None, dict]:
+    """The saga-log step a settled payment may still owe (ensure_step skips one already there)."""
     step = SETTLED_STEPS.get(payment.status)
     if step is None:
         return None, {}
     settled = (
         {"charge_id": payment.charge_id} if step == saga_log.STEP_CAPTURED else {"reason_code": payment.failure_reason}
     )
-    return step, {**settled, "written_from": "dead_letter", **source}
+    source = {
+        "message_id": message_id,
+        "event_type": attributes.get("event_type"),
+        "event_id": attributes.get("event_id"),
+    }
+    return step, {**settled, "source": "dead_letter", **source}
 
 
 def handle_dead_letter(
@@ -86,12 +81,9 @@ def handle_dead_letter(
                         "payment_id": payment_id,
                     },
                 )
-                outcome = None
-                if payment_id is not None:
-                    try:
-                        outcome = payment_mark_needs_attention(payment_id=payment_id, reason=REASON_DEAD_LETTERED)
-                    except UnknownPayment:
-                        logger.error("dead letter %s names an unknown payment", message_id)
+                payment = Payment.objects.filter(pk=payment_id).first() if payment_id is not None else None
+                if payment_id is not None and payment is None:
+                    logger.error("dead letter %s names an unknown payment", message_id)
         except DatabaseError as error:
             raise TransientError(f"database: {error}") from error
         logger.error(
@@ -102,10 +94,10 @@ def handle_dead_letter(
             attributes.get("event_type"),
             attributes.get("CloudPubSubDeadLetterSourceSubscription"),
         )
-        step, detail = _owed_step(outcome, message_id, attributes) if outcome is not None else (None, {})
+        step, detail = _owed_step(payment, message_id, attributes) if payment is not None else (None, {})
         if step is not None:
             try:
-                saga_log.ensure_step(payment=outcome.payment, step=step, detail=detail)
+                saga_log.ensure_step(payment=payment, step=step, detail=detail)
             except Exception as error:
                 # Stored and marked; the redelivery finds both and only writes the step.
                 raise TransientError(f"firestore: {type(error).__name__}: {error}") from error

@@ -9,10 +9,14 @@ import logging
 from collections.abc import Mapping
 
 from django.db import DatabaseError
+from google.api_core.exceptions import GoogleAPIError
 
 from core.context import correlation_id_var, payment_id_var
-from payments import events, saga_log
-from payments.services import OutcomeResult, UnknownPayment, outcome_apply
+from core.gateway import GatewayUnavailable
+from observability import tracing
+from payments import events, late_charges, settlement
+from payments.models import PaymentStatus
+from payments.services import Applied, OutcomeResult, UnknownPayment
 
 logger = logging.getLogger(__name__)
 
@@ -50,19 +54,21 @@ def parse_outcome(data: bytes, attributes: Mapping[str, str]) -> tuple[str, dict
     return event_type, event
 
 
-def _step_detail(outcome: OutcomeResult, event: dict) -> dict:
-    detail = {"event_id": str(event["event_id"]), "charge_id": outcome.payment.charge_id}
-    if outcome.step == saga_log.STEP_COMPENSATED:
+def _step_detail(event_type: str, event: dict) -> dict:
+    detail = {"event_id": str(event["event_id"]), "charge_id": event.get("charge_id") or None}
+    if event_type == events.PAYMENT_ROLLBACK:
         detail.update(
-            {
-                "reason_code": outcome.payment.failure_reason,
-                "failed_step": event["failed_step"],
-                "refunded": event["refunded"],
-            }
+            {"reason_code": event["reason_code"], "failed_step": event["failed_step"], "refunded": event["refunded"]}
         )
     return detail
 
 
+def _settle(event_type: str, event: dict) -> OutcomeResult:
+    settle = settlement.capture if event_type == events.PAYMENT_COMPLETED else settlement.release
+    return settle(event=event, detail=_step_detail(event_type, event))
+
+
+@tracing.consumes_message
 def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str:
     correlation_token = correlation_id_var.set(attributes.get("correlation_id"))
     payment_token = payment_id_var.set(attributes.get("payment_id"))
@@ -73,19 +79,26 @@ def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str
             logger.error("poison message acknowledged without effect: %s", error)
             return "poison"
         try:
-            outcome = outcome_apply(event_type=event_type, event=event)
+            outcome = _settle(event_type, event)
+            if outcome.result is Applied.REJECTED and _charged_after_rollback(event_type, outcome):
+                # A charge landed on a payment we already rolled back: refund it now, not only log it.
+                refunds = late_charges.refund_standing_charges(
+                    outcome.payment, detail={"source": "consumer", "late_charge": True}
+                )
+                return "late_charge_refunded" if refunds else outcome.result
         except UnknownPayment as error:
             logger.error("poison message acknowledged without effect: %s (%s)", error, event_type)
             return "poison"
         except DatabaseError as error:
             raise TransientError(f"database: {error}") from error
-        if outcome.step is not None:
-            try:
-                saga_log.ensure_step(payment=outcome.payment, step=outcome.step, detail=_step_detail(outcome, event))
-            except Exception as error:
-                # The database change is committed and the inbox remembers it; the redelivery writes the step.
-                raise TransientError(f"firestore: {type(error).__name__}: {error}") from error
+        except (GatewayUnavailable, GoogleAPIError, ValueError) as error:
+            # The database change is committed and the inbox remembers it; the redelivery does the rest.
+            raise TransientError(f"{type(error).__name__}: {error}") from error
         return outcome.result
     finally:
         correlation_id_var.reset(correlation_token)
         payment_id_var.reset(payment_token)
+
+
+def _charged_after_rollback(event_type: str, outcome: OutcomeResult) -> bool:
+    return event_type == events.PAYMENT_COMPLETED and outcome.payment.status == PaymentStatus.ROLLED_BACK

@@ -32,6 +32,8 @@ class Payment(models.Model):
     correlation_id = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # When the late-charge sweeper last asked the gateway about this rolled-back payment.
+    late_charge_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -99,3 +101,34 @@ class DeadLetter(models.Model):
     @property
     def data_text(self) -> str:
         return bytes(self.data).decode("utf-8", errors="replace")
+
+
+class OperatorAction(models.Model):
+    """A person settled a payment by hand (`manage.py settle_payment` or the admin): who, what and why."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="operator_actions")
+    action = models.CharField(max_length=40)
+    actor = models.CharField(max_length=150)
+    reason = models.TextField()
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.payment_id} by {self.actor}"
+
+
+class ReconcilerPass(models.Model):
+    """One pass of the reconciler and what it did (operators read the last ones)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"reconcile pass at {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -1,42 +1,63 @@
-"""Settles payments still pending after PAYMENT_TIMEOUT_SECONDS ("Reconciliation and the fence" in
-docs/contracts.md).
+"""Settles payments the saga left open ("Reconciliation and the fence" in docs/contracts.md).
 
-Per payment: fence the saga-log document (skipped while a processor lease is live), then ask the
-gateway for the charges made with the payment's id as reference. A standing (succeeded,
-unrefunded) charge is captured, no standing charge is compensated (`expired`), and an unreachable
-gateway leaves the payment for the next run until it is twice the timeout old, then
-`needs_attention`. Settling goes through the same services as the outcome events, with
-deterministic event ids, so concurrent reconcilers and late events change nothing twice.
+Per payment pending longer than PAYMENT_TIMEOUT_SECONDS (or parked as needs_attention because the
+gateway was unreachable):
+
+1. fence the saga-log document (skipped while a processor lease is live, plus grace);
+2. if the processor logged an outcome whose event never arrived, follow it;
+3. otherwise cancel the payment's charge key at the gateway — the only proof that no charge
+   exists: canceled → CHARGE_CANCELED and release (`expired`); the key already made a charge →
+   CHARGED (when the log lacks it) and capture (release if it was refunded already), or
+   `needs_attention (charge_mismatch)` when its amount or currency is not the payment's; a decline
+   → release with its code; gateway unreachable → retry next
+   pass, and after twice the timeout `needs_attention (gateway_unreachable)`, which later passes
+   retry by themselves once the gateway answers.
+
+Then the late-charge sweeper (payments.late_charges) looks at rolled-back payments of the last
+LATE_CHARGE_WINDOW_SECONDS. A pass is bounded by RECONCILE_BATCH_SIZE payments of each kind and
+RECONCILE_TIME_BUDGET_SECONDS, and recorded as a ReconcilerPass. Settling goes through
+payments.settlement with deterministic event ids, so concurrent reconcilers and late events
+change nothing twice.
 """
 
+import enum
 import logging
+import time
 import uuid
 from collections import Counter
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import close_old_connections
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core import clients
 from core.context import correlation_id_var, payment_id_var
 from core.gateway import GatewayUnavailable
-from payments import events, saga_log
-from payments.models import Payment, PaymentStatus
-from payments.services import OutcomeResult, outcome_apply, payment_mark_needs_attention
+from payments import events, late_charges, saga_log, settlement
+from payments.models import Payment, PaymentStatus, ReconcilerPass
+from payments.services import Applied, OutcomeResult
 
 logger = logging.getLogger("payments.reconciler")
 
 REASON_EXPIRED = "expired"
 REASON_GATEWAY_UNREACHABLE = "gateway_unreachable"
+REASON_CHARGE_MISMATCH = "charge_mismatch"
+SOURCE = "reconciler"
 
-# What one payment's reconciliation ended in (the summary counts these).
-CAPTURED = "captured"
-COMPENSATED = "compensated"
-NEEDS_ATTENTION = "needs_attention"
-LEASE_LIVE = "skipped_lease_live"
-GATEWAY_UNREACHABLE = "gateway_unreachable"
-ALREADY_SETTLED = "already_settled"
-ERROR = "error"
+
+class Result(enum.StrEnum):
+    """What one payment's reconciliation ended in (a pass counts these)."""
+
+    CAPTURED = "captured"
+    COMPENSATED = "compensated"
+    NEEDS_ATTENTION = "needs_attention"
+    LEASE_LIVE = "skipped_lease_live"
+    GATEWAY_UNREACHABLE = "gateway_unreachable"
+    ALREADY_SETTLED = "already_settled"
+    LATE_CHARGES_REFUNDED = "late_charges_refunded"
+    ERROR = "error"
 
 
 def reconciler_event_id(payment: Payment, event_type: str) -> uuid.UUID:
@@ -44,119 +65,146 @@ def reconciler_event_id(payment: Payment, event_type: str) -> uuid.UUID:
     return uuid.uuid5(payment.pk, f"reconciler:{event_type}")
 
 
-def _standing_charges(charges: list[dict]) -> list[dict]:
-    return [charge for charge in charges if charge.get("status") == "succeeded" and not charge.get("refunded")]
+def _settled(outcome: OutcomeResult, result: Result) -> Result:
+    return result if outcome.result is Applied.APPLIED else Result.ALREADY_SETTLED
 
 
-def _capture(payment: Payment, charge: dict) -> OutcomeResult:
+def _capture(payment: Payment, charge_id: str, amount: int, currency: str) -> Result:
     event_id = reconciler_event_id(payment, events.PAYMENT_COMPLETED)
-    outcome = outcome_apply(
-        event_type=events.PAYMENT_COMPLETED,
+    outcome = settlement.capture(
         event={
             "event_id": event_id,
             "payment_id": payment.pk,
-            "charge_id": charge["id"],
-            "amount": charge.get("amount"),
-            "currency": str(charge.get("currency", "")).upper(),
+            "charge_id": charge_id,
+            "amount": amount,
+            "currency": currency,
         },
+        detail={"event_id": str(event_id), "charge_id": charge_id, "source": SOURCE},
     )
-    if outcome.step is not None:
-        saga_log.ensure_step(
-            payment=outcome.payment,
-            step=outcome.step,
-            detail={"event_id": str(event_id), "charge_id": charge["id"], "source": "reconciler"},
-        )
-    return outcome
+    return _settled(outcome, Result.CAPTURED)
 
 
-def _compensate(payment: Payment) -> OutcomeResult:
+def _release(payment: Payment, reason_code: str, charge_id: str | None = None) -> Result:
     event_id = reconciler_event_id(payment, events.PAYMENT_ROLLBACK)
-    outcome = outcome_apply(
-        event_type=events.PAYMENT_ROLLBACK,
-        event={"event_id": event_id, "payment_id": payment.pk, "reason_code": REASON_EXPIRED, "charge_id": None},
+    outcome = settlement.release(
+        event={"event_id": event_id, "payment_id": payment.pk, "reason_code": reason_code, "charge_id": charge_id},
+        detail={"event_id": str(event_id), "reason_code": reason_code, "charge_id": charge_id, "source": SOURCE},
     )
-    if outcome.step is not None:
-        saga_log.ensure_step(
-            payment=outcome.payment,
-            step=outcome.step,
-            detail={
-                "event_id": str(event_id),
-                "reason_code": outcome.payment.failure_reason,
-                "charge_id": outcome.payment.charge_id,
-                "source": "reconciler",
-            },
-        )
-    return outcome
+    return _settled(outcome, Result.COMPENSATED)
 
 
-def mark_needs_attention(payment_id, *, reason: str, detail: dict) -> OutcomeResult:
-    """needs_attention in the database, then the NEEDS_ATTENTION step (ensured again on a rerun)."""
-    outcome = payment_mark_needs_attention(payment_id=payment_id, reason=reason)
-    if outcome.step is not None:
-        saga_log.ensure_step(payment=outcome.payment, step=outcome.step, detail={"reason_code": reason, **detail})
-    return outcome
+def _hold(payment: Payment, reason: str, **detail) -> Result:
+    outcome = settlement.hold_for_attention(payment_id=payment.pk, reason=reason, detail={**detail, "source": SOURCE})
+    return Result.NEEDS_ATTENTION if outcome.step is not None else Result.ALREADY_SETTLED
 
 
-def reconcile_payment(payment: Payment, *, timeout: timedelta) -> str:
+def _follow_logged_outcome(payment: Payment, document: dict) -> Result | None:
+    """The processor logged an outcome whose event never reached us: settle as it says."""
+    steps = set(document.get("steps_done") or [])
+    event = (document.get("outcome") or {}).get("event") or {}
+    if saga_log.STEP_COMPLETED in steps and event.get("charge_id"):
+        return _capture(payment, event["charge_id"], event["amount"], event["currency"])
+    if steps & {saga_log.STEP_FAILED, saga_log.STEP_REFUNDED} and event.get("reason_code"):
+        return _release(payment, event["reason_code"], event.get("charge_id"))
+    return None
+
+
+def _matches(payment: Payment, charge: dict) -> bool:
+    return (charge.get("amount"), str(charge.get("currency", "")).upper()) == (payment.amount, payment.currency)
+
+
+def reconcile_payment(payment: Payment, *, timeout: timedelta) -> Result:
     if not saga_log.fence(payment=payment):
-        return LEASE_LIVE
+        return Result.LEASE_LIVE
+    document = saga_log.read_document(payment.pk)
+    followed = _follow_logged_outcome(payment, document)
+    if followed is not None:
+        return followed
     try:
-        charges = clients.gateway().charges_for_reference(str(payment.pk))
+        cancellation = clients.gateway().cancel_charge(payment.pk)
     except GatewayUnavailable as error:
-        age = timezone.now() - payment.created_at
-        if age < 2 * timeout:
-            logger.warning("gateway unreachable; retrying next run: %s", error)
-            return GATEWAY_UNREACHABLE
-        outcome = mark_needs_attention(
-            payment.pk, reason=REASON_GATEWAY_UNREACHABLE, detail={"error": str(error)[:500], "source": "reconciler"}
+        if payment.status == PaymentStatus.NEEDS_ATTENTION or timezone.now() - payment.created_at < 2 * timeout:
+            logger.warning("gateway unreachable; retrying next pass: %s", error)
+            return Result.GATEWAY_UNREACHABLE
+        return _hold(payment, REASON_GATEWAY_UNREACHABLE, error=str(error)[:500])
+    if cancellation.canceled:
+        settlement.log_gateway_fact(payment=payment, step=saga_log.STEP_CHARGE_CANCELED, detail={"source": SOURCE})
+        return _release(payment, REASON_EXPIRED)
+    charge = cancellation.charge
+    if charge.get("status") == "failed":
+        code = charge.get("failure_code") or "card_declined"
+        settlement.log_gateway_fact(
+            payment=payment,
+            step=saga_log.STEP_CHARGE_DECLINED,
+            detail={"reason_code": code, "charge_id": charge.get("id"), "source": SOURCE},
         )
-        return NEEDS_ATTENTION if outcome.step is not None else ALREADY_SETTLED
-    standing = _standing_charges(charges)
-    if len(standing) > 1:
-        logger.error("%s standing charges for one payment: %s", len(standing), [c.get("id") for c in standing])
-    if standing:
-        outcome = _capture(payment, standing[0])
-        if outcome.result == "rejected" and outcome.payment.status == PaymentStatus.PENDING:
-            # The charge does not match the payment (amount or currency): a person must look.
-            mark_needs_attention(
-                payment.pk,
-                reason="charge_mismatch",
-                detail={"charge_id": standing[0].get("id"), "source": "reconciler"},
-            )
-            return NEEDS_ATTENTION
-        return CAPTURED if outcome.result == "applied" else ALREADY_SETTLED
-    outcome = _compensate(payment)
-    return COMPENSATED if outcome.result == "applied" else ALREADY_SETTLED
+        return _release(payment, code)
+    if not _matches(payment, charge):
+        logger.error("charge %s does not match the payment: %s", charge.get("id"), charge)
+        return _hold(payment, REASON_CHARGE_MISMATCH, charge_id=charge.get("id"))
+    settlement.log_gateway_fact(
+        payment=payment, step=saga_log.STEP_CHARGED, detail={"charge_id": charge["id"], "source": SOURCE}
+    )
+    if charge.get("refunded"):
+        # Charged and refunded already (a processor that died before logging it): the money is back.
+        settlement.log_gateway_fact(
+            payment=payment, step=saga_log.STEP_REFUNDED, detail={"charge_id": charge["id"], "source": SOURCE}
+        )
+        return _release(payment, REASON_EXPIRED, charge["id"])
+    return _capture(payment, charge["id"], payment.amount, payment.currency)
+
+
+def _sweep_late_charges(payment: Payment) -> Result:
+    refunds = late_charges.refund_standing_charges(payment, detail={"source": SOURCE, "late_charge": True})
+    Payment.objects.filter(pk=payment.pk).update(late_charge_checked_at=timezone.now())
+    return Result.LATE_CHARGES_REFUNDED if refunds else Result.ALREADY_SETTLED
+
+
+def _in_context(payment: Payment, work) -> Result:
+    correlation_token = correlation_id_var.set(payment.correlation_id)
+    payment_token = payment_id_var.set(str(payment.pk))
+    try:
+        return work(payment)
+    except Exception as error:
+        # Database, Firestore or gateway trouble: the payment stays as it is and the next pass tries again.
+        logger.error("reconciling failed: %s: %s", type(error).__name__, error)
+        close_old_connections()
+        return Result.ERROR
+    finally:
+        correlation_id_var.reset(correlation_token)
+        payment_id_var.reset(payment_token)
 
 
 def reconcile(*, older_than_seconds: int) -> dict[str, int]:
-    """One pass over the payments pending longer than `older_than_seconds`; returns counts by result."""
+    """One bounded pass; returns counts by result (and records them as a ReconcilerPass)."""
+    started_at, started = timezone.now(), time.monotonic()
     timeout = timedelta(seconds=older_than_seconds)
-    cutoff = timezone.now() - timeout
-    stuck = list(
-        Payment.objects.filter(status=PaymentStatus.PENDING, created_at__lte=cutoff).order_by("created_at", "id")
+    batch = settings.RECONCILE_BATCH_SIZE
+    open_payments = list(
+        Payment.objects.filter(
+            Q(status=PaymentStatus.PENDING, created_at__lte=started_at - timeout)
+            | Q(status=PaymentStatus.NEEDS_ATTENTION, failure_reason=REASON_GATEWAY_UNREACHABLE)
+        ).order_by("created_at", "id")[:batch]
+    )
+    recheck_before = started_at - timedelta(seconds=settings.LATE_CHARGE_CHECK_INTERVAL_SECONDS)
+    rolled_back = list(
+        Payment.objects.filter(
+            Q(late_charge_checked_at__isnull=True) | Q(late_charge_checked_at__lte=recheck_before),
+            status=PaymentStatus.ROLLED_BACK,
+            updated_at__gte=started_at - timedelta(seconds=settings.LATE_CHARGE_WINDOW_SECONDS),
+        ).order_by(F("late_charge_checked_at").asc(nulls_first=True), "updated_at")[:batch]
     )
     summary: Counter[str] = Counter()
-    for payment in stuck:
-        correlation_token = correlation_id_var.set(payment.correlation_id)
-        payment_token = payment_id_var.set(str(payment.pk))
-        try:
-            result = reconcile_payment(payment, timeout=timeout)
-        except Exception as error:
-            # Database or Firestore trouble: the payment stays pending and the next run tries again.
-            logger.error("reconciling failed: %s: %s", type(error).__name__, error)
-            close_old_connections()
-            result = ERROR
-        finally:
-            correlation_id_var.reset(correlation_token)
-            payment_id_var.reset(payment_token)
-        summary[result] += 1
-    counts = {
-        "examined": len(stuck),
-        **{
-            key: summary[key]
-            for key in (CAPTURED, COMPENSATED, NEEDS_ATTENTION, LEASE_LIVE, GATEWAY_UNREACHABLE, ALREADY_SETTLED, ERROR)
-        },
-    }
-    logger.info("reconcile pass: %s", counts)
+    work = [(payment, lambda p: reconcile_payment(p, timeout=timeout)) for payment in open_payments]
+    work += [(payment, _sweep_late_charges) for payment in rolled_back]
+    examined = 0
+    for payment, step in work:
+        if time.monotonic() - started > settings.RECONCILE_TIME_BUDGET_SECONDS:
+            logger.warning("reconcile pass stopped at its time budget; the next pass goes on")
+            break
+        examined += 1
+        summary[_in_context(payment, step)] += 1
+    counts = {"examined": examined, **{result.value: summary[result] for result in Result}}
+    ReconcilerPass.objects.create(started_at=started_at, finished_at=timezone.now(), counts=counts)
+    logger.info("reconcile pass: %s", counts, extra={"reconcile_counts": counts})
     return counts

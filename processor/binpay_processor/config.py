@@ -17,6 +17,10 @@ ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 DEVELOPMENT_GATEWAY_API_KEY = "sk_test_sandbox"
 # The longest pause urllib3 takes between two gateway attempts (clients.build_gateway_session).
 GATEWAY_BACKOFF_MAX_SECONDS = 5
+# How long publishing an outcome event may take.
+PUBLISH_TIMEOUT_SECONDS = 10
+# What one delivery may spend on Firestore besides the gateway (claim and the step writes).
+FIRESTORE_BUDGET_SECONDS = 5
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -41,6 +45,8 @@ class Settings:
     pubsub_push_audience: str | None = None
     pubsub_push_service_account: str | None = None
     pubsub_push_certs_url: str | None = None
+    # true only on a private Cloud Run service: Cloud Run checked the push token's signature (web_auth.py).
+    behind_cloud_run_iam: bool = False
     firestore_collection: str = "transactions"
     payment_gateway_url: str = "http://127.0.0.1:8090"
     payment_gateway_api_key: str | None = DEVELOPMENT_GATEWAY_API_KEY
@@ -48,7 +54,11 @@ class Settings:
     gateway_read_timeout: float = 10.0
     gateway_max_retries: int = 2
     saga_timeout_seconds: float = 300.0
-    lease_seconds: float = 60.0
+    lease_seconds: float = 120.0
+    # The initiator's PAYMENT_TIMEOUT_SECONDS, when known here: its reconciler must not start first.
+    payment_timeout_seconds: float | None = None
+    # The platform's request timeout for a push delivery (Cloud Run's service timeout), when pushed.
+    push_request_timeout_seconds: float | None = None
     fault_injection_enabled: bool = False
 
     @property
@@ -95,17 +105,41 @@ class Settings:
             raise ConfigurationError("GATEWAY_MAX_RETRIES and SAGA_TIMEOUT_SECONDS must not be negative")
         if self.pubsub_flow_control_max_messages < 1:
             raise ConfigurationError("PUBSUB_FLOW_CONTROL_MAX_MESSAGES must be at least 1")
-        if self.gateway_call_worst_case_seconds() >= self.lease_seconds:
+        self._validate_timeouts()
+
+    def _validate_timeouts(self) -> None:
+        """The timeouts of one delivery, the lease, the saga and the platform must fit inside each other."""
+        handling = self.handling_worst_case_seconds()
+        if handling >= self.lease_seconds:
             raise ConfigurationError(
-                f"one gateway call may take {self.gateway_call_worst_case_seconds():.0f} s, not under "
+                f"one delivery may take {handling:.0f} s (a charge and a cancel, each "
+                f"{self.gateway_call_worst_case_seconds():.0f} s at worst, plus Firestore), not under "
                 f"LEASE_SECONDS={self.lease_seconds:g}: a lease must never lapse while a charge is in flight"
             )
+        if self.payment_timeout_seconds is not None and self.saga_timeout_seconds >= self.payment_timeout_seconds:
+            raise ConfigurationError(
+                f"SAGA_TIMEOUT_SECONDS={self.saga_timeout_seconds:g} must be under the initiator's "
+                f"PAYMENT_TIMEOUT_SECONDS={self.payment_timeout_seconds:g}: the processor gives up before the "
+                "reconciler takes over"
+            )
+        if self.push_request_timeout_seconds is not None:
+            answered = handling + PUBLISH_TIMEOUT_SECONDS
+            if answered >= self.push_request_timeout_seconds:
+                raise ConfigurationError(
+                    f"a push delivery may take {answered:.0f} s, not under PUSH_REQUEST_TIMEOUT_SECONDS="
+                    f"{self.push_request_timeout_seconds:g}: the platform would cut it off and Pub/Sub redeliver "
+                    "into a held lease"
+                )
 
     def gateway_call_worst_case_seconds(self) -> float:
         """(connect + read timeout) per attempt, 1 + GATEWAY_MAX_RETRIES attempts, backoff between them."""
         attempts = 1 + self.gateway_max_retries
         per_attempt = self.gateway_connect_timeout + self.gateway_read_timeout
         return attempts * per_attempt + self.gateway_max_retries * GATEWAY_BACKOFF_MAX_SECONDS
+
+    def handling_worst_case_seconds(self) -> float:
+        """One delivery holding the lease: the charge, then a cancel, then the steps."""
+        return 2 * self.gateway_call_worst_case_seconds() + FIRESTORE_BUDGET_SECONDS
 
 
 def _parse(name: str, raw: str, annotation: object) -> object:
@@ -123,6 +157,8 @@ def _parse(name: str, raw: str, annotation: object) -> object:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "float | None":
+            return float(raw) if raw else None
     except ValueError as error:
         raise ConfigurationError(f"{name}={raw!r} is not a valid {kind}") from error
     if kind == "str | None":

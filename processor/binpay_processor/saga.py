@@ -5,7 +5,13 @@ For a payment.initiated message it walks the saga log forward from wherever the 
     RECEIVED -> CHARGED         -> COMPLETED                      -> publish payment.completed
              -> CHARGED         -> REFUNDED (failure after charge) -> publish payment.rollback
              -> CHARGE_DECLINED -> FAILED                         -> publish payment.rollback
-             -> FAILED (no charge stands: fault before charge, gateway gone past the saga timeout)
+             -> CHARGE_CANCELED -> FAILED (the gateway canceled the charge key: fault before the
+                                           charge, gateway unusable past the saga timeout)
+
+A payment is rolled back only on a definitive answer: a decline, or a successful cancel of its
+charge key at the gateway. A timeout, a 5xx or a key still in use says nothing about whether
+money moved: the delivery keeps its lease (so the reconciler cannot fence the payment while the
+first request may still be running at the gateway) and Pub/Sub redelivers.
 
 Each step is committed to Firestore before the next side effect, so a redelivery after a crash
 resumes instead of repeating: the gateway sees the same idempotency key, a written outcome is only
@@ -24,12 +30,13 @@ from datetime import UTC, datetime
 
 from google.api_core import exceptions as google_exceptions
 
-from . import events
+from . import events, observability
 from .clients import Clients
-from .config import Settings
-from .gateway import ChargeDeclined, GatewayAmbiguous, GatewayClient, GatewayRejected
+from .config import PUBLISH_TIMEOUT_SECONDS, Settings
+from .gateway import ChargeCanceled, ChargeDeclined, GatewayAmbiguous, GatewayClient, GatewayRejected
 from .logs import log_context
 from .saga_log import (
+    CHARGE_CANCELED,
     CHARGE_DECLINED,
     CHARGED,
     COMPLETED,
@@ -43,7 +50,6 @@ from .saga_log import (
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_TIMEOUT_SECONDS = 30
 FAULT_POINTS = ("before_charge", "after_charge", "before_publish")
 
 
@@ -63,6 +69,8 @@ class Disposition(enum.Enum):
 class HandlingResult:
     disposition: Disposition
     detail: str
+    # BUSY: seconds until the other delivery's lease lapses (a pull worker waits that long, not Pub/Sub).
+    retry_after: float | None = None
 
 
 class SimulatedCrash(Exception):
@@ -73,14 +81,23 @@ class RetryLater(Exception):
     """A problem that may clear up on a later delivery (it is logged where it is raised)."""
 
 
-_TRANSIENT = (GatewayAmbiguous, LeaseLost, RetryLater, google_exceptions.GoogleAPIError, TimeoutError)
+class ChargeMismatch(Exception):
+    """The gateway holds a charge for this payment that does not match it: the reconciler surfaces it."""
+
+
+_TRANSIENT = (LeaseLost, RetryLater, google_exceptions.GoogleAPIError, TimeoutError)
 
 
 class PaymentProcessor:
-    def __init__(self, settings: Settings, clients: Clients) -> None:
+    """The handler both delivery modes call; built by bootstrap.build_processor."""
+
+    def __init__(self, settings: Settings, clients: Clients, saga_log: SagaLog, gateway: GatewayClient) -> None:
         self.settings = settings
         self.clients = clients
+        self.saga_log = saga_log
+        self.gateway = gateway
 
+    @observability.consumes_message
     def handle_payment_initiated(
         self,
         message_data: bytes,
@@ -108,7 +125,7 @@ class PaymentProcessor:
             return self._handle(payment, delivery_attempt, message_id)
 
     def _handle(self, payment: events.PaymentInitiated, delivery_attempt: int | None, message_id: str | None):
-        saga_log = SagaLog(self.clients.firestore, self.settings.firestore_collection, self.settings.lease_seconds)
+        saga_log = self.saga_log
         owner = uuid.uuid4().hex
         extra = {"message_id": message_id, "delivery_attempt": delivery_attempt}
         logger.info("payment.initiated received (amount %s %s)", payment.amount, payment.currency, extra=extra)
@@ -133,11 +150,22 @@ class PaymentProcessor:
             logger.warning("payment already settled by the initiator (state %s); ignored", claim.doc.get("state"))
             return HandlingResult(Disposition.DONE, "settled by initiator")
         if claim.status is ClaimStatus.BUSY:
-            logger.info("another delivery holds the lease until %s; retry later", claim.doc.get("lease_expires_at"))
-            return HandlingResult(Disposition.BUSY, "lease held by another delivery")
+            expires = claim.doc.get("lease_expires_at")
+            logger.info("another delivery holds the lease until %s; retry later", expires)
+            retry_after = max(0.0, (expires - datetime.now(UTC)).total_seconds()) if expires else None
+            return HandlingResult(Disposition.BUSY, "lease held by another delivery", retry_after)
         try:
-            state = _Run(self, payment, saga_log, owner).run(claim.doc)
+            state = SagaDelivery(self, payment, saga_log, owner).run(claim.doc)
             return HandlingResult(Disposition.DONE, state)
+        except GatewayAmbiguous as error:
+            # Keep the lease: the first request may still be running at the gateway, and the
+            # reconciler must not fence and cancel under it until the lease has lapsed.
+            logger.warning("gateway answer ambiguous, will retry (lease kept): %s", error, extra=extra)
+            return HandlingResult(Disposition.RETRY, f"GatewayAmbiguous: {error}")
+        except ChargeMismatch as error:
+            logger.error("%s; left pending for the reconciler, which surfaces it as needs_attention", error)
+            self._release(saga_log, payment.payment_id, owner)
+            return HandlingResult(Disposition.DONE, "charge_mismatch")
         except SimulatedCrash as crash:
             logger.warning("injected crash: %s", crash, extra=extra)
             self._release(saga_log, payment.payment_id, owner)
@@ -161,7 +189,7 @@ class PaymentProcessor:
             logger.warning("could not release the lease (it expires on its own): %s", error)
 
 
-class _Run:
+class SagaDelivery:
     """One delivery's walk through the saga, holding the payment's lease."""
 
     def __init__(self, processor: PaymentProcessor, payment: events.PaymentInitiated, log: SagaLog, owner: str):
@@ -171,13 +199,7 @@ class _Run:
         self.payment = payment
         self.log = log
         self.owner = owner
-        self.gateway = GatewayClient(
-            processor.clients.gateway_session,
-            settings.payment_gateway_url,
-            settings.payment_gateway_api_key,
-            settings.gateway_connect_timeout,
-            settings.gateway_read_timeout,
-        )
+        self.gateway = processor.gateway
         self.fault = self._fault_point()
 
     def run(self, doc: dict) -> str:
@@ -190,9 +212,11 @@ class _Run:
                 doc = self._refund(doc) if self.fault == "after_charge" else self._complete(doc)
             elif CHARGE_DECLINED in steps:
                 doc = self._fail(reason_code=doc["decline_code"], failed_step="charge")
+            elif CHARGE_CANCELED in steps:
+                doc = self._fail(reason_code=doc["cancel_reason"], failed_step="charge")
             elif self.fault == "before_charge":
                 logger.warning("fault injection: failing before the charge")
-                doc = self._fail_unless_charged(reason_code="processor_failure")
+                doc = self._cancel(reason_code="processor_failure")
             else:
                 doc = self._charge()
 
@@ -208,13 +232,16 @@ class _Run:
             age = (datetime.now(UTC) - payment.created_at).total_seconds()
             if age < self.settings.saga_timeout_seconds:
                 raise
-            logger.warning("gateway still unusable %.0f s after initiation (%s); asking for the charge", age, error)
-            return self._fail_unless_charged(reason_code="gateway_unavailable")
+            logger.warning("gateway still unusable %.0f s after initiation (%s); canceling the charge", age, error)
+            return self._cancel(reason_code="gateway_unavailable")
         except GatewayRejected as error:
             logger.error("gateway rejected the charge request: %s", error)
-            return self._fail_unless_charged(reason_code="processor_failure")
+            return self._cancel(reason_code="processor_failure")
         if isinstance(result, ChargeDeclined):
             return self._declined(result)
+        if isinstance(result, ChargeCanceled):
+            # An earlier delivery canceled the key and died before logging it.
+            return self._canceled(reason_code="gateway_unavailable")
         return self._charged(result.charge_id)
 
     def _charged(self, charge_id: str) -> dict:
@@ -233,20 +260,37 @@ class _Run:
             {"decline_code": result.reason_code},
         )
 
-    def _fail_unless_charged(self, *, reason_code: str) -> dict:
-        """Roll back only when the gateway confirms that no charge stands for this payment."""
-        charges = self.gateway.find_charges(self.payment.payment_id)
-        succeeded = [c for c in charges if c.get("status") == "succeeded" and not c.get("refunded")]
-        if len(succeeded) > 1:
-            logger.error("gateway holds %d succeeded charges for one payment", len(succeeded))
-        if succeeded:
-            logger.warning("the gateway has charge %s: continuing as charged", succeeded[0]["id"])
-            return self._charged(succeeded[0]["id"])
-        failed = [charge for charge in charges if charge.get("status") == "failed"]
-        if failed and reason_code == "gateway_unavailable":
+    def _cancel(self, *, reason_code: str) -> dict:
+        """Roll back only if the gateway cancels the charge key; a charge it already made goes on."""
+        cancellation = self.gateway.cancel(payment_id=self.payment.payment_id)
+        if cancellation.canceled:
+            return self._canceled(reason_code=reason_code)
+        charge = cancellation.charge
+        if charge.get("status") == "failed":
             # The decline was lost on the way back; the gateway still knows it.
-            return self._declined(ChargeDeclined(failed[-1].get("failure_code") or "card_declined", failed[-1]["id"]))
-        return self._fail(reason_code=reason_code, failed_step="charge")
+            return self._declined(ChargeDeclined(charge.get("failure_code") or "card_declined", charge.get("id")))
+        payment = self.payment
+        if (charge.get("amount"), charge.get("currency"), charge.get("refunded")) != (
+            payment.amount,
+            payment.currency,
+            False,
+        ):
+            raise ChargeMismatch(
+                f"charge {charge.get('id')} is {charge.get('amount')} {charge.get('currency')} "
+                f"(refunded: {charge.get('refunded')}), the payment {payment.amount} {payment.currency}"
+            )
+        logger.warning("the gateway has charge %s: continuing as charged", charge["id"])
+        return self._charged(charge["id"])
+
+    def _canceled(self, *, reason_code: str) -> dict:
+        logger.info("charge canceled at the gateway: no charge can land (%s)", reason_code)
+        return self.log.append_step(
+            self.payment.payment_id,
+            self.owner,
+            CHARGE_CANCELED,
+            {"reason_code": reason_code},
+            {"cancel_reason": reason_code},
+        )
 
     def _fail(self, *, reason_code: str, failed_step: str) -> dict:
         event = events.rollback_event(

@@ -16,20 +16,41 @@ import time
 
 from google.cloud import pubsub_v1
 
+from . import observability
+from .bootstrap import build_processor
 from .clients import process_clients
 from .config import ConfigurationError, Settings
 from .logs import configure_logging
-from .saga import PaymentProcessor
+from .saga import Disposition, PaymentProcessor
 
 logger = logging.getLogger("binpay_processor.worker")
 
 
-def make_callback(processor: PaymentProcessor):
-    def callback(message: pubsub_v1.subscriber.message.Message) -> None:
-        try:
+# A message waits at most this long in the worker for another delivery's lease to lapse.
+MAX_LEASE_WAIT_SECONDS = 300
+
+
+def make_callback(processor: PaymentProcessor, stop: threading.Event | None = None):
+    stop = stop or threading.Event()
+
+    def handle(message: pubsub_v1.subscriber.message.Message):
+        # A payment another delivery holds is waited for here, not nacked: each nack would burn one
+        # of the subscription's delivery attempts and a slow charge would end in the dead-letter
+        # topic. The client keeps extending the message's ack deadline meanwhile.
+        deadline = time.monotonic() + MAX_LEASE_WAIT_SECONDS
+        while True:
             result = processor.handle_payment_initiated(
                 message.data, dict(message.attributes), message.delivery_attempt, message.message_id
             )
+            if result.disposition is not Disposition.BUSY or result.retry_after is None:
+                return result
+            wait = min(result.retry_after + 1.0, deadline - time.monotonic())
+            if wait <= 0 or stop.wait(wait):
+                return result
+
+    def callback(message: pubsub_v1.subscriber.message.Message) -> None:
+        try:
+            result = handle(message)
         except BaseException:
             logger.exception("handler crashed; message %s nacked", message.message_id)
             message.nack()
@@ -42,6 +63,7 @@ def make_callback(processor: PaymentProcessor):
             # another delivery holds needs time, not five instant retries into the dead-letter topic.
             time.sleep(nack_delay(message.delivery_attempt))
             message.nack()
+        observability.message_handled(message.publish_time, result.disposition.value)
 
     return callback
 
@@ -53,12 +75,12 @@ def nack_delay(delivery_attempt: int | None) -> float:
 
 def run(settings: Settings, stop: threading.Event) -> int:
     clients = process_clients(settings)
-    processor = PaymentProcessor(settings, clients)
+    processor = build_processor(settings, clients)
     subscriber = clients.subscriber
     subscription = subscriber.subscription_path(settings.project_id, settings.pubsub_subscription)
     streaming_pull = subscriber.subscribe(
         subscription,
-        callback=make_callback(processor),
+        callback=make_callback(processor, stop),
         flow_control=pubsub_v1.types.FlowControl(max_messages=settings.pubsub_flow_control_max_messages),
         await_callbacks_on_shutdown=True,
     )
@@ -92,6 +114,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    observability.start_worker()
     return run(settings, stop)
 
 

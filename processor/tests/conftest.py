@@ -92,8 +92,8 @@ def emulator_env() -> Iterator[dict[str, str]]:
                 os.environ[name] = value
 
 
-@pytest.fixture(scope="session")
-def gateway_url(tmp_path_factory) -> Iterator[str]:
+def run_gateway(tmp_path_factory, **knobs: str) -> Iterator[str]:
+    """A real sandbox gateway process with its own ledger; yields its URL. `knobs` are SANDBOX_* env vars."""
     port = devtools_emulators.free_port()
     env = {
         **os.environ,
@@ -105,6 +105,7 @@ def gateway_url(tmp_path_factory) -> Iterator[str]:
         "SANDBOX_TIMEOUT_SECONDS": "3",
         "SANDBOX_LATENCY_MS": "700",
         "SANDBOX_ALLOW_CONFIG": "false",
+        **knobs,
     }
     log = open(tmp_path_factory.mktemp("gateway-log") / "gateway.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
@@ -125,6 +126,17 @@ def gateway_url(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def gateway_url(tmp_path_factory) -> Iterator[str]:
+    yield from run_gateway(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def slow_gateway_url(tmp_path_factory) -> Iterator[str]:
+    """A gateway whose magic-57 charges take 4 s: longer than the suite's 1 s read timeout."""
+    yield from run_gateway(tmp_path_factory, SANDBOX_LATENCY_MS="4000")
+
+
+@pytest.fixture(scope="session")
 def base_config(emulator_env, gateway_url) -> dict[str, object]:
     """Settings overrides shared by every test (env var names); see .env.example."""
     return {
@@ -137,7 +149,7 @@ def base_config(emulator_env, gateway_url) -> dict[str, object]:
         "GATEWAY_READ_TIMEOUT": 1.0,
         "GATEWAY_MAX_RETRIES": 2,
         "SAGA_TIMEOUT_SECONDS": 300.0,
-        "LEASE_SECONDS": 30.0,
+        "LEASE_SECONDS": 40.0,
         "FAULT_INJECTION_ENABLED": True,
         "PUBSUB_PUSH_AUDIENCE": None,
         "PUBSUB_PUSH_SERVICE_ACCOUNT": None,

@@ -16,7 +16,7 @@ def test_development_defaults_match_the_contract():
     assert settings.firestore_collection == "transactions"
     assert settings.payment_gateway_url == "http://127.0.0.1:8090"
     assert (settings.gateway_connect_timeout, settings.gateway_read_timeout, settings.gateway_max_retries) == (3, 10, 2)
-    assert (settings.saga_timeout_seconds, settings.lease_seconds) == (300, 60)
+    assert (settings.saga_timeout_seconds, settings.lease_seconds) == (300, 120)
     assert settings.fault_injection_enabled is False
     assert (settings.host, settings.port) == ("127.0.0.1", 5000)
 
@@ -71,8 +71,22 @@ def test_env_example_lists_every_setting():
     assert {field.name.upper() for field in dataclasses.fields(Settings)} <= names
 
 
-def test_a_lease_shorter_than_one_gateway_call_is_refused():
-    # (3 s connect + 10 s read) x 3 attempts + 2 x 5 s backoff = 49 s: a 45 s lease could lapse mid-charge.
+def test_a_lease_shorter_than_one_delivery_is_refused():
+    # A charge and a cancel, each (3 s connect + 10 s read) x 3 attempts + 2 x 5 s backoff = 49 s,
+    # plus 5 s of Firestore = 103 s: a 100 s lease could lapse while the charge is in flight.
     with pytest.raises(ConfigurationError, match="LEASE_SECONDS"):
-        Settings.from_env(environ={"LEASE_SECONDS": "45"})
-    assert Settings.from_env(environ={"LEASE_SECONDS": "50"}).lease_seconds == 50
+        Settings.from_env(environ={"LEASE_SECONDS": "100"})
+    assert Settings.from_env(environ={"LEASE_SECONDS": "104"}).lease_seconds == 104
+
+
+def test_a_saga_timeout_not_under_the_initiators_payment_timeout_is_refused():
+    with pytest.raises(ConfigurationError, match="PAYMENT_TIMEOUT_SECONDS"):
+        Settings.from_env(environ={"SAGA_TIMEOUT_SECONDS": "600", "PAYMENT_TIMEOUT_SECONDS": "600"})
+    assert Settings.from_env(environ={"PAYMENT_TIMEOUT_SECONDS": "600"}).saga_timeout_seconds == 300
+
+
+def test_a_push_request_timeout_shorter_than_a_delivery_is_refused():
+    # Cloud Run cut a 55 s request off while the delivery could take 103 s + 10 s to publish.
+    with pytest.raises(ConfigurationError, match="PUSH_REQUEST_TIMEOUT_SECONDS"):
+        Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "55"})
+    assert Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "300"}).push_request_timeout_seconds == 300

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 
 import pytest
+import requests
+from binpay_processor.bootstrap import build_processor
 from binpay_processor.clients import Clients
 from binpay_processor.config import Settings
-from binpay_processor.saga import Disposition, PaymentProcessor
-from conftest import ledger, long_ago, make_event, saga, step_names
+from binpay_processor.saga import Disposition
+from conftest import GATEWAY_API_KEY, ledger, long_ago, make_event, saga, step_names
 
 
 def deliver_until_acked(processor, data, attributes, max_deliveries=6) -> list[Disposition]:
-    """Redeliver like Pub/Sub does until the handler acks; returns every delivery's disposition."""
+    """Redeliver like Pub/Sub does until the handler acks; returns every delivery's disposition.
+
+    A BUSY answer is waited out as the pull worker does: until the other delivery's lease lapses.
+    """
     dispositions = []
     for attempt in range(1, max_deliveries + 1):
         result = processor.handle_payment_initiated(data, attributes, attempt)
         dispositions.append(result.disposition)
         if result.disposition.ack:
             return dispositions
+        if result.disposition is Disposition.BUSY:
+            time.sleep(result.retry_after + 0.5)
     raise AssertionError(f"not acked after {max_deliveries} deliveries: {dispositions}")
 
 
@@ -88,12 +96,16 @@ def test_transient_gateway_faults_are_retried_within_one_delivery(processor, cli
     assert len(topics.pull(topics.completion)) == 1
 
 
+# No retries, 1 s timeouts: one delivery's worst case is 2 x 2 s + 5 s, so a 10 s lease is allowed.
+NO_RETRY = {"GATEWAY_MAX_RETRIES": 0, "LEASE_SECONDS": 10}
+
+
 @pytest.fixture
 def no_retry_processor(config):
     """A processor whose gateway session does not retry: every ambiguous answer reaches the saga."""
-    settings = Settings.from_env(environ={}, overrides={**config, "GATEWAY_MAX_RETRIES": 0})
+    settings = Settings.from_env(environ={}, overrides={**config, **NO_RETRY})
     own_clients = Clients(settings)
-    yield PaymentProcessor(settings, own_clients)
+    yield build_processor(settings, own_clients)
     own_clients.close()
 
 
@@ -106,7 +118,8 @@ def test_ambiguous_answer_is_not_a_decline_and_the_redelivery_reuses_the_key(
 
     dispositions = deliver_until_acked(no_retry_processor, data, attributes)
 
-    assert dispositions == [Disposition.RETRY, Disposition.DONE]
+    # The ambiguous delivery kept its lease: the next one waited for it to lapse, then charged.
+    assert dispositions == [Disposition.RETRY, Disposition.BUSY, Disposition.DONE]
     assert step_names(client, payment_id) == ["RECEIVED", "CHARGED", "COMPLETED"]
     # 55: the first attempt made the charge; the redelivery got it replayed, not a second one
     assert ledger(gateway_url, payment_id)["charges_succeeded"] == 1
@@ -115,22 +128,29 @@ def test_ambiguous_answer_is_not_a_decline_and_the_redelivery_reuses_the_key(
 
 
 def test_gateway_outage_is_retried_without_rollback_until_the_saga_timeout(
-    processor, no_retry_processor, client, topics, gateway_url, config
+    no_retry_processor, client, topics, gateway_url, config
 ):
     data, attributes = make_event(10056)
     payment_id = attributes["payment_id"]
 
-    for attempt in (1, 2):
-        assert processor.handle_payment_initiated(data, attributes, attempt).disposition is Disposition.RETRY
+    first = no_retry_processor.handle_payment_initiated(data, attributes, 1)
+    assert first.disposition is Disposition.RETRY
+    # The lease is kept on an ambiguous answer: a redelivery meanwhile is told to wait for it.
+    busy = no_retry_processor.handle_payment_initiated(data, attributes, 2)
+    assert busy.disposition is Disposition.BUSY and 0 < busy.retry_after <= NO_RETRY["LEASE_SECONDS"]
+    time.sleep(busy.retry_after + 0.5)
+    assert no_retry_processor.handle_payment_initiated(data, attributes, 3).disposition is Disposition.RETRY
     assert step_names(client, payment_id) == ["RECEIVED"]
     assert topics.pull(topics.rollback) == [] and topics.pull(topics.completion) == []
 
-    # Past the saga timeout the gateway is asked for the charge; none exists, so the payment fails.
-    expired = PaymentProcessor(
-        Settings.from_env(environ={}, overrides={**config, "SAGA_TIMEOUT_SECONDS": 0}), processor.clients
+    # Past the saga timeout the charge key is canceled at the gateway; only then does the payment fail.
+    expired = build_processor(
+        Settings.from_env(environ={}, overrides={**config, **NO_RETRY, "SAGA_TIMEOUT_SECONDS": 0}),
+        no_retry_processor.clients,
     )
-    assert expired.handle_payment_initiated(data, attributes, 3).disposition is Disposition.DONE
-    assert step_names(client, payment_id) == ["RECEIVED", "FAILED"]
+    time.sleep(NO_RETRY["LEASE_SECONDS"] + 0.5)
+    assert expired.handle_payment_initiated(data, attributes, 4).disposition is Disposition.DONE
+    assert step_names(client, payment_id) == ["RECEIVED", "CHARGE_CANCELED", "FAILED"]
     assert saga(client, payment_id)["steps"][1]["detail"]["reason_code"] == "gateway_unavailable"
     [(event, _)] = topics.pull(topics.rollback)
     assert (event["reason_code"], event["failed_step"], event["refunded"]) == ("gateway_unavailable", "charge", False)
@@ -140,14 +160,14 @@ def test_gateway_outage_is_retried_without_rollback_until_the_saga_timeout(
 def test_past_the_saga_timeout_a_lost_response_charge_is_found_and_completed(
     config, client, topics, gateway_url, clients
 ):
-    """55 with no retries and an old payment: the lookup finds the charge, so no rollback."""
-    settings = Settings.from_env(environ={}, overrides={**config, "GATEWAY_MAX_RETRIES": 0})
+    """55 with no retries and an old payment: the cancel finds the charge, so no rollback."""
+    settings = Settings.from_env(environ={}, overrides={**config, **NO_RETRY})
     own_clients = Clients(settings)
     try:
         data, attributes = make_event(10055, created_at=long_ago())
         payment_id = attributes["payment_id"]
 
-        result = PaymentProcessor(settings, own_clients).handle_payment_initiated(data, attributes, 1)
+        result = build_processor(settings, own_clients).handle_payment_initiated(data, attributes, 1)
 
         assert result.disposition is Disposition.DONE
     finally:
@@ -182,7 +202,7 @@ def test_failure_before_charge_charges_nothing(processor, client, topics, gatewa
 
     assert processor.handle_payment_initiated(data, attributes, 1).disposition is Disposition.DONE
 
-    assert step_names(client, payment_id) == ["RECEIVED", "FAILED"]
+    assert step_names(client, payment_id) == ["RECEIVED", "CHARGE_CANCELED", "FAILED"]
     assert ledger(gateway_url, payment_id)["charges_succeeded"] == 0
     [(event, _)] = topics.pull(topics.rollback)
     assert (event["reason_code"], event["failed_step"], event["refunded"]) == ("processor_failure", "charge", False)
@@ -228,7 +248,7 @@ def test_fault_injection_is_ignored_when_disabled(config, clients, client, topic
     settings = Settings.from_env(environ={}, overrides={**config, "FAULT_INJECTION_ENABLED": False})
     data, attributes = make_event(10000, metadata={"simulate_failure": "after_charge"})
 
-    PaymentProcessor(settings, clients).handle_payment_initiated(data, attributes, 1)
+    build_processor(settings, clients).handle_payment_initiated(data, attributes, 1)
 
     assert step_names(client, attributes["payment_id"]) == ["RECEIVED", "CHARGED", "COMPLETED"]
     assert ledger(gateway_url, attributes["payment_id"])["refunds"] == 0
@@ -296,4 +316,61 @@ def test_poison_messages_are_acked_logged_and_charge_nothing(
     payment_id = attributes["payment_id"]
     assert client.get(f"/transactions/{payment_id}").status_code == 404
     assert ledger(gateway_url, payment_id)["charges_succeeded"] == 0
+    assert topics.pull(topics.completion) == [] and topics.pull(topics.rollback) == []
+
+
+@pytest.fixture
+def slow_gateway_processor(config, slow_gateway_url):
+    """Default retries against a gateway slower (4 s) than the suite's 1 s read timeout."""
+    settings = Settings.from_env(environ={}, overrides={**config, "PAYMENT_GATEWAY_URL": slow_gateway_url})
+    own_clients = Clients(settings)
+    yield build_processor(settings, own_clients)
+    own_clients.close()
+
+
+def test_a_charge_still_in_flight_past_the_saga_timeout_is_canceled_before_any_rollback(
+    slow_gateway_processor, client, topics, slow_gateway_url, caplog
+):
+    """Finding 1: the first request times out and is still running at the gateway, the retry hears
+    `idempotency_key_in_use`, and the payment is past the saga timeout. A list by reference is empty
+    then; rolling back on it left the customer charged once the slow request committed."""
+    data, attributes = make_event(10057, created_at=long_ago())
+    payment_id = attributes["payment_id"]
+
+    result = slow_gateway_processor.handle_payment_initiated(data, attributes, 1)
+    time.sleep(5)  # the slow request (4 s at the gateway) has finished, one way or the other
+
+    # The fault happened: the first attempt was cut off by the read timeout while the gateway held the key.
+    assert any("idempotency_key_in_use" in record.getMessage() for record in caplog.records)
+    rollbacks, completions = topics.pull(topics.rollback), topics.pull(topics.completion)
+    charged = ledger(slow_gateway_url, payment_id)["charges_succeeded"]
+    assert (len(rollbacks), charged) != (1, 1), "rolled back while the customer was charged"
+    assert result.disposition is Disposition.DONE
+    assert step_names(client, payment_id) == ["RECEIVED", "CHARGE_CANCELED", "FAILED"]
+    [(event, _)] = rollbacks
+    assert (event["reason_code"], event["refunded"]) == ("gateway_unavailable", False)
+    assert completions == [] and charged == 0
+
+
+def test_a_charge_found_by_the_cancel_that_does_not_match_the_payment_is_never_completed(
+    processor, client, topics, gateway_url
+):
+    """Finding 4: the charge the gateway holds for the payment's key is for another amount. The
+    processor neither completes nor rolls back: it leaves the payment to the reconciler, which
+    parks it as needs_attention (charge_mismatch)."""
+    data, attributes = make_event(10000, metadata={"simulate_failure": "before_charge"})
+    payment_id = attributes["payment_id"]
+    stray = requests.post(
+        f"{gateway_url}/v1/charges",
+        json={"amount": 9000, "currency": "USD", "reference": payment_id},
+        headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": f"charge-{payment_id}"},
+        timeout=10,
+    )
+    assert stray.status_code == 201
+
+    result = processor.handle_payment_initiated(data, attributes, 1)
+
+    assert (result.disposition, result.detail) == (Disposition.DONE, "charge_mismatch")
+    assert step_names(client, payment_id) == ["RECEIVED"]
+    assert saga(client, payment_id)["charge_id"] is None
     assert topics.pull(topics.completion) == [] and topics.pull(topics.rollback) == []

@@ -1,6 +1,7 @@
 """Dead letters: a message nacked 5 times on a real emulator subscription with a dead-letter policy
-reaches the dead-letter subscription, is stored once and moves its still-pending payment to
-needs_attention; by pull (consume_outcomes) and by push (gunicorn)."""
+reaches the dead-letter subscription and is stored once; its still-pending payment stays pending for
+the reconciler (a dead letter is no proof of anything about the charge); by pull (consume_outcomes)
+and by push (gunicorn)."""
 
 import json
 import sys
@@ -26,7 +27,7 @@ from core.fixtures import (
     wait_until,
 )
 from payments.models import DeadLetter, PaymentStatus
-from payments.services import outcome_apply
+from payments.services import hold_capture
 from payments.tests.test_processes import ProcessTestCase, log_lines, stop, wait_for_http
 
 DEAD_LETTER_SUBSCRIPTION = "dead-letter-sub"
@@ -54,7 +55,7 @@ class DeadLetterPushTests(TestCase):
         envelope["deliveryAttempt"] = 1
         return envelope
 
-    def test_a_pending_payment_needs_attention_once_per_message(self) -> None:
+    def test_a_pending_payment_is_stored_once_and_left_to_the_reconciler(self) -> None:
         payment = pending_payment(self.user, amount=10_000)
         envelope = self.dead_letter(*completion_event(payment))
 
@@ -62,14 +63,14 @@ class DeadLetterPushTests(TestCase):
         self.assertEqual(self.deliver(envelope), {"status": "duplicate"})
 
         payment.refresh_from_db()
-        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.NEEDS_ATTENTION, "dead_lettered"))
+        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.PENDING, None))
         account = Account.objects.get(user=self.user)
         self.assertEqual((account.balance, account.held), (100_000, 10_000))
         stored = DeadLetter.objects.get()
         self.assertEqual((stored.message_id, stored.payment_id, stored.delivery_attempt), ("dl-1", payment.pk, 1))
         self.assertEqual(json.loads(bytes(stored.data))["payment_id"], str(payment.pk))
         self.assertEqual(stored.attributes["event_type"], "payment.completed")
-        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["NEEDS_ATTENTION"])
+        self.assertEqual(saga_steps(payment.pk), [])
 
     def test_settled_unknown_or_unnamed_payments_are_only_stored(self) -> None:
         completed = pending_payment(self.user)
@@ -98,7 +99,7 @@ class DeadLetterPushTests(TestCase):
         payment = pending_payment(self.user, amount=10_000)
         body, attributes = completion_event(payment)
         # The consumer committed the capture and died before the Firestore write.
-        outcome_apply(event_type="payment.completed", event=body)
+        hold_capture(event=body)
         self.assertEqual(saga_steps(payment.pk), [])
 
         self.assertEqual(self.deliver(self.dead_letter(body, attributes)), {"status": "stored"})
@@ -129,14 +130,14 @@ class DeadLetterPolicyTests(ProcessTestCase):
         self.assertEqual(attempts, [1, 2, 3, 4, 5])
         return payment, user
 
-    def assert_needs_attention(self, payment, user) -> None:
+    def assert_stored_and_left_pending(self, payment, user) -> None:
         payment.refresh_from_db()
-        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.NEEDS_ATTENTION, "dead_lettered"))
+        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.PENDING, None))
         account = Account.objects.get(user=user)
         self.assertEqual((account.balance, account.held), (100_000, 10_000))
         stored = DeadLetter.objects.get()
         self.assertEqual((stored.payment_id, stored.attributes["event_type"]), (payment.pk, "payment.completed"))
-        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["NEEDS_ATTENTION"])
+        self.assertEqual(saga_steps(payment.pk), [])
 
     def test_pull_consumer_stores_the_dead_letter(self) -> None:
         dead_letter_topic = create_topic()
@@ -150,11 +151,11 @@ class DeadLetterPolicyTests(ProcessTestCase):
             PUBSUB_DEAD_LETTER_SUBSCRIPTION=dead_letter_subscription,
         )
 
-        stored = wait_until(lambda: DeadLetter.objects.exists() and saga_steps(payment.pk), deadline_seconds=30)
+        stored = wait_until(lambda: DeadLetter.objects.exists(), deadline_seconds=30)
 
         self.assertTrue(stored, consumer_log.read_text()[-3000:])
         self.assertEqual(stop(consumer), 0, consumer_log.read_text()[-3000:])
-        self.assert_needs_attention(payment, user)
+        self.assert_stored_and_left_pending(payment, user)
         self.assertEqual(DeadLetter.objects.get().subscription, dead_letter_subscription)
 
     def test_push_to_gunicorn_stores_the_dead_letter(self) -> None:
@@ -177,6 +178,6 @@ class DeadLetterPolicyTests(ProcessTestCase):
             return any(line["message"].startswith("push delivery") for line in log_lines(server_log))
 
         self.assertTrue(wait_until(pushed, deadline_seconds=30), server_log.read_text()[-3000:])
-        self.assert_needs_attention(payment, user)
+        self.assert_stored_and_left_pending(payment, user)
         self.assertTrue(DeadLetter.objects.get().subscription.endswith(f"/subscriptions/{dead_letter_subscription}"))
         self.assertEqual(json.loads(bytes(DeadLetter.objects.get().data))["payment_id"], str(payment.pk))

@@ -7,6 +7,8 @@ from google.api_core import exceptions as google_exceptions
 from accounts.models import Account
 from core import clients
 from core.fixtures import (
+    GATEWAY_API_KEY,
+    SandboxGateway,
     api_client,
     completion_event,
     make_user,
@@ -182,16 +184,34 @@ class IllegalTransitionTests(OutcomeTestCase):
         self.assertEqual(ProcessedEvent.objects.count(), 1)
         self.assertEqual([s["step"] for s in saga_steps(self.payment.pk)], ["CAPTURED"])
 
-    def test_completion_after_rollback_changes_nothing(self) -> None:
+    def test_completion_after_rollback_changes_nothing_once_the_gateway_shows_no_charge(self) -> None:
         self.deliver(*rollback_event(self.payment))
+        gateway = SandboxGateway()
+        self.addCleanup(gateway.stop)
 
-        with self.assertLogs("payments.services", level="ERROR"):
-            response = self.deliver(*completion_event(self.payment))
+        with override_settings(PAYMENT_GATEWAY_URL=gateway.url, PAYMENT_GATEWAY_API_KEY=GATEWAY_API_KEY):
+            clients.reset_clients()
+            with self.assertLogs("payments.services", level="ERROR"):
+                response = self.deliver(*completion_event(self.payment))
 
         self.assertEqual(response.json(), {"status": "rejected"})
         self.payment.refresh_from_db()
         self.assertEqual((self.payment.status, self.payment.charge_id), ("rolled_back", None))
         self.assertEqual((self.account().balance, self.account().held), (100_000, 0))
+
+    def test_completion_after_rollback_is_redelivered_while_the_gateway_cannot_be_asked(self) -> None:
+        self.deliver(*rollback_event(self.payment))
+        stopped = SandboxGateway()
+        stopped.stop()
+
+        with override_settings(PAYMENT_GATEWAY_URL=stopped.url):
+            clients.reset_clients()
+            response = self.deliver(*completion_event(self.payment))
+
+        # A charge may stand: only the gateway can say, so Pub/Sub must try again.
+        self.assertEqual(response.status_code, 503)
+        self.payment.refresh_from_db()
+        self.assertEqual(self.payment.status, "rolled_back")
 
     def test_completion_with_another_amount_changes_nothing(self) -> None:
         body, attributes = completion_event(self.payment)

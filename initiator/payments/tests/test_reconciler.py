@@ -5,6 +5,8 @@ import json
 import signal
 import subprocess
 import sys
+import threading
+import time
 import unittest
 from datetime import UTC, datetime, timedelta
 
@@ -33,7 +35,7 @@ from core.fixtures import (
 from core.gateway import GatewayClient
 from payments import events
 from payments.handlers import handle_outcome_message
-from payments.models import Payment, PaymentStatus, ProcessedEvent
+from payments.models import Payment, PaymentStatus, ProcessedEvent, ReconcilerPass
 from payments.reconciler import reconcile
 
 TIMEOUT = 600
@@ -93,7 +95,7 @@ class ReconcilerTests(GatewayMixin, TestCase):
     def account(self) -> Account:
         return Account.objects.get(user=self.user)
 
-    def test_a_standing_charge_is_captured_and_late_events_change_nothing(self) -> None:
+    def test_a_standing_charge_is_logged_and_captured_and_late_events_change_nothing(self) -> None:
         payment = age(pending_payment(self.user, amount=10_000), TIMEOUT + 60)
         charge = self.gateway.charge(reference=str(payment.pk), amount=10_000)
 
@@ -105,8 +107,11 @@ class ReconcilerTests(GatewayMixin, TestCase):
         self.assertEqual((self.account().balance, self.account().held), (90_000, 0))
         document = saga_document(payment)
         self.assertTrue(document["fenced"])
-        self.assertEqual(document["steps_done"], ["CAPTURED"])
-        self.assertEqual([s["detail"]["charge_id"] for s in saga_steps(payment.pk)], [charge["id"]])
+        # The charge the log never showed is logged before the capture: the saga log stays complete.
+        self.assertEqual(document["steps_done"], ["CHARGED", "CAPTURED"])
+        steps = saga_steps(payment.pk)
+        self.assertEqual([s["detail"]["charge_id"] for s in steps], [charge["id"], charge["id"]])
+        self.assertEqual({s["detail"]["source"] for s in steps}, {"reconciler"})
 
         self.assertEqual(deliver(*completion_event(payment, charge_id=charge["id"])), "duplicate")
         self.assertEqual(deliver(*rollback_event(payment)), "rejected")
@@ -114,10 +119,29 @@ class ReconcilerTests(GatewayMixin, TestCase):
         payment.refresh_from_db()
         self.assertEqual(payment.status, PaymentStatus.COMPLETED)
         self.assertEqual((self.account().balance, self.account().held), (90_000, 0))
-        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["CAPTURED"])
+        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["CHARGED", "CAPTURED"])
 
-    def test_no_standing_charge_is_compensated_as_expired(self) -> None:
+    def test_a_canceled_charge_key_is_compensated_and_no_late_charge_can_land(self) -> None:
         never_charged = age(pending_payment(self.user, amount=1_000), TIMEOUT + 60)
+
+        summary = reconcile(older_than_seconds=TIMEOUT)
+
+        self.assertEqual((summary["examined"], summary["compensated"]), (1, 1))
+        never_charged.refresh_from_db()
+        self.assertEqual((never_charged.status, never_charged.failure_reason), (PaymentStatus.ROLLED_BACK, "expired"))
+        steps = saga_steps(never_charged.pk)
+        self.assertEqual([s["step"] for s in steps], ["CHARGE_CANCELED", "COMPENSATED"])
+        # The processor never saw it: the reconciler created its document, fenced.
+        self.assertTrue(saga_document(never_charged)["fenced"])
+        # A charge request with the payment's key arriving now is refused for good.
+        late = self.gateway.charge(reference=str(never_charged.pk), amount=1_000)
+        self.assertEqual(late["error"]["code"], "charge_canceled")
+        self.assertEqual(self.gateway.ledger(str(never_charged.pk))["charges_succeeded"], 0)
+        self.assertEqual((self.account().balance, self.account().held), (100_000, 0))
+        self.assertEqual(deliver(*completion_event(never_charged)), "rejected")
+        self.assertEqual(self.account().balance, 100_000)
+
+    def test_a_declined_or_refunded_charge_is_compensated(self) -> None:
         declined = age(pending_payment(self.user, amount=2_051), TIMEOUT + 60)
         refunded = age(pending_payment(self.user, amount=3_000), TIMEOUT + 60)
         self.assertEqual(
@@ -125,19 +149,44 @@ class ReconcilerTests(GatewayMixin, TestCase):
         )
         self.gateway.refund(self.gateway.charge(reference=str(refunded.pk), amount=3_000)["id"])
 
-        summary = reconcile(older_than_seconds=TIMEOUT)
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["compensated"], 2)
 
-        self.assertEqual((summary["examined"], summary["compensated"]), (3, 3))
-        for payment in (never_charged, declined, refunded):
-            payment.refresh_from_db()
-            self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.ROLLED_BACK, "expired"))
-            steps = saga_steps(payment.pk)
-            self.assertEqual([(s["step"], s["detail"]["reason_code"]) for s in steps], [("COMPENSATED", "expired")])
-        # The processor never saw never_charged: the reconciler created its document, fenced.
-        self.assertTrue(saga_document(never_charged)["fenced"])
+        declined.refresh_from_db()
+        refunded.refresh_from_db()
+        self.assertEqual((declined.status, declined.failure_reason), (PaymentStatus.ROLLED_BACK, "card_declined"))
+        self.assertEqual((refunded.status, refunded.failure_reason), (PaymentStatus.ROLLED_BACK, "expired"))
+        self.assertEqual([s["step"] for s in saga_steps(declined.pk)], ["CHARGE_DECLINED", "COMPENSATED"])
+        self.assertEqual([s["step"] for s in saga_steps(refunded.pk)], ["CHARGED", "REFUNDED", "COMPENSATED"])
         self.assertEqual((self.account().balance, self.account().held), (100_000, 0))
-        self.assertEqual(deliver(*completion_event(never_charged)), "rejected")
-        self.assertEqual(self.account().balance, 100_000)
+
+    def test_a_charge_of_another_amount_needs_attention(self) -> None:
+        payment = age(pending_payment(self.user, amount=5_000), TIMEOUT + 60)
+        self.gateway.charge(reference=str(payment.pk), amount=4_000)
+
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["needs_attention"], 1)
+
+        payment.refresh_from_db()
+        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.NEEDS_ATTENTION, "charge_mismatch"))
+        self.assertEqual((self.account().balance, self.account().held), (100_000, 5_000))
+        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["NEEDS_ATTENTION"])
+
+    def test_a_logged_outcome_whose_event_was_lost_is_followed(self) -> None:
+        payment = age(pending_payment(self.user, amount=1_000), TIMEOUT + 60)
+        event, _ = rollback_event(payment, reason_code="card_declined")
+        document = clients.firestore_client().collection(settings.FIRESTORE_COLLECTION).document(str(payment.pk))
+        document.set(
+            {
+                "payment_id": str(payment.pk),
+                "state": "FAILED",
+                "version": 3,
+                "steps_done": ["RECEIVED", "CHARGE_DECLINED", "FAILED"],
+                "outcome": {"topic": "rollback", "event": event},
+            }
+        )
+
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["compensated"], 1)
+        payment.refresh_from_db()
+        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.ROLLED_BACK, "card_declined"))
 
     def test_young_payments_are_left_alone(self) -> None:
         payment = age(pending_payment(self.user), TIMEOUT - 60)
@@ -169,9 +218,9 @@ class ReconcilerTests(GatewayMixin, TestCase):
         document.update({"lease_expires_at": datetime.now(UTC) - timedelta(seconds=45)})
         self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["compensated"], 1)
         self.assertTrue(saga_document(payment)["fenced"])
-        self.assertEqual(saga_document(payment)["steps_done"], ["RECEIVED", "COMPENSATED"])
+        self.assertEqual(saga_document(payment)["steps_done"], ["RECEIVED", "CHARGE_CANCELED", "COMPENSATED"])
 
-    def test_an_unreachable_gateway_waits_then_needs_attention_with_the_hold_kept(self) -> None:
+    def test_an_unreachable_gateway_waits_then_needs_attention_then_settles_once_it_answers(self) -> None:
         stopped = SandboxGateway()
         stopped.stop()
         clients.set_clients(gateway=gateway_client(stopped.url))
@@ -192,12 +241,17 @@ class ReconcilerTests(GatewayMixin, TestCase):
         self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["NEEDS_ATTENTION"])
         client, _ = api_client()
         self.assertEqual(client.get(f"/payments/{payment.pk}").json()["status"], "needs_attention")
+        # Still unreachable: the payment keeps waiting, nothing is written.
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["gateway_unreachable"], 1)
 
-        # A later outcome still settles it (a person, or the processor's late event).
-        self.assertEqual(deliver(*completion_event(payment)), "applied")
+        # The gateway answers again (it holds the charge): the next pass settles it by itself.
+        clients.set_clients(gateway=gateway_client(self.gateway.url))
+        charge = self.gateway.charge(reference=str(payment.pk), amount=10_000)
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["captured"], 1)
         payment.refresh_from_db()
-        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.COMPLETED, None))
+        self.assertEqual((payment.status, payment.charge_id, payment.failure_reason), ("completed", charge["id"], None))
         self.assertEqual((self.account().balance, self.account().held), (90_000, 0))
+        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["NEEDS_ATTENTION", "CHARGED", "CAPTURED"])
 
     def test_command_prints_a_summary_and_endpoint_needs_an_api_key(self) -> None:
         age(pending_payment(self.user), 120)
@@ -206,11 +260,116 @@ class ReconcilerTests(GatewayMixin, TestCase):
         call_command("reconcile", "--older-than", "60", stdout=out)
 
         self.assertEqual(json.loads(out.getvalue())["compensated"], 1)
+        self.assertEqual(ReconcilerPass.objects.first().counts["compensated"], 1)
         client, _ = api_client()
-        self.assertEqual(client.post("/internal/reconcile").json()["examined"], 0)
+        self.assertEqual(client.post("/internal/reconcile").json()["compensated"], 0)
         anonymous = client.post("/internal/reconcile", HTTP_AUTHORIZATION="")
         self.assertEqual(anonymous.status_code, 401)
         self.assertEqual(anonymous.json()["error"]["type"], "authentication_error")
+
+    @override_settings(RECONCILE_BATCH_SIZE=2)
+    def test_a_pass_is_bounded_by_its_batch(self) -> None:
+        for _ in range(3):
+            age(pending_payment(self.user, amount=1_000), TIMEOUT + 60)
+
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["compensated"], 2)
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["compensated"], 1)
+
+
+class LateChargeTests(GatewayMixin, TestCase):
+    """Finding 3: a standing charge on a rolled-back payment is found and refunded."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.user = make_user(balance=100_000)
+        self.payment = pending_payment(self.user, amount=7_000)
+        self.assertEqual(deliver(*rollback_event(self.payment)), "applied")
+        # The gateway committed a charge anyway (under another key: ours is never reused after a cancel).
+        self.charge = self.gateway.charge(reference=str(self.payment.pk), amount=7_000, key=f"late-{self.payment.pk}")
+        self.assertEqual(self.gateway.ledger(str(self.payment.pk))["charges_succeeded"], 1)
+
+    def assert_refunded(self, source: str) -> None:
+        row = self.gateway.ledger(str(self.payment.pk))
+        self.assertEqual((row["refunds"], row["amount_refunded"]), (1, 7_000))
+        steps = saga_steps(self.payment.pk)
+        self.assertEqual([s["step"] for s in steps], ["COMPENSATED", "CHARGED", "REFUNDED"])
+        self.assertEqual((steps[-1]["detail"]["charge_id"], steps[-1]["detail"]["source"]), (self.charge["id"], source))
+        self.payment.refresh_from_db()
+        self.assertEqual(self.payment.status, PaymentStatus.ROLLED_BACK)
+        account = Account.objects.get(user=self.user)
+        self.assertEqual((account.balance, account.held), (100_000, 0))
+
+    def test_a_completion_for_a_rolled_back_payment_refunds_its_charge(self) -> None:
+        result = deliver(*completion_event(self.payment, charge_id=self.charge["id"]))
+
+        self.assertEqual(result, "late_charge_refunded")
+        self.assert_refunded("consumer")
+        # Redelivered: nothing more to refund.
+        self.assertEqual(deliver(*completion_event(self.payment, charge_id=self.charge["id"])), "rejected")
+        self.assertEqual(self.gateway.ledger(str(self.payment.pk))["refunds"], 1)
+
+    @override_settings(LATE_CHARGE_CHECK_INTERVAL_SECONDS=3600)
+    def test_the_sweeper_refunds_a_standing_charge_once(self) -> None:
+        summary = reconcile(older_than_seconds=TIMEOUT)
+
+        self.assertEqual(summary["late_charges_refunded"], 1)
+        self.assert_refunded("reconciler")
+        # Checked now: the next pass leaves it alone until the interval has passed.
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["examined"], 0)
+
+    @override_settings(LATE_CHARGE_WINDOW_SECONDS=60)
+    def test_rollbacks_older_than_the_window_are_not_swept(self) -> None:
+        Payment.objects.filter(pk=self.payment.pk).update(updated_at=timezone.now() - timedelta(seconds=120))
+
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["examined"], 0)
+
+
+class InFlightChargeTests(TestCase):
+    """Finding 2: the reconciler fences a payment whose charge is still running at a slow gateway."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.gateway = SandboxGateway(SANDBOX_LATENCY_MS="3000")
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.gateway.stop()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        self.override = override_settings(
+            FIRESTORE_COLLECTION=unique_name("transactions"),
+            PAYMENT_GATEWAY_URL=self.gateway.url,
+            PAYMENT_GATEWAY_API_KEY=GATEWAY_API_KEY,
+        )
+        self.override.enable()
+        clients.set_clients(gateway=gateway_client(self.gateway.url))
+
+    def tearDown(self) -> None:
+        self.override.disable()
+        clients.reset_clients()
+
+    def test_the_in_flight_charge_is_canceled_before_the_payment_is_compensated(self) -> None:
+        user = make_user(balance=100_000)
+        payment = age(pending_payment(user, amount=10_057), TIMEOUT + 60)  # magic 57: 3 s at the gateway
+        in_flight: dict = {}
+
+        def processor_charge():
+            in_flight["answer"] = self.gateway.charge(reference=str(payment.pk), amount=10_057)
+
+        thread = threading.Thread(target=processor_charge)
+        thread.start()
+        time.sleep(0.5)  # the charge now holds its key at the gateway; no lease protects it (lost, expired)
+        summary = reconcile(older_than_seconds=TIMEOUT)
+        thread.join()
+
+        # The fault happened: the charge was still in flight when the reconciler decided.
+        self.assertEqual(in_flight["answer"]["error"]["code"], "charge_canceled")
+        self.assertEqual(summary["compensated"], 1)
+        payment.refresh_from_db()
+        self.assertEqual(payment.status, PaymentStatus.ROLLED_BACK)
+        self.assertEqual(self.gateway.ledger(str(payment.pk))["charges_succeeded"], 0)
 
 
 class ReconcilerProcessTests(GatewayMixin, TransactionTestCase):
@@ -265,8 +424,10 @@ class ReconcilerProcessTests(GatewayMixin, TransactionTestCase):
             self.assertEqual(payment.status, expected)
             self.assertEqual(payment.charge_id, charged.get(str(payment.pk)))
             self.assertEqual(ProcessedEvent.objects.filter(payment=payment).count(), 1)
-            step = "CAPTURED" if expected == PaymentStatus.COMPLETED else "COMPENSATED"
-            self.assertEqual([s["step"] for s in saga_steps(payment.pk)], [step])
+            steps = (
+                ["CHARGED", "CAPTURED"] if expected == PaymentStatus.COMPLETED else ["CHARGE_CANCELED", "COMPENSATED"]
+            )
+            self.assertEqual([s["step"] for s in saga_steps(payment.pk)], steps)
         completed = sum(p.amount for p in payments if str(p.pk) in charged)
         account = Account.objects.get(user=user)
         self.assertEqual((account.balance, account.held), (1_000_000 - completed, 0))

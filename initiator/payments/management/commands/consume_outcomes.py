@@ -7,8 +7,6 @@ connections and exits 0.
 """
 
 import logging
-import signal
-import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -18,6 +16,7 @@ from google.cloud import pubsub_v1
 from core import clients
 from payments.dead_letters import handle_dead_letter
 from payments.handlers import TransientError, handle_outcome_message
+from payments.management.loop import stop_on_signals
 
 logger = logging.getLogger("payments.consumer")
 
@@ -68,9 +67,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-messages", type=int, default=None, help="Flow control (outstanding messages).")
 
     def handle(self, *args, max_messages: int | None, **options) -> None:
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+        stop = stop_on_signals()
         flow_control = pubsub_v1.types.FlowControl(
             max_messages=max_messages or settings.PUBSUB_FLOW_CONTROL_MAX_MESSAGES
         )

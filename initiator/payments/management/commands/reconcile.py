@@ -2,14 +2,12 @@
 
 import json
 import logging
-import signal
-import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, close_old_connections, connections
 
-from payments.reconciler import ERROR, reconcile
+from payments.management.loop import run_until_stopped
+from payments.reconciler import Result, reconcile
 
 logger = logging.getLogger("payments.reconciler")
 
@@ -35,19 +33,8 @@ class Command(BaseCommand):
         if not loop:
             summary = reconcile(older_than_seconds=older_than)
             self.stdout.write(json.dumps(summary))
-            if summary[ERROR]:
+            if summary[Result.ERROR]:
                 raise SystemExit(1)
             return
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
         logger.info("reconciler started (every %ss, payments pending over %ss)", interval, older_than)
-        while not stop.is_set():
-            try:
-                reconcile(older_than_seconds=older_than)
-            except DatabaseError as error:
-                logger.warning("reconciler: database unavailable: %s", error)
-                close_old_connections()
-            stop.wait(interval)
-        connections.close_all()
-        logger.info("reconciler stopped")
+        run_until_stopped(lambda: reconcile(older_than_seconds=older_than), interval=interval, name="reconciler")

@@ -1,11 +1,9 @@
 import logging
-import signal
-import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, close_old_connections, connections
 
+from payments.management.loop import run_until_stopped
 from payments.outbox import relay_batch
 
 logger = logging.getLogger("payments.relay")
@@ -32,19 +30,8 @@ class Command(BaseCommand):
             if failed:
                 raise SystemExit(1)
             return
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
         logger.info("outbox relay started (every %ss, batches of %s)", interval, batch_size)
-        while not stop.is_set():
-            try:
-                self.drain(batch_size)
-            except DatabaseError as error:
-                logger.warning("outbox relay: database unavailable: %s", error)
-                close_old_connections()
-            stop.wait(interval)
-        connections.close_all()
-        logger.info("outbox relay stopped")
+        run_until_stopped(lambda: self.drain(batch_size), interval=interval, name="outbox relay")
 
     def drain(self, batch_size: int) -> tuple[int, int]:
         """Publish batches until none is left or a batch fails entirely (Pub/Sub down: retry next round)."""

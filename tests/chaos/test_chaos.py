@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import json
 import random
-import re
 import signal
 import sys
 import threading
@@ -43,7 +42,7 @@ GATEWAY_READ_TIMEOUT = 2
 # LEASE_SECONDS. The processor stops retrying an ambiguous gateway after SAGA_TIMEOUT, and the
 # reconciler settles a payment only after PAYMENT_TIMEOUT, which such redeliveries always beat.
 ACK_DEADLINE = 10
-LEASE_SECONDS = 30
+LEASE_SECONDS = 60
 SAGA_TIMEOUT = 240
 PAYMENT_TIMEOUT = 300
 # Where the processor is taken down on purpose, the reconciler settles what stays pending past this.
@@ -79,7 +78,6 @@ ONLY_WORKERS_KILLED = {"worker_sigkill", "initiator_workers_sigkill"}
 # The processor and the initiator processes a kill hits, per delivery mode.
 PROCESSOR_VICTIMS = {"pull": ["processor-worker"], "push": ["processor-web"]}
 INITIATOR_VICTIMS = {"pull": ["initiator-consumer", "initiator-relay"], "push": ["initiator-web", "initiator-relay"]}
-EXAMINED = re.compile(r"reconcile pass: .*'examined': (\d+)")
 STREAMING_PULL_SUBSCRIBERS = {"processor-worker", "initiator-consumer"}
 PROCESSOR_DONE = {"COMPLETED", "FAILED", "REFUNDED", "CAPTURED", "COMPENSATED", "NEEDS_ATTENTION"}
 CLOSING_STEPS = {"CAPTURED", "COMPENSATED", "NEEDS_ATTENTION"}
@@ -415,9 +413,9 @@ def gateway_fault_answers(stack) -> tuple[int, int]:
 
 
 def reconciler_examined(stack) -> int:
-    """Payments the reconciler looked at, summed over its passes (its "reconcile pass" log lines)."""
-    passes = (str(line.get("message", "")) for line in stack.log_lines("initiator-reconciler"))
-    return sum(int(found.group(1)) for message in passes if (found := EXAMINED.search(message)))
+    """Payments the reconciler looked at, summed over its passes (the counts its pass log lines carry)."""
+    lines = stack.log_lines("initiator-reconciler")
+    return sum((line.get("reconcile_counts") or {}).get("examined", 0) for line in lines)
 
 
 def stack_settings(scenario: str) -> dict[str, str]:
@@ -425,8 +423,9 @@ def stack_settings(scenario: str) -> dict[str, str]:
         "SANDBOX_ALLOW_CONFIG": "true",
         "PAYMENT_TIMEOUT_SECONDS": str(PAYMENT_TIMEOUT),
         "SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT),
-        # One gateway call's worst case here is 3 attempts x (3 s connect + 2 s read) + 2 x 5 s
-        # backoff = 25 s: the lease outlives it, and a killed worker's lease lapses soon after.
+        # One delivery's worst case here is a charge and a cancel, each 3 attempts x (3 s connect +
+        # 2 s read) + 2 x 5 s backoff = 25 s, plus Firestore: the lease outlives it (the processor
+        # refuses to start otherwise), and a killed worker's lease lapses soon after.
         "LEASE_SECONDS": str(LEASE_SECONDS),
         "GATEWAY_READ_TIMEOUT": str(GATEWAY_READ_TIMEOUT),
     }

@@ -348,7 +348,7 @@ def plant_late_charges(stack, driven: Driven, settled: dict[str, dict], faults: 
     publisher = pubsub_v1.PublisherClient()
     topic = publisher.topic_path(stack.env["PROJECT_ID"], "binpay-completion")
     planted = []
-    for index, (payment_id, order) in enumerate(sorted(driven.accepted.items())):
+    for payment_id, order in sorted(driven.accepted.items()):
         payment = settled[payment_id]
         if order.fault != "before_charge" or payment["status"] != "rolled_back":
             continue
@@ -361,7 +361,7 @@ def plant_late_charges(stack, driven: Driven, settled: dict[str, dict], faults: 
         assert answer.status_code == 201, answer.text
         faults.add("late_charges")
         planted.append(payment_id)
-        if index % 2 == 0:
+        if len(planted) % 2:  # every other one: the sweeper must find the rest on its own
             data, attributes = completed_message(
                 payment_id, answer.json()["id"], payment["amount"], payment["currency"]
             )
@@ -431,6 +431,8 @@ def stack_settings(scenario: str) -> dict[str, str]:
     }
     if scenario == "slow_gateway_past_saga_timeout":
         env["SAGA_TIMEOUT_SECONDS"] = "1"  # every payment reaches the processor "past the saga timeout"
+    if scenario == "completion_after_rollback":
+        env["LATE_CHARGE_CHECK_INTERVAL_SECONDS"] = "5"  # the sweeper looks again soon after the rollback
     if scenario in KILL_INITIATOR:
         env["OUTBOX_PUBLISH_ON_COMMIT"] = "false"  # every event goes through the crashing relay
     return env

@@ -50,7 +50,7 @@ def charge(charge_id: str = "ch_1", amount: int = 1000, refunded: bool = False, 
 def test_the_contract_file_is_what_the_checker_uses():
     paths = load_saga_paths()
     assert check_invariants.PATHS == paths
-    assert paths.next_steps[None] == {"RECEIVED", "CHARGED", "CHARGE_CANCELED", "NEEDS_ATTENTION"}
+    assert paths.next_steps[None] == {"RECEIVED", "CHARGED", "CHARGE_DECLINED", "CHARGE_CANCELED", "NEEDS_ATTENTION"}
     assert paths.next_steps["CAPTURED"] == frozenset()
     assert paths.last_steps("rolled_back") == {"COMPENSATED", "REFUNDED"}
 
@@ -109,9 +109,10 @@ def test_a_step_by_the_wrong_writer_is_a_violation():
     steps = log("RECEIVED", "CHARGED", "COMPLETED", "CAPTURED")
     steps[3]["service"] = "processor"
     assert any("written by processor" in p for p in check_invariants.check_saga_log(payment("completed"), steps))
-    by_consumer = log("RECEIVED", "CHARGED", "CAPTURED", source="consumer")
-    problems = check_invariants.check_saga_log(payment("completed"), by_consumer)
-    assert any("from source consumer" in p for p in problems), problems
+    # dead letters only close a log (CAPTURED / COMPENSATED); they never learn of a charge
+    by_dead_letter = log("RECEIVED", "CHARGED", "CAPTURED", source="dead_letter")
+    problems = check_invariants.check_saga_log(payment("completed"), by_dead_letter)
+    assert any("from source dead_letter" in p for p in problems), problems
 
 
 def test_a_gap_in_the_numbering_and_a_misnamed_step_document_are_violations():

@@ -588,6 +588,8 @@ def test_scenario(scenario, mode, emulator_env, tmp_path, payments_per_scenario,
             approved = {pid for pid, order in driven.accepted.items() if order.ending not in DECLINES}
             wrong = {pid: settled[pid]["status"] for pid in approved if settled[pid]["status"] != "completed"}
             assert not wrong, f"{len(wrong)} approved payment(s) did not complete: {list(wrong.items())[:5]}"
+            declined = set(driven.accepted) - approved
+            assert all(settled[pid]["failure_reason"] in ("card_declined", "insufficient_funds") for pid in declined)
         row["outcome"] = "passed"
     finally:
         row["payments"] = row["payments"] or len(driven.accepted)

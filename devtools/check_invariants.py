@@ -142,11 +142,16 @@ def check_charge_ids(payment: dict, document: dict, steps: list[dict], charges: 
     succeeded = {charge_id for charge_id, charge in by_id.items() if charge.get("status") == "succeeded"}
     named = [(f"step {step.get('step')}", (step.get("detail") or {}).get("charge_id")) for step in steps]
     named = [(where, charge_id) for where, charge_id in named if where in ("step CHARGED", "step REFUNDED")]
-    named += [("saga document", document.get("charge_id")), ("payment", payment.get("charge_id"))]
     problems = []
     for where, charge_id in named:
         if charge_id and charge_id not in succeeded:
             problems.append(f"{pid}: {where} names charge {charge_id}, not a succeeded charge for this payment")
+    # The document and the payment keep the charge id they learnt first: a decline's failed charge too.
+    recorded = [("saga document", document.get("charge_id")), ("payment", payment.get("charge_id"))]
+    for where, charge_id in recorded:
+        if charge_id and charge_id not in by_id:
+            problems.append(f"{pid}: {where} names charge {charge_id}, not a charge the gateway made for this payment")
+    named += recorded
     for step in steps:
         if step.get("step") == "CHARGED" and not (step.get("detail") or {}).get("charge_id"):
             problems.append(f"{pid}: step CHARGED without a charge_id")

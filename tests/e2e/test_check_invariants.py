@@ -185,14 +185,22 @@ def test_the_charge_the_log_names_is_the_gateways():
         ("completed", {"charge_id": "ch_1"}, [charge("ch_1"), charge("ch_2")], "gateway stands"),
         # the standing charge is of another amount
         ("completed", {"charge_id": "ch_1"}, [charge(amount=999)], "is 999 USD, the payment 1000 USD"),
-        # the document's charge id is another charge
-        ("completed", {"charge_id": "ch_9"}, [charge()], "saga document names charge ch_9"),
+        # the document's charge id is no charge of this payment
+        ("completed", {"charge_id": "ch_9"}, [charge()], "saga document names charge ch_9, not a charge the gateway"),
+        # a completed payment whose document keeps a failed charge's id while another charge stands
+        ("completed", {"charge_id": "ch_0"}, [charge("ch_0", status="failed"), charge()], "gateway stands"),
     ],
 )
 def test_a_charge_id_that_is_not_the_gateways_is_a_violation(status, document, charges, expected):
     steps = log("RECEIVED", "CHARGED", "COMPLETED", "CAPTURED")
     problems = check_invariants.check_charge_ids(payment(status, charge_id="ch_1"), document, steps, charges)
     assert any(expected in problem for problem in problems), problems
+
+
+def test_a_declined_payment_may_keep_the_failed_charges_id():
+    steps = log("RECEIVED", "CHARGE_DECLINED", "FAILED", "COMPENSATED")
+    failed = charge("ch_0", status="failed")
+    assert check_invariants.check_charge_ids(payment("rolled_back"), {"charge_id": "ch_0"}, steps, [failed]) == []
 
 
 def test_a_charged_step_without_a_charge_id_is_a_violation():

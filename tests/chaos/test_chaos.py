@@ -577,12 +577,15 @@ def test_scenario(scenario, mode, emulator_env, tmp_path, payments_per_scenario,
         if scenario in OUTAGE:
             expired = [p for p in settled.values() if p.get("failure_reason") == "expired"]
             assert expired, "the reconciler settled no payment during the outage"
-        assert len(after_charge) == (refunded_after_charge if scenario in AFTER_CHARGE else 0)
         if scenario in AFTER_CHARGE:
-            assert after_charge, "no payment failed after its charge"
+            assert refunded_after_charge > 0, "no payment failed after its charge"
+            # Every one was charged and refunded, except, where workers die, one whose message the
+            # emulator held back past the payment timeout: the reconciler canceled it uncharged.
+            expired = [pid for pid in after_charge if settled[pid].get("failure_reason") == "expired"]
+            assert refunded_after_charge + (len(expired) if scenario in KILL_PROCESSOR else 0) == len(after_charge)
         if scenario == "completion_after_rollback":
             assert planted and faults["late_completions"] > 0
-        assert report.refunds == len(after_charge) + len(planted), report.table()
+        assert report.refunds == refunded_after_charge + len(planted), report.table()
         if scenario in ONLY_WORKERS_KILLED:
             # Nothing but worker deaths: the gateway's approvals complete, its declines roll back.
             approved = {pid for pid, order in driven.accepted.items() if order.ending not in DECLINES}

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core import clients
+from payments import clients
 from payments.models import OutboxEvent
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,11 @@ from django.utils import timezone
 from google.cloud import firestore
 
 from accounts.models import Account
-from core import clients
-from core.fixtures import (
+from payments import clients, settlement
+from payments.gateway import GatewayClient
+from payments.handlers import handle_outcome_message
+from payments.models import DeadLetter, OperatorAction, Payment, PaymentStatus
+from testing.fixtures import (
     GATEWAY_API_KEY,
     SandboxGateway,
     completion_event,
@@ -25,10 +28,6 @@ from core.fixtures import (
     saga_steps,
     unique_name,
 )
-from core.gateway import GatewayClient
-from payments import settlement
-from payments.handlers import handle_outcome_message
-from payments.models import DeadLetter, OperatorAction, Payment, PaymentStatus
 
 PASSWORD = "a-long-console-password"
 

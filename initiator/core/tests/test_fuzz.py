@@ -33,10 +33,10 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 
 from accounts.models import Account, Deposit, User
-from core.fixtures import api_client, completion_event, contract_schema, make_user, pending_payment
 from core.models import ApiKey, IdempotencyRecord
 from payments.models import DeadLetter, OutboxEvent, Payment, ProcessedEvent
 from payments.tests.test_processes import GunicornTestCase
+from testing.fixtures import api_client, completion_event, contract_schema, make_user, pending_payment
 
 ERROR_KEYS = {"type", "code", "message", "param"}
 CHECKS = [

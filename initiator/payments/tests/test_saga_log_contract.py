@@ -11,12 +11,11 @@ from django.conf import settings
 from django.test import TestCase
 from referencing import Registry, Resource
 
-from core import clients
-from core.fixtures import INITIATOR_DIR, completion_event, make_user, pending_payment
-from payments import settlement
+from payments import clients, settlement
 from payments.operator import SettleAction, settle_payment
 from payments.reconciler import reconcile
 from payments.tests.test_reconciler import TIMEOUT, GatewayMixin, age, deliver
+from testing.fixtures import INITIATOR_DIR, completion_event, make_user, pending_payment
 
 SAGA_LOG_DIR = INITIATOR_DIR.parent / "contracts" / "saga-log"
 

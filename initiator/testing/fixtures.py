@@ -20,9 +20,9 @@ from django.test import Client
 from google.api_core import exceptions as google_exceptions
 
 from accounts.services import deposit_create, user_create
-from core import clients
 from core.models import SCOPES
 from core.services import api_key_create
+from payments import clients
 from payments.services import payment_initiate
 
 INITIATOR_DIR = Path(__file__).resolve().parent.parent

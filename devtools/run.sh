@@ -28,6 +28,9 @@ done
 state=${BINPAY_STATE_DIR:-$root/.run/local}
 mkdir -p "$state"
 export DATABASE_URL=${DATABASE_URL:-sqlite:///$state/initiator.sqlite3}
+# The processor's web workers and pull worker add their metrics up here (emptied: counters restart).
+export PROCESSOR_METRICS_DIR=$state/processor-metrics
+rm -rf "$PROCESSOR_METRICS_DIR" && mkdir -p "$PROCESSOR_METRICS_DIR"
 python devtools/emulators.py --project-id "$PROJECT_ID" --pubsub-port "$PUBSUB_EMULATOR_PORT" \
   --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" --firestore-data "$state/firestore" &
 emulators_pid=$!

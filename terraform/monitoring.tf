@@ -19,6 +19,19 @@ resource "google_logging_metric" "binpay" {
   description      = each.value.description
   filter           = each.value.filter
   label_extractors = try(each.value.labelExtractors, {})
+  value_extractor  = try(each.value.valueExtractor, null)
+
+  # Distribution metrics (a duration read from a log field) say how to bucket it.
+  dynamic "bucket_options" {
+    for_each = try([each.value.bucketOptions.exponentialBuckets], [])
+    content {
+      exponential_buckets {
+        num_finite_buckets = bucket_options.value.numFiniteBuckets
+        growth_factor      = bucket_options.value.growthFactor
+        scale              = bucket_options.value.scale
+      }
+    }
+  }
 
   metric_descriptor {
     metric_kind = each.value.metricDescriptor.metricKind

@@ -11,10 +11,9 @@ from django.utils import timezone
 from google.api_core import exceptions as google_exceptions
 
 from accounts.models import Account, Deposit
-from core import clients
-from core.gateway import GatewayUnavailable
 from core.money import format_minor_units
-from payments import invariants, saga_log
+from payments import clients, invariants, saga_log
+from payments.gateway import GatewayUnavailable
 from payments.models import (
     DeadLetter,
     OperatorAction,

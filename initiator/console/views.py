@@ -12,8 +12,8 @@ from django.views.decorators.http import require_POST
 from console import selectors
 from console.forms import PaymentFilterForm, SettleForm
 from core.errors import ApplicationError
-from core.gateway import GatewayUnavailable
 from payments import operator
+from payments.gateway import GatewayUnavailable
 from payments.models import Payment, PaymentStatus
 
 SETTLED_MESSAGES = {

@@ -22,8 +22,8 @@ from google.auth import jwt
 from google.oauth2 import id_token
 from rest_framework import authentication, status
 
-from core import clients
 from core.errors import ApplicationError
+from payments import clients
 
 logger = logging.getLogger(__name__)
 

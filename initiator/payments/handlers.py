@@ -12,9 +12,9 @@ from django.db import DatabaseError
 from google.api_core.exceptions import GoogleAPIError
 
 from core.context import correlation_id_var, payment_id_var
-from core.gateway import GatewayUnavailable
 from observability import tracing
 from payments import events, late_charges, settlement
+from payments.gateway import GatewayUnavailable
 from payments.models import PaymentStatus
 from payments.services import Applied, OutcomeResult, UnknownPayment
 

@@ -32,10 +32,9 @@ from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core import clients
 from core.context import correlation_id_var, payment_id_var
-from core.gateway import GatewayUnavailable
-from payments import events, late_charges, saga_log, settlement
+from payments import clients, events, late_charges, saga_log, settlement
+from payments.gateway import GatewayUnavailable
 from payments.models import Payment, PaymentStatus, ReconcilerPass
 from payments.services import Applied, OutcomeResult
 

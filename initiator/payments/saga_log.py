@@ -14,7 +14,7 @@ from django.conf import settings
 from google.api_core import exceptions as google_exceptions
 from google.cloud import firestore
 
-from core import clients
+from payments import clients
 from payments.models import Payment
 
 logger = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from rest_framework import status
 
 from accounts.models import Account
@@ -186,7 +187,13 @@ def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
     account.save(update_fields=["balance", "held", "updated_at"])
     payment.save(update_fields=["status", "charge_id", "failure_reason", "updated_at"])
     ProcessedEvent.objects.create(event_id=event["event_id"], event_type=event_type, payment=payment)
-    logger.info("payment %s after %s %s", target, event_type, event["event_id"])
+    logger.info(
+        "payment %s after %s %s",
+        target,
+        event_type,
+        event["event_id"],
+        extra={"saga_duration_seconds": round((timezone.now() - payment.created_at).total_seconds(), 3)},
+    )
     return OutcomeResult(Applied.APPLIED, payment, step)
 
 

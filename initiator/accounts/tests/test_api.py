@@ -1,8 +1,8 @@
 from django.test import TestCase
 
 from accounts.models import Account, Deposit, User
-from core.fixtures import api_client, make_user
 from core.models import IdempotencyRecord
+from testing.fixtures import api_client, make_user
 
 
 class UserApiTests(TestCase):

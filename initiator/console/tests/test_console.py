@@ -9,26 +9,24 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import Client, TestCase, override_settings
+from django.test import Client, TestCase
 from django.utils import timezone
 from google.cloud import firestore
 
 from accounts.models import Account
-from core import clients
-from core.fixtures import (
-    GATEWAY_API_KEY,
-    SandboxGateway,
+from payments import clients, settlement
+from payments.handlers import handle_outcome_message
+from payments.models import DeadLetter, OperatorAction, Payment, PaymentStatus
+from testing.fixtures import (
+    SandboxGatewayMixin,
     completion_event,
     free_port,
+    gateway_client,
     make_user,
     pending_payment,
     saga_steps,
     unique_name,
 )
-from core.gateway import GatewayClient
-from payments import settlement
-from payments.handlers import handle_outcome_message
-from payments.models import DeadLetter, OperatorAction, Payment, PaymentStatus
 
 PASSWORD = "a-long-console-password"
 
@@ -53,28 +51,10 @@ def write_processor_steps(payment: Payment, steps: list[tuple[str, dict]]) -> No
     )
 
 
-class ConsoleTestCase(TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.gateway = SandboxGateway()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.gateway.stop()
-        super().tearDownClass()
-
+class ConsoleTestCase(SandboxGatewayMixin, TestCase):
     def setUp(self) -> None:
-        self.override = override_settings(FIRESTORE_COLLECTION=unique_name("transactions"))
-        self.override.enable()
-        clients.set_clients(
-            gateway=GatewayClient(base_url=self.gateway.url, api_key=GATEWAY_API_KEY, connect_timeout=2, read_timeout=5)
-        )
+        super().setUp()
         self.client = Client(HTTP_HOST="localhost")
-
-    def tearDown(self) -> None:
-        self.override.disable()
-        clients.reset_clients()
 
 
 class AccessTests(ConsoleTestCase):
@@ -223,11 +203,7 @@ class PaymentDetailTests(ConsoleTestCase):
 
     def test_an_unreachable_gateway_is_shown_not_fatal(self) -> None:
         payment = pending_payment(self.user)
-        clients.set_clients(
-            gateway=GatewayClient(
-                base_url=f"http://127.0.0.1:{free_port()}", api_key="x", connect_timeout=1, read_timeout=1
-            )
-        )
+        clients.set_clients(gateway=gateway_client(f"http://127.0.0.1:{free_port()}"))
         response = self.client.get(f"/console/payments/{payment.pk}/")
         self.assertEqual(response.status_code, 200)
         self.assertContains(response, "The gateway could not be asked")

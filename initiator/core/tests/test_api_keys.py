@@ -9,9 +9,9 @@ from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 
 from accounts.models import Account
-from core.fixtures import make_user
 from core.models import SCOPES, ApiKey, hash_api_key
 from core.services import DEFAULT_SECRET_KEY_SCOPES
+from testing.fixtures import make_user
 
 
 def create_key(*args: str) -> tuple[ApiKey, str]:

@@ -6,10 +6,10 @@ from django.test import TestCase
 
 from accounts.models import Account, Deposit, User
 from accounts.services import BALANCE_MAX
-from core.fixtures import api_client, make_user
 from core.models import ApiKey, IdempotencyRecord
 from core.parsers import JSON_MAX_DEPTH
 from payments.models import OutboxEvent, Payment
+from testing.fixtures import api_client, make_user
 
 FORM = "application/x-www-form-urlencoded"
 # Accepted by Python's Decimal (and by the API before issue 10), refused now.

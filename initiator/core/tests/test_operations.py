@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.test import Client, TestCase, override_settings
 
 from accounts.models import Account, User
-from core.fixtures import INITIATOR_DIR
 from core.logging import ContextFilter, GcpJsonFormatter, RedactSecretsFilter
 from core.models import ApiKey, hash_api_key
+from testing.fixtures import INITIATOR_DIR
 
 OPENAPI_FILE = INITIATOR_DIR / "openapi.json"
 

@@ -10,11 +10,11 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Account, Deposit, User
-from core.fixtures import make_user, pending_payment
 from core.models import SCOPES, ApiKey, IdempotencyRecord
 from core.services import api_key_create
 from payments.models import OutboxEvent, Payment
 from payments.tests.test_processes import GunicornTestCase
+from testing.fixtures import make_user, pending_payment
 
 CALLERS = (
     "no key",

@@ -8,9 +8,9 @@ from django.test import Client, TestCase
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.fixtures import completion_event, make_user, pending_payment, rollback_event
 from payments.handlers import handle_outcome_message
 from payments.models import DeadLetter, OutboxEvent, Payment, ReconcilerPass
+from testing.fixtures import completion_event, make_user, pending_payment, rollback_event
 
 
 def scrape(host: str = "10.1.2.3:8080") -> dict[str, list]:

@@ -15,7 +15,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from core.fixtures import (
+from observability import tracing
+from payments.handlers import handle_outcome_message
+from payments.models import OutboxEvent
+from testing.fixtures import (
     GATEWAY_API_KEY,
     INITIATOR_DIR,
     SandboxGateway,
@@ -27,9 +30,6 @@ from core.fixtures import (
     pull_messages,
     unique_name,
 )
-from observability import tracing
-from payments.handlers import handle_outcome_message
-from payments.models import OutboxEvent
 
 sys.path.insert(0, str(INITIATOR_DIR.parent / "processor"))
 from binpay_processor.bootstrap import build_processor  # noqa: E402

@@ -2,9 +2,9 @@ from django.conf import settings
 from django.test import TestCase, override_settings
 
 from accounts.models import Account, Deposit, User
-from core.fixtures import api_client, make_user
 from core.models import IdempotencyRecord
 from payments.models import OutboxEvent, Payment, PaymentStatus
+from testing.fixtures import api_client, make_user
 
 FORM = "application/x-www-form-urlencoded"
 

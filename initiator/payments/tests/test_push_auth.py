@@ -19,9 +19,9 @@ from cryptography.x509.oid import NameOID
 from django.test import Client, TestCase, override_settings
 from google.auth import crypt, jwt
 
-from core import clients
-from core.fixtures import api_client, completion_event, make_user, pending_payment, push_envelope, unique_name
+from payments import clients
 from payments.models import PaymentStatus
+from testing.fixtures import api_client, completion_event, make_user, pending_payment, push_envelope, unique_name
 
 AUDIENCE = "https://initiator.binpay.test/pubsub/push"
 SERVICE_ACCOUNT = "pubsub-push@binpay-local.iam.gserviceaccount.com"

@@ -16,33 +16,28 @@ from django.test import TestCase, TransactionTestCase, override_settings
 from django.utils import timezone
 
 from accounts.models import Account
-from core import clients
-from core.fixtures import (
+from payments import clients, events
+from payments.handlers import handle_outcome_message
+from payments.models import Payment, PaymentStatus, ProcessedEvent, ReconcilerPass
+from payments.reconciler import reconcile
+from testing.fixtures import (
     GATEWAY_API_KEY,
     INITIATOR_DIR,
     SandboxGateway,
+    SandboxGatewayMixin,
     api_client,
     child_env,
     completion_event,
+    gateway_client,
     is_postgresql,
     make_user,
     pending_payment,
     rollback_event,
     saga_steps,
-    unique_name,
     wait_until,
 )
-from core.gateway import GatewayClient
-from payments import events
-from payments.handlers import handle_outcome_message
-from payments.models import Payment, PaymentStatus, ProcessedEvent, ReconcilerPass
-from payments.reconciler import reconcile
 
 TIMEOUT = 600
-
-
-def gateway_client(url: str) -> GatewayClient:
-    return GatewayClient(base_url=url, api_key=GATEWAY_API_KEY, connect_timeout=2, read_timeout=5)
 
 
 def age(payment: Payment, seconds: int) -> Payment:
@@ -60,31 +55,8 @@ def deliver(body: dict, attributes: dict) -> str:
     return handle_outcome_message(data=json.dumps(body).encode(), attributes=attributes)
 
 
-class GatewayMixin:
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.gateway = SandboxGateway()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.gateway.stop()
-        super().tearDownClass()
-
-    def setUp(self) -> None:
-        self.collection = unique_name("transactions")
-        self.override = override_settings(
-            FIRESTORE_COLLECTION=self.collection,
-            PAYMENT_GATEWAY_URL=self.gateway.url,
-            PAYMENT_GATEWAY_API_KEY=GATEWAY_API_KEY,
-            PAYMENT_TIMEOUT_SECONDS=TIMEOUT,
-        )
-        self.override.enable()
-        clients.set_clients(gateway=gateway_client(self.gateway.url))
-
-    def tearDown(self) -> None:
-        self.override.disable()
-        clients.reset_clients()
+class GatewayMixin(SandboxGatewayMixin):
+    extra_settings = {"PAYMENT_TIMEOUT_SECONDS": TIMEOUT}
 
 
 class ReconcilerTests(GatewayMixin, TestCase):
@@ -324,31 +296,10 @@ class LateChargeTests(GatewayMixin, TestCase):
         self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["examined"], 0)
 
 
-class InFlightChargeTests(TestCase):
+class InFlightChargeTests(SandboxGatewayMixin, TestCase):
     """Finding 2: the reconciler fences a payment whose charge is still running at a slow gateway."""
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.gateway = SandboxGateway(SANDBOX_LATENCY_MS="3000")
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.gateway.stop()
-        super().tearDownClass()
-
-    def setUp(self) -> None:
-        self.override = override_settings(
-            FIRESTORE_COLLECTION=unique_name("transactions"),
-            PAYMENT_GATEWAY_URL=self.gateway.url,
-            PAYMENT_GATEWAY_API_KEY=GATEWAY_API_KEY,
-        )
-        self.override.enable()
-        clients.set_clients(gateway=gateway_client(self.gateway.url))
-
-    def tearDown(self) -> None:
-        self.override.disable()
-        clients.reset_clients()
+    gateway_knobs = {"SANDBOX_LATENCY_MS": "3000"}  # magic-57 charges take 3 s
 
     def test_the_in_flight_charge_is_canceled_before_the_payment_is_compensated(self) -> None:
         user = make_user(balance=100_000)

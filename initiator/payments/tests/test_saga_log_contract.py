@@ -11,12 +11,11 @@ from django.conf import settings
 from django.test import TestCase
 from referencing import Registry, Resource
 
-from core import clients
-from core.fixtures import INITIATOR_DIR, completion_event, make_user, pending_payment
-from payments import settlement
+from payments import clients, settlement
 from payments.operator import SettleAction, settle_payment
 from payments.reconciler import reconcile
 from payments.tests.test_reconciler import TIMEOUT, GatewayMixin, age, deliver
+from testing.fixtures import INITIATOR_DIR, completion_event, make_user, pending_payment
 
 SAGA_LOG_DIR = INITIATOR_DIR.parent / "contracts" / "saga-log"
 
@@ -101,6 +100,12 @@ class SagaLogContractTests(GatewayMixin, TestCase):
         }
         for payment, steps in expected.items():
             self.assertEqual(self.assert_follows_the_contract(payment), steps, payment.amount)
+
+    def test_the_consoles_step_paths_mirror_the_contract(self) -> None:
+        from payments import invariants
+
+        mirrored = {previous or "": sorted(steps) for previous, steps in invariants.NEXT_STEPS.items()}
+        self.assertEqual(mirrored, {previous: sorted(steps) for previous, steps in PATHS["next_steps"].items()})
 
     def test_the_initiators_step_names_are_the_contracts(self) -> None:
         from payments import saga_log

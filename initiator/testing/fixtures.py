@@ -16,13 +16,14 @@ from pathlib import Path
 import requests
 from django.conf import settings
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from google.api_core import exceptions as google_exceptions
 
 from accounts.services import deposit_create, user_create
-from core import clients
 from core.models import SCOPES
 from core.services import api_key_create
+from payments import clients
+from payments.gateway import GatewayClient
 from payments.services import payment_initiate
 
 INITIATOR_DIR = Path(__file__).resolve().parent.parent
@@ -335,3 +336,43 @@ def nack_until_dead_lettered(subscription: str, *, deadline_seconds: float = 60)
             }
         )
     return attempts
+
+
+def gateway_client(url: str) -> GatewayClient:
+    """The initiator's gateway client for a sandbox gateway the tests run."""
+    return GatewayClient(base_url=url, api_key=GATEWAY_API_KEY, connect_timeout=2, read_timeout=5)
+
+
+class SandboxGatewayMixin:
+    """A real sandbox gateway per test class (its SANDBOX_* knobs in `gateway_knobs`), a fresh saga-log
+    collection per test, and the process's gateway client pointed at the sandbox."""
+
+    gateway_knobs: dict[str, str] = {}
+    extra_settings: dict[str, object] = {}
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.gateway = SandboxGateway(**cls.gateway_knobs)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.gateway.stop()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.collection = unique_name("transactions")
+        self.override = override_settings(
+            FIRESTORE_COLLECTION=self.collection,
+            PAYMENT_GATEWAY_URL=self.gateway.url,
+            PAYMENT_GATEWAY_API_KEY=GATEWAY_API_KEY,
+            **self.extra_settings,
+        )
+        self.override.enable()
+        clients.set_clients(gateway=gateway_client(self.gateway.url))
+
+    def tearDown(self) -> None:
+        self.override.disable()
+        clients.reset_clients()
+        super().tearDown()

@@ -25,8 +25,7 @@ import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK_CHAOS = (
-    "pull and (gateway_faults or duplicate_deliveries or failure_after_charge"
-    " or slow_gateway_past_saga_timeout or completion_after_rollback)"
+    "pull and (gateway_faults or failure_after_charge or slow_gateway_past_saga_timeout or completion_after_rollback)"
 )
 
 

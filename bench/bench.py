@@ -39,6 +39,7 @@ import ceilings  # noqa: E402
 import emulators  # noqa: E402
 import load  # noqa: E402
 import postgres  # noqa: E402
+import profiles  # noqa: E402
 import psycopg  # noqa: E402
 from stack import Stack, build_stack  # noqa: E402
 
@@ -408,6 +409,9 @@ def main() -> int:
     parser.add_argument("--pubsub-messages", type=int, default=10000)
     parser.add_argument("--timeout", type=float, default=900, help="longest wait for a phase to settle, s")
     parser.add_argument("--modes", default="pull,push", help="stacks to run: pull (every phase), push (end to end)")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the processes during end to end pull; write to this folder"
+    )
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default .run/bench/<time>.json)")
     args = parser.parse_args()
 
@@ -478,7 +482,11 @@ def run_pull(result, args, running, pg, server_url, hosts, tmp) -> None:
             stack, db, users, tmp, args, pids
         )
         print("end to end (pull) ...", flush=True)
+        pids = process_pids(stack, running, pg)
+        recorders = profiles.start(pids, args.profile) if args.profile else []
         result["phases"]["end_to_end_pull"] = phase_end_to_end(stack, db, users, tmp, args.payments, args.timeout)
+        if recorders:
+            profiles.stop(recorders, args.profile)
         print("latency (open loop) ...", flush=True)
         result["phases"]["latency"] = phase_latency(stack, db, users, args)
         print("head-of-line ...", flush=True)

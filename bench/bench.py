@@ -191,7 +191,9 @@ def phase_initiation_and_backlog(stack, db, users, tmp, args, pids) -> tuple[dic
     """Initiation alone (processor worker stopped), then the backlog it left, drained."""
     subscription = pause_worker_on_new_subscription(stack)
     since = db.now()
+    cpu_before = cpu_all(pids)
     initiation = submit(stack, users, tmp, args.backlog)
+    initiation["cpu_ms_per_payment"] = cpu_ms_per_payment(cpu_before, cpu_all(pids), max(initiation["requests"], 1))
     deadline = time.monotonic() + 120
     while db.unpublished() and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -232,12 +234,23 @@ def phase_initiation_and_backlog(stack, db, users, tmp, args, pids) -> tuple[dic
     return initiation, backlog
 
 
-def phase_end_to_end(stack, db, users, tmp, count, timeout, slow_every=0) -> dict:
+def cpu_all(pids: dict[str, int]) -> dict[str, float]:
+    return {name: load.cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def cpu_ms_per_payment(before: dict[str, float], after: dict[str, float], payments: int) -> dict[str, float]:
+    """CPU milliseconds each process spent per payment during a phase (two cores: 2,000 ms/s in all)."""
+    return {name: round((after[name] - before[name]) * 1000 / payments, 2) for name in before if name in after}
+
+
+def phase_end_to_end(stack, db, users, tmp, count, timeout, pids, slow_every=0) -> dict:
     since = db.now()
+    cpu_before = cpu_all(pids)
     submitted = submit(stack, users, tmp, count, slow_every=slow_every)
     settled_all = db.wait_settled(since, timeout=timeout)
     payments = db.payments(since)
     figures = {"submit": submitted, "all_settled": settled_all, **completion_figures(payments)}
+    figures["cpu_ms_per_payment"] = cpu_ms_per_payment(cpu_before, cpu_all(pids), max(len(payments), 1))
     if slow_every:
         others = [payment for payment in payments if payment["amount"] % 100 != 57]
         figures["others"] = completion_figures(others)
@@ -439,7 +452,7 @@ def main() -> int:
             if "pull" in modes:
                 run_pull(result, args, running, pg, server_url, hosts, tmp)
             if "push" in modes:
-                run_push(result, args, hosts, tmp)
+                run_push(result, args, running, pg, hosts, tmp)
     finally:
         running.stop()
         if pg is not None:
@@ -449,6 +462,11 @@ def main() -> int:
     if "pull" in modes:
         result["table"] = build_table(result)
         print_table(result["table"])
+    for phase in ("initiation", "end_to_end_pull", "end_to_end_push"):
+        cpu = result["phases"].get(phase, {}).get("cpu_ms_per_payment")
+        if cpu:
+            busiest = sorted(cpu.items(), key=lambda item: -item[1])
+            print(f"CPU ms per payment, {phase}: " + ", ".join(f"{name} {ms:.1f}" for name, ms in busiest if ms >= 0.1))
     output = args.output or ROOT / ".run" / "bench" / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2, default=str))
@@ -484,28 +502,29 @@ def run_pull(result, args, running, pg, server_url, hosts, tmp) -> None:
         print("end to end (pull) ...", flush=True)
         pids = process_pids(stack, running, pg)
         recorders = profiles.start(pids, args.profile) if args.profile else []
-        result["phases"]["end_to_end_pull"] = phase_end_to_end(stack, db, users, tmp, args.payments, args.timeout)
+        result["phases"]["end_to_end_pull"] = phase_end_to_end(stack, db, users, tmp, args.payments, args.timeout, pids)
         if recorders:
             profiles.stop(recorders, args.profile)
         print("latency (open loop) ...", flush=True)
         result["phases"]["latency"] = phase_latency(stack, db, users, args)
         print("head-of-line ...", flush=True)
         result["phases"]["head_of_line"] = phase_end_to_end(
-            stack, db, users, tmp, args.hol_payments, args.timeout, slow_every=10
+            stack, db, users, tmp, args.hol_payments, args.timeout, pids, slow_every=10
         )
         result["dead_processes_pull"] = stack.dead()
     finally:
         stack.stop_all()
 
 
-def run_push(result, args, hosts, tmp) -> None:
+def run_push(result, args, running, pg, hosts, tmp) -> None:
     (tmp / "push").mkdir()
     stack = build_stack("push", hosts, tmp / "push", extra_env=BENCH_ENV)
     try:
         users = funded_users(stack)
         db = Database(stack.env["DATABASE_URL"])
         print("end to end (push) ...", flush=True)
-        result["phases"]["end_to_end_push"] = phase_end_to_end(stack, db, users, tmp, args.payments, args.timeout)
+        pids = process_pids(stack, running, pg)
+        result["phases"]["end_to_end_push"] = phase_end_to_end(stack, db, users, tmp, args.payments, args.timeout, pids)
         result["dead_processes_push"] = stack.dead()
     finally:
         stack.stop_all()

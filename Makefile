@@ -18,7 +18,7 @@ test: venv ## lint, then every suite against the real emulators, PostgreSQL and 
 	@$(VENV_PYTHON) devtools/run_tests.py
 
 lint: venv ## validate Dockerfiles, compose, k8s, Cloud Run, Terraform, workflows, scripts, Python
-	@bash devtools/install-lint-tools.sh && bash devtools/lint.sh
+	@bash devtools/lint/install-tools.sh && bash devtools/lint/lint.sh
 
 check-invariants: venv ## check the saga invariants of a running `make run` system
 	@$(VENV_PYTHON) devtools/check_invariants.py

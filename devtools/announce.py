@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 
 from wait_ready import wait
+
+STATE_DIR = Path(os.environ.get("BINPAY_STATE_DIR") or Path(__file__).resolve().parent.parent / ".run" / "local")
 
 
 def main() -> int:
@@ -21,6 +24,7 @@ def main() -> int:
         print(f"BinPay did not become ready: {' '.join(pending)} (see the logs above)", file=sys.stderr, flush=True)
         return 1
     key = os.environ["BINPAY_DEMO_API_KEY"]
+    console_password = (STATE_DIR / "console-password").read_text().strip()
     print(
         f"""
 ================================ BinPay is up ================================
@@ -34,6 +38,8 @@ Watch it (use the "id" from the answer):
   curl -H "Authorization: Bearer {key}" {initiator}/users/1            # balance and held funds
 Failure demos: amount=100.51 (gateway decline), add -d "metadata[simulate_failure]=after_charge"
 (processor fails after the charge: refunded, rolled back). API docs: {initiator}/openapi.json
+
+Operator console: {initiator}/console/   sign in as operator / {console_password}
 Ctrl-C stops everything.
 ==============================================================================
 """,

@@ -2,9 +2,12 @@
 
 Standard library only, so every service's tests (each with its own virtualenv) can import it.
 
-    python devtools/emulators.py [--pubsub-port 8085] [--firestore-port 8086]
+    python devtools/emulators.py [--pubsub-port 8085] [--firestore-port 8086] [--firestore-data DIR]
 
-runs both in the foreground until SIGINT/SIGTERM and prints the env vars to export. Tests use
+runs both in the foreground until SIGINT/SIGTERM and prints the env vars to export. With
+--firestore-data (`make run`), Firestore starts from the export in DIR and exports into it again
+on the way out, so the saga logs live as long as the database beside them (the Pub/Sub emulator
+cannot persist; the outbox relay and the reconciler cover messages in flight at Ctrl-C). Tests use
 ``start()``, which picks free ports, and ``Emulators.stop()``. Each emulator runs in its own
 process group: the SDK's launch scripts fork a Java process, and stopping only the wrapper
 would leave the port taken.
@@ -13,6 +16,7 @@ would leave the port taken.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -114,6 +118,7 @@ class Emulators:
     firestore_host: str
     log_dir: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
+    firestore_data: Path | None = None
 
     def env(self) -> dict[str, str]:
         return {
@@ -131,10 +136,37 @@ class Emulators:
         )
         urllib.request.urlopen(request, timeout=10).close()
 
+    def export_firestore(self) -> None:
+        """Replace the export in `firestore_data` with the emulator's current documents."""
+        fresh = self.firestore_data.with_name(self.firestore_data.name + ".new")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        body = {"database": f"projects/{self.project_id}/databases/(default)", "export_directory": str(fresh)}
+        request = urllib.request.Request(
+            f"http://{self.firestore_host}/emulator/v1/projects/{self.project_id}:export",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=60).close()
+        shutil.rmtree(self.firestore_data, ignore_errors=True)
+        fresh.rename(self.firestore_data)
+
     def stop(self) -> None:
+        if self.firestore_data is not None and self.processes:
+            try:
+                self.export_firestore()
+            except OSError as error:
+                print(f"emulators: Firestore export to {self.firestore_data} failed: {error}", file=sys.stderr)
         for process in self.processes:
             _stop_group(process)
         self.processes.clear()
+
+
+def latest_export(directory: Path | None) -> Path | None:
+    """The metadata file of the Firestore export in `directory`, if there is one."""
+    found = sorted(directory.glob("*/*.overall_export_metadata")) if directory and directory.is_dir() else []
+    return found[-1] if found else None
 
 
 def start(
@@ -143,18 +175,29 @@ def start(
     firestore_port: int | None = None,
     log_dir: Path | None = None,
     timeout: float = 60,
+    firestore_data: Path | None = None,
 ) -> Emulators:
     pubsub_cmd, firestore_cmd = emulator_commands()
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="binpay-emulators-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     pubsub_port = pubsub_port or free_port()
     firestore_port = firestore_port or free_port()
-    emulators = Emulators(project_id, f"127.0.0.1:{pubsub_port}", f"127.0.0.1:{firestore_port}", log_dir)
+    emulators = Emulators(
+        project_id, f"127.0.0.1:{pubsub_port}", f"127.0.0.1:{firestore_port}", log_dir, firestore_data=firestore_data
+    )
+    firestore_import = latest_export(firestore_data)
     launches = [
         ("pubsub", [str(pubsub_cmd), "--host=127.0.0.1", f"--port={pubsub_port}"], emulators.pubsub_host),
         (
             "firestore",
-            [str(firestore_cmd), "start", "--host=127.0.0.1", f"--port={firestore_port}", f"--project_id={project_id}"],
+            [
+                str(firestore_cmd),
+                "start",
+                "--host=127.0.0.1",
+                f"--port={firestore_port}",
+                f"--project_id={project_id}",
+                *([f"--import-data={firestore_import}"] if firestore_import else []),
+            ],
             emulators.firestore_host,
         ),
     ]
@@ -182,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pubsub-port", type=int, default=int(os.environ.get("PUBSUB_EMULATOR_PORT", "8085")))
     parser.add_argument("--firestore-port", type=int, default=int(os.environ.get("FIRESTORE_EMULATOR_PORT", "8086")))
     parser.add_argument("--log-dir", type=Path, default=None)
+    parser.add_argument("--firestore-data", type=Path, default=None, help="keep Firestore's documents here")
     parser.add_argument("--check", action="store_true", help="only check the prerequisites and exit")
     args = parser.parse_args(argv)
     try:
@@ -193,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     print(f"emulators: port {port} is already in use (another `make run`?)", file=sys.stderr)
                     return 1
-        emulators = start(args.project_id, args.pubsub_port, args.firestore_port, args.log_dir)
+        emulators = start(
+            args.project_id, args.pubsub_port, args.firestore_port, args.log_dir, firestore_data=args.firestore_data
+        )
     except PrerequisiteMissing as error:
         print(f"emulators: {error}", file=sys.stderr)
         return 2

@@ -23,10 +23,16 @@ for port in "$INITIATOR_PORT" "$PROCESSOR_PORT" "$GATEWAY_PORT" "$PUBSUB_EMULATO
   fi
 done
 
+# Every store of the demo lives here and lasts across runs: the gateway's ledger, Firestore's saga
+# logs (exported on Ctrl-C, imported at start) and, by default, the initiator's SQLite database.
 state=${BINPAY_STATE_DIR:-$root/.run/local}
 mkdir -p "$state"
+export DATABASE_URL=${DATABASE_URL:-sqlite:///$state/initiator.sqlite3}
+# The processor's web workers and pull worker add their metrics up here (emptied: counters restart).
+export PROCESSOR_METRICS_DIR=$state/processor-metrics
+rm -rf "$PROCESSOR_METRICS_DIR" && mkdir -p "$PROCESSOR_METRICS_DIR"
 python devtools/emulators.py --project-id "$PROJECT_ID" --pubsub-port "$PUBSUB_EMULATOR_PORT" \
-  --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" &
+  --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" --firestore-data "$state/firestore" &
 emulators_pid=$!
 stop_emulators() {
   kill -TERM "$emulators_pid" 2>/dev/null || true
@@ -54,6 +60,7 @@ export RECONCILE_INTERVAL_SECONDS=${RECONCILE_INTERVAL_SECONDS:-15}
 export INITIATOR_URL="http://$BINPAY_HOST:$INITIATOR_PORT" PROCESSOR_URL="http://$BINPAY_HOST:$PROCESSOR_PORT"
 
 (cd initiator && python manage.py migrate --noinput && python manage.py seed_demo --api-key "$BINPAY_DEMO_API_KEY")
+(cd initiator && python manage.py ensure_console_staff --username operator --password-file "$state/console-password")
 
 # Not exec: the EXIT trap must still stop the emulators once honcho has stopped the rest.
 honcho --no-prefix -f Procfile start || true

@@ -53,13 +53,16 @@ def suites(python: str) -> list[Suite]:
     pytest = [python, "-m", "pytest", "-p", "no:cacheprovider"]
     django = [python, "manage.py", "test", "--noinput", "-v", "1"]
     return [
-        Suite("lint", ".", ["bash", "-c", "bash devtools/install-lint-tools.sh && bash devtools/lint.sh"], "command"),
+        Suite(
+            "lint", ".", ["bash", "-c", "bash devtools/lint/install-tools.sh && bash devtools/lint/lint.sh"], "command"
+        ),
         Suite("lint-tests", ".", [*pytest, "tests/lint"], "pytest"),
         Suite("gateway", "gateway", pytest, "pytest"),
         Suite("processor", "processor", pytest, "pytest"),
         Suite("initiator-sqlite", "initiator", django, "django"),
         Suite("initiator-postgres", "initiator", django, "django", needs_postgres=True),
         Suite("e2e", ".", [*pytest, "tests/e2e"], "pytest", needs_postgres=True),
+        Suite("browser", ".", [*pytest, "tests/browser"], "pytest", needs_postgres=True),
         # The fault suite's smaller run, 20 payments a scenario: the quick scenarios and the one that
         # mixes every fault (kills and the outage each take a minute or two on their own; `make chaos`).
         Suite(

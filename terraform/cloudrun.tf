@@ -1,5 +1,6 @@
 # The two services. The processor is private (internal ingress, invoker = push identity only);
-# the initiator is the public API and checks the push OIDC token on /pubsub/push itself.
+# the initiator is the public API and checks the OIDC tokens on /pubsub/push and
+# /internal/reconcile itself.
 resource "google_cloud_run_v2_service" "processor" {
   count               = local.cloud_run ? 1 : 0
   name                = "processor"
@@ -10,7 +11,8 @@ resource "google_cloud_run_v2_service" "processor" {
   template {
     service_account                  = google_service_account.processor.email
     max_instance_request_concurrency = 40
-    timeout                          = "55s"
+    # One delivery's worst case (113 s) fits; under the push subscription's ack deadline.
+    timeout = "150s"
 
     scaling {
       min_instance_count = 0
@@ -82,7 +84,7 @@ resource "google_cloud_run_v2_service" "initiator" {
   template {
     service_account                  = google_service_account.initiator.email
     max_instance_request_concurrency = 80
-    timeout                          = "60s"
+    timeout                          = "${local.initiator_timeout_seconds}s"
 
     scaling {
       min_instance_count = 1
@@ -276,21 +278,21 @@ resource "google_cloud_scheduler_job" "relay_outbox" {
   depends_on = [google_cloud_run_v2_job_iam_member.scheduler_runs_relay]
 }
 
-# The reconciler: Cloud Scheduler calls POST /internal/reconcile, which checks the same OIDC token
-# as /pubsub/push (audience = the push URL, identity = the push service account).
+# The reconciler: Cloud Scheduler calls POST /internal/reconcile with binpay-scheduler's token for
+# its own audience (RECONCILE_AUDIENCE); the deadline is the initiator's request timeout.
 resource "google_cloud_scheduler_job" "reconcile" {
   count            = local.cloud_run ? 1 : 0
   name             = "binpay-reconcile"
   region           = var.region
   schedule         = var.reconcile_schedule
-  attempt_deadline = "300s"
+  attempt_deadline = "${local.initiator_timeout_seconds}s"
 
   http_target {
     http_method = "POST"
-    uri         = "https://${local.initiator_host}/internal/reconcile"
+    uri         = local.reconcile_url
     oidc_token {
-      service_account_email = google_service_account.pubsub_push.email
-      audience              = local.initiator_push_url
+      service_account_email = google_service_account.scheduler.email
+      audience              = local.reconcile_url
     }
   }
 

@@ -17,7 +17,23 @@ resource "google_service_account" "pubsub_push" {
 
 resource "google_service_account" "scheduler" {
   account_id   = "binpay-scheduler"
-  display_name = "BinPay scheduler (runs the outbox relay job)"
+  display_name = "BinPay scheduler (runs the outbox relay job, calls /internal/reconcile)"
+}
+
+# Cloud Build runs as the Compute Engine default service account in new projects: it pushes the
+# images (docs/deploy.md builds them with `gcloud builds submit`) and writes the build logs.
+resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
+  location   = google_artifact_registry_repository.binpay.location
+  repository = google_artifact_registry_repository.binpay.name
+  role       = "roles/artifactregistry.writer"
+  member     = local.build_agent
+}
+
+resource "google_project_iam_member" "build_agent" {
+  for_each = toset(["roles/logging.logWriter", "roles/storage.objectViewer"])
+  project  = var.project_id
+  role     = each.value
+  member   = local.build_agent
 }
 
 resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {

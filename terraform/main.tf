@@ -11,11 +11,17 @@ locals {
     dead_letter = "binpay-dead-letter"
   }
   pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  build_agent  = "serviceAccount:${data.google_project.this.number}-compute@developer.gserviceaccount.com"
   # Cloud Run's deterministic service URLs: the push audiences are known before the services exist.
   initiator_host     = "initiator-${data.google_project.this.number}.${var.region}.run.app"
   processor_host     = "processor-${data.google_project.this.number}.${var.region}.run.app"
   initiator_push_url = "https://${local.initiator_host}/pubsub/push"
   processor_push_url = "https://${local.processor_host}/pubsub/push"
+  # Cloud Scheduler's token names this audience, never a push one: neither opens the other endpoint.
+  reconcile_url = "https://${local.initiator_host}/internal/reconcile"
+  # The initiator's request timeout bounds a scheduled reconcile call (its attempt deadline); a pass
+  # stops itself well inside it.
+  initiator_timeout_seconds = 60
 
   common_env = {
     BINPAY_ENV               = "production"
@@ -34,14 +40,23 @@ locals {
     PUBSUB_DEAD_LETTER_SUBSCRIPTION = "dead-letter-sub"
     PUBSUB_PUSH_AUDIENCE            = local.initiator_push_url
     PUBSUB_PUSH_SERVICE_ACCOUNT     = google_service_account.pubsub_push.email
+    RECONCILE_AUDIENCE              = local.reconcile_url
+    RECONCILE_SERVICE_ACCOUNT       = google_service_account.scheduler.email
+    RECONCILE_BATCH_SIZE            = "200"
+    RECONCILE_TIME_BUDGET_SECONDS   = "45"
     PAYMENT_GATEWAY_URL             = var.payment_gateway_url
   })
   processor_env = merge(local.common_env, {
-    PUBSUB_SUBSCRIPTION         = "initiator-sub"
-    PAYMENT_GATEWAY_URL         = var.payment_gateway_url
-    FAULT_INJECTION_ENABLED     = "false"
-    PUBSUB_PUSH_AUDIENCE        = local.processor_push_url
-    PUBSUB_PUSH_SERVICE_ACCOUNT = google_service_account.pubsub_push.email
+    PUBSUB_SUBSCRIPTION          = "initiator-sub"
+    PAYMENT_GATEWAY_URL          = var.payment_gateway_url
+    FAULT_INJECTION_ENABLED      = "false"
+    PUSH_REQUEST_TIMEOUT_SECONDS = "150"
+    PAYMENT_TIMEOUT_SECONDS      = "600"
+    PUBSUB_PUSH_AUDIENCE         = local.processor_push_url
+    PUBSUB_PUSH_SERVICE_ACCOUNT  = google_service_account.pubsub_push.email
+    # Private service: Cloud Run checks the push token's signature and forwards it with the
+    # signature removed; the app checks the claims (docs/deploy.md, "Push authentication").
+    BEHIND_CLOUD_RUN_IAM = "true"
   })
   initiator_secrets = {
     DJANGO_SECRET_KEY = google_secret_manager_secret.django_secret_key.secret_id
@@ -56,7 +71,7 @@ data "google_project" "this" {
 }
 
 resource "google_project_service" "apis" {
-  for_each = toset([
+  for_each = toset(concat([
     "run.googleapis.com",
     "pubsub.googleapis.com",
     "firestore.googleapis.com",
@@ -64,8 +79,11 @@ resource "google_project_service" "apis" {
     "secretmanager.googleapis.com",
     "artifactregistry.googleapis.com",
     "cloudscheduler.googleapis.com",
+    "cloudbuild.googleapis.com",
     "iam.googleapis.com",
-  ])
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+  ], local.cloud_run ? [] : ["container.googleapis.com"]))
   service            = each.value
   disable_on_destroy = false
 }

@@ -16,24 +16,24 @@ variable "firestore_location" {
 }
 
 variable "initiator_image" {
-  description = "Initiator image for Cloud Run, e.g. us-central1-docker.pkg.dev/PROJECT/binpay/initiator:TAG (unused on gke)."
+  description = "Initiator image for Cloud Run, tagged with its commit SHA: us-central1-docker.pkg.dev/PROJECT/binpay/initiator:SHA (unused on gke)."
   type        = string
   default     = ""
 
   validation {
-    condition     = var.platform != "cloudrun" || var.initiator_image != ""
-    error_message = "initiator_image is required when platform is cloudrun."
+    condition     = var.platform != "cloudrun" || can(regex(":[0-9a-f]{7,40}$", var.initiator_image))
+    error_message = "initiator_image is required when platform is cloudrun, tagged with a commit SHA (never latest)."
   }
 }
 
 variable "processor_image" {
-  description = "Processor image for Cloud Run, e.g. us-central1-docker.pkg.dev/PROJECT/binpay/processor:TAG (unused on gke)."
+  description = "Processor image for Cloud Run, tagged with its commit SHA: us-central1-docker.pkg.dev/PROJECT/binpay/processor:SHA (unused on gke)."
   type        = string
   default     = ""
 
   validation {
-    condition     = var.platform != "cloudrun" || var.processor_image != ""
-    error_message = "processor_image is required when platform is cloudrun."
+    condition     = var.platform != "cloudrun" || can(regex(":[0-9a-f]{7,40}$", var.processor_image))
+    error_message = "processor_image is required when platform is cloudrun, tagged with a commit SHA (never latest)."
   }
 }
 
@@ -71,9 +71,9 @@ variable "max_delivery_attempts" {
 }
 
 variable "ack_deadline_seconds" {
-  description = "Ack deadline of every subscription (docs/contracts.md: 60)."
+  description = "Ack deadline of every subscription (docs/contracts.md: 180, above the processor's 150 s push request timeout)."
   type        = number
-  default     = 60
+  default     = 180
 }
 
 variable "relay_schedule" {
@@ -103,4 +103,10 @@ variable "deletion_protection" {
   description = "Protect the Cloud SQL instance, Firestore database and Cloud Run services from terraform destroy."
   type        = bool
   default     = true
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/PROJECT/notificationChannels/ID) the alert policies notify."
+  type        = list(string)
+  default     = []
 }

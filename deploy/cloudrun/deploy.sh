@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploy BinPay to Cloud Run: images, service accounts + IAM, Pub/Sub push subscriptions with
 # OIDC, dead-letter policy (dead letters pushed to the initiator), migrations, the two services, the
-# outbox relay as a scheduled job, and the reconciler (Cloud Scheduler -> POST /internal/reconcile).
+# outbox relay as a scheduled job, the reconciler (Cloud Scheduler -> POST /internal/reconcile), and
+# Cloud Monitoring (log-based metrics, alert policies, dashboard from monitoring/).
 # Idempotent: run it again to roll out a new image (TAG).
 #
 #   PROJECT_ID=my-project PAYMENT_GATEWAY_URL=https://gateway.example.com \
@@ -9,7 +10,7 @@
 #
 # Required env:  PROJECT_ID, PAYMENT_GATEWAY_URL
 # Optional env:  REGION (us-central1), REPOSITORY (binpay, an Artifact Registry Docker repo),
-#                TAG (git short SHA), CLOUD_SQL_INSTANCE (binpay-pg),
+#                TAG (the checkout's commit SHA; images are never tagged latest), CLOUD_SQL_INSTANCE (binpay-pg),
 #                RELAY_SCHEDULE ("* * * * *"), RECONCILE_SCHEDULE ("*/5 * * * *"),
 #                MAX_DELIVERY_ATTEMPTS (5)
 # Must exist first (docs/deploy.md, or terraform/): the Cloud SQL instance, and the Secret Manager
@@ -40,8 +41,10 @@ RECONCILE_SCHEDULE="${RECONCILE_SCHEDULE:-*/5 * * * *}"
 MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if [[ -z "${TAG:-}" ]]; then
-  TAG="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null)" || die "set TAG (no git checkout to take it from)"
+  TAG="$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null)" || die "set TAG (no git checkout to take it from)"
 fi
+# Immutable tags only: a re-deploy of a moved tag would not roll anything out.
+[[ "$TAG" =~ ^[0-9a-f]{7,40}$ ]] || die "TAG must be a commit SHA (got '${TAG}')"
 [[ "$PAYMENT_GATEWAY_URL" == https://* ]] || die "PAYMENT_GATEWAY_URL must start with https://"
 if ! [[ "$MAX_DELIVERY_ATTEMPTS" =~ ^[0-9]+$ ]] || ((MAX_DELIVERY_ATTEMPTS < 5 || MAX_DELIVERY_ATTEMPTS > 100)); then
   die "MAX_DELIVERY_ATTEMPTS must be 5..100 (Pub/Sub's limits)"
@@ -68,6 +71,11 @@ INITIATOR_SA="binpay-initiator@${SA_DOMAIN}"
 PROCESSOR_SA="binpay-processor@${SA_DOMAIN}"
 PUSH_SA="binpay-pubsub-push@${SA_DOMAIN}"
 SCHEDULER_SA="binpay-scheduler@${SA_DOMAIN}"
+# The initiator's request timeout bounds a scheduled reconcile call (its attempt deadline), and a
+# reconcile pass stops itself well inside it (RECONCILE_TIME_BUDGET_SECONDS).
+INITIATOR_TIMEOUT_SECONDS=60
+RECONCILE_BATCH_SIZE=200
+RECONCILE_TIME_BUDGET_SECONDS=45
 
 run() {
   if [[ "$DRY_RUN" == true ]]; then
@@ -101,12 +109,16 @@ PUBSUB_AGENT="service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 INITIATOR_HOST="initiator-${PROJECT_NUMBER}.${REGION}.run.app"
 PROCESSOR_HOST="processor-${PROJECT_NUMBER}.${REGION}.run.app"
 INITIATOR_PUSH_URL="https://${INITIATOR_HOST}/pubsub/push"
+# Cloud Scheduler's token names this audience, never the push one: neither opens the other endpoint.
+RECONCILE_URL="https://${INITIATOR_HOST}/internal/reconcile"
+BUILD_SA="${PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
 PROCESSOR_PUSH_URL="https://${PROCESSOR_HOST}/pubsub/push"
 
 echo "==> APIs"
 gc services enable run.googleapis.com pubsub.googleapis.com firestore.googleapis.com \
   sqladmin.googleapis.com secretmanager.googleapis.com artifactregistry.googleapis.com \
-  cloudbuild.googleapis.com cloudscheduler.googleapis.com iam.googleapis.com
+  cloudbuild.googleapis.com cloudscheduler.googleapis.com iam.googleapis.com \
+  logging.googleapis.com monitoring.googleapis.com
 
 echo "==> prerequisites"
 if [[ "$DRY_RUN" == false ]]; then
@@ -125,6 +137,13 @@ echo "==> images"
 if ! exists gcloud --project="$PROJECT_ID" artifacts repositories describe "$REPOSITORY" --location="$REGION"; then
   gc artifacts repositories create "$REPOSITORY" --repository-format=docker --location="$REGION"
 fi
+# Cloud Build runs as the Compute Engine default service account in new projects: it pushes the
+# image and writes the build's logs.
+gc artifacts repositories add-iam-policy-binding "$REPOSITORY" --location="$REGION" \
+  --member="serviceAccount:${BUILD_SA}" --role=roles/artifactregistry.writer
+for role in roles/logging.logWriter roles/storage.objectViewer; do
+  gc projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:${BUILD_SA}" --role="$role" --condition=None
+done
 gc builds submit "${REPO_ROOT}/initiator" --tag="$INITIATOR_IMAGE"
 gc builds submit "${REPO_ROOT}/processor" --tag="$PROCESSOR_IMAGE"
 
@@ -177,6 +196,8 @@ INITIATOR_ENV+=",PUBSUB_DEAD_LETTER_TOPIC=${DEAD_LETTER_TOPIC},PUBSUB_ROLLBACK_S
 INITIATOR_ENV+=",PUBSUB_COMPLETION_SUBSCRIPTION=${COMPLETION_SUBSCRIPTION}"
 INITIATOR_ENV+=",PUBSUB_DEAD_LETTER_SUBSCRIPTION=${DEAD_LETTER_SUBSCRIPTION},FIRESTORE_COLLECTION=${FIRESTORE_COLLECTION}"
 INITIATOR_ENV+=",PUBSUB_PUSH_AUDIENCE=${INITIATOR_PUSH_URL},PUBSUB_PUSH_SERVICE_ACCOUNT=${PUSH_SA}"
+INITIATOR_ENV+=",RECONCILE_AUDIENCE=${RECONCILE_URL},RECONCILE_SERVICE_ACCOUNT=${SCHEDULER_SA}"
+INITIATOR_ENV+=",RECONCILE_BATCH_SIZE=${RECONCILE_BATCH_SIZE},RECONCILE_TIME_BUDGET_SECONDS=${RECONCILE_TIME_BUDGET_SECONDS}"
 INITIATOR_ENV+=",PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL}"
 INITIATOR_SECRETS="DJANGO_SECRET_KEY=binpay-django-secret-key:latest,DATABASE_URL=binpay-initiator-database-url:latest"
 INITIATOR_SECRETS+=",PAYMENT_GATEWAY_API_KEY=binpay-gateway-api-key:latest"
@@ -192,37 +213,42 @@ PROCESSOR_ENV+=",PUBSUB_TOPIC=${TOPIC},PUBSUB_ROLLBACK_TOPIC=${ROLLBACK_TOPIC}"
 PROCESSOR_ENV+=",PUBSUB_COMPLETION_TOPIC=${COMPLETION_TOPIC},PUBSUB_DEAD_LETTER_TOPIC=${DEAD_LETTER_TOPIC}"
 PROCESSOR_ENV+=",PUBSUB_SUBSCRIPTION=${SUBSCRIPTION},FIRESTORE_COLLECTION=${FIRESTORE_COLLECTION}"
 PROCESSOR_ENV+=",PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL},FAULT_INJECTION_ENABLED=false"
+# The delivery worst case must fit the request timeout, the saga timeout the initiator's (docs/architecture.md).
+PROCESSOR_ENV+=",PUSH_REQUEST_TIMEOUT_SECONDS=150,PAYMENT_TIMEOUT_SECONDS=600"
 PROCESSOR_ENV+=",PUBSUB_PUSH_AUDIENCE=${PROCESSOR_PUSH_URL},PUBSUB_PUSH_SERVICE_ACCOUNT=${PUSH_SA}"
+# Private service: Cloud Run checks the push token's signature and forwards it with the signature
+# removed; the app checks the claims (docs/deploy.md, "Push authentication").
+PROCESSOR_ENV+=",BEHIND_CLOUD_RUN_IAM=true"
 gc run deploy processor --image="$PROCESSOR_IMAGE" --platform=managed --region="$REGION" \
   --no-allow-unauthenticated --ingress=internal --service-account="$PROCESSOR_SA" \
   --set-env-vars="$PROCESSOR_ENV" --set-secrets="PAYMENT_GATEWAY_API_KEY=binpay-gateway-api-key:latest" \
   --command=gunicorn --args=-w,4,app:app --port=8080 \
-  --cpu=1 --memory=512Mi --concurrency=40 --timeout=55 --min-instances=0 --max-instances=20
+  --cpu=1 --memory=512Mi --concurrency=40 --timeout=150 --min-instances=0 --max-instances=20
 gc run services add-iam-policy-binding processor --region="$REGION" \
   --member="serviceAccount:${PUSH_SA}" --role=roles/run.invoker
 
-echo "==> initiator (public API; its push endpoint checks the OIDC token itself)"
+echo "==> initiator (public API; /pubsub/push and /internal/reconcile check their OIDC tokens themselves)"
 gc run deploy initiator --image="$INITIATOR_IMAGE" --platform=managed --region="$REGION" \
   --allow-unauthenticated --ingress=all --service-account="$INITIATOR_SA" \
   --add-cloudsql-instances="$INSTANCE_CONNECTION" \
   --set-env-vars="$INITIATOR_ENV" --set-secrets="$INITIATOR_SECRETS" \
   --command=gunicorn --args=binpay_initiator.wsgi:application --port=8080 \
-  --cpu=1 --memory=512Mi --concurrency=80 --timeout=60 --min-instances=1 --max-instances=20
+  --cpu=1 --memory=512Mi --concurrency=80 --timeout="$INITIATOR_TIMEOUT_SECONDS" --min-instances=1 --max-instances=20
 gc run services add-iam-policy-binding initiator --region="$REGION" \
   --member="serviceAccount:${PUSH_SA}" --role=roles/run.invoker
 
 echo "==> push subscriptions (OIDC, dead-letter after ${MAX_DELIVERY_ATTEMPTS} attempts, backoff 1s-60s)"
-# subscription|topic|push endpoint
+# subscription|topic|push endpoint|consumer (may also pull it: `manage.py consume_outcomes`, the worker)
 for plan in \
-  "${SUBSCRIPTION}|${TOPIC}|${PROCESSOR_PUSH_URL}" \
-  "${ROLLBACK_SUBSCRIPTION}|${ROLLBACK_TOPIC}|${INITIATOR_PUSH_URL}" \
-  "${COMPLETION_SUBSCRIPTION}|${COMPLETION_TOPIC}|${INITIATOR_PUSH_URL}"; do
-  IFS='|' read -r subscription topic endpoint <<<"$plan"
+  "${SUBSCRIPTION}|${TOPIC}|${PROCESSOR_PUSH_URL}|${PROCESSOR_SA}" \
+  "${ROLLBACK_SUBSCRIPTION}|${ROLLBACK_TOPIC}|${INITIATOR_PUSH_URL}|${INITIATOR_SA}" \
+  "${COMPLETION_SUBSCRIPTION}|${COMPLETION_TOPIC}|${INITIATOR_PUSH_URL}|${INITIATOR_SA}"; do
+  IFS='|' read -r subscription topic endpoint consumer <<<"$plan"
   settings=(
     --push-endpoint="$endpoint"
     --push-auth-service-account="$PUSH_SA"
     --push-auth-token-audience="$endpoint"
-    --ack-deadline=60
+    --ack-deadline=180
     --dead-letter-topic="$DEAD_LETTER_TOPIC"
     --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
     --min-retry-delay=1s
@@ -236,6 +262,8 @@ for plan in \
   # The service agent acks a message on the source subscription when it dead-letters it.
   gc pubsub subscriptions add-iam-policy-binding "$subscription" \
     --member="serviceAccount:${PUBSUB_AGENT}" --role=roles/pubsub.subscriber
+  gc pubsub subscriptions add-iam-policy-binding "$subscription" \
+    --member="serviceAccount:${consumer}" --role=roles/pubsub.subscriber
 done
 # Dead letters are pushed to the initiator, which stores each one and moves its payment to
 # needs_attention (it recognises the subscription's name); kept 7 days while undelivered.
@@ -243,7 +271,7 @@ dead_letter_settings=(
   --push-endpoint="$INITIATOR_PUSH_URL"
   --push-auth-service-account="$PUSH_SA"
   --push-auth-token-audience="$INITIATOR_PUSH_URL"
-  --ack-deadline=60
+  --ack-deadline=180
   --message-retention-duration=7d
   --min-retry-delay=1s
   --max-retry-delay=60s
@@ -277,17 +305,53 @@ else
 fi
 
 echo "==> reconciler (Cloud Scheduler -> POST /internal/reconcile, ${RECONCILE_SCHEDULE})"
-# The endpoint checks the same OIDC token as /pubsub/push: audience and identity of the push account.
+# The endpoint takes binpay-scheduler's token for its own audience (RECONCILE_AUDIENCE), no push token.
+# Attempt deadline = the service's request timeout: Cloud Run ends the request there anyway.
 reconcile_settings=(
   --location="$REGION" --schedule="$RECONCILE_SCHEDULE" --http-method=POST
-  --uri="https://${INITIATOR_HOST}/internal/reconcile"
-  --oidc-service-account-email="$PUSH_SA" --oidc-token-audience="$INITIATOR_PUSH_URL"
-  --attempt-deadline=300s
+  --uri="$RECONCILE_URL"
+  --oidc-service-account-email="$SCHEDULER_SA" --oidc-token-audience="$RECONCILE_URL"
+  --attempt-deadline="${INITIATOR_TIMEOUT_SECONDS}s"
 )
 if exists gcloud --project="$PROJECT_ID" scheduler jobs describe binpay-reconcile --location="$REGION"; then
   gc scheduler jobs update http binpay-reconcile "${reconcile_settings[@]}"
 else
   gc scheduler jobs create http binpay-reconcile "${reconcile_settings[@]}"
+fi
+
+echo "==> Cloud Monitoring (monitoring/: log-based metrics, alert policies, dashboard; terraform/monitoring.tf twin)"
+MONITORING_DIR="${REPO_ROOT}/monitoring"
+# The name of the existing alert policy or dashboard with this display name (none in a dry run).
+monitoring_resource_named() {
+  if [[ "$DRY_RUN" == false ]]; then
+    gcloud --project="$PROJECT_ID" "$@" --format='value(name)' --limit=1
+  fi
+}
+top_level_display_name() {
+  sed -n 's/^  "displayName": "\(.*\)",$/\1/p' "$1"
+}
+for file in "$MONITORING_DIR"/log-metrics/*.json; do
+  metric="$(basename "$file" .json)"
+  if exists gcloud --project="$PROJECT_ID" logging metrics describe "$metric"; then
+    gc logging metrics update "$metric" --config-from-file="$file"
+  else
+    gc logging metrics create "$metric" --config-from-file="$file"
+  fi
+done
+for file in "$MONITORING_DIR"/alert-policies/*.json; do
+  policy="$(monitoring_resource_named alpha monitoring policies list --filter="displayName=\"$(top_level_display_name "$file")\"")"
+  if [[ -n "$policy" ]]; then
+    gc alpha monitoring policies update "$policy" --policy-from-file="$file"
+  else
+    gc alpha monitoring policies create --policy-from-file="$file"
+  fi
+done
+dashboard="$(monitoring_resource_named monitoring dashboards list \
+  --filter="displayName=\"$(top_level_display_name "$MONITORING_DIR/dashboard.json")\"")"
+if [[ -n "$dashboard" ]]; then
+  gc monitoring dashboards update "$dashboard" --config-from-file="$MONITORING_DIR/dashboard.json"
+else
+  gc monitoring dashboards create --config-from-file="$MONITORING_DIR/dashboard.json"
 fi
 
 echo "==> done: initiator https://${INITIATOR_HOST}  processor https://${PROCESSOR_HOST} (internal)"

@@ -24,7 +24,7 @@ NO_ACCOUNT = "You do not currently have an active account selected"
 DRY_RUN_ENV = {
     "PROJECT_ID": "binpay-lint",
     "PAYMENT_GATEWAY_URL": "https://gateway.invalid",
-    "TAG": "lint",
+    "TAG": "0123456789abcdef0123456789abcdef01234567",
     "REGION": "us-central1",
 }
 

@@ -7,7 +7,10 @@ are errors). Its CLI only *warns* and exits 0 when it has no schema for an apiVe
 apps/v1beta1), so this script calls the library and treats a missing schema as an error.
 Policy (the hardening docs/deploy.md promises): every container runs as non-root with a read-only
 root filesystem, no privilege escalation, ALL capabilities dropped and resource requests/limits;
-every pod uses the RuntimeDefault seccomp profile; images are never untagged.
+every pod uses the RuntimeDefault seccomp profile; images are never untagged nor `latest`.
+With --namespace: every namespaced object declares that namespace (so `kubectl apply -f FILE` never
+lands in whatever namespace is current), and every Secret reference is optional, so a missing Secret
+lets the app start and name the settings it lacks instead of CreateContainerConfigError.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import yaml
 from kubernetes_validate import utils as kv
 
@@ -27,6 +31,59 @@ POD_TEMPLATE_PATHS = {
     "Job": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
     "Pod": ("spec",),
+}
+
+
+# Custom resources kubernetes-validate has no schema for: the fields of their CRDs BinPay uses, strictly.
+_LABEL_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "matchExpressions": {"type": "array", "items": {"type": "object"}},
+    },
+}
+CUSTOM_SCHEMAS = {
+    # Google Cloud Managed Service for Prometheus (k8s/monitoring.yaml).
+    ("monitoring.googleapis.com/v1", "PodMonitoring"): {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.googleapis.com/v1"},
+            "kind": {"const": "PodMonitoring"},
+            "metadata": {"type": "object", "required": ["name"]},
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["selector", "endpoints"],
+                "properties": {
+                    "selector": _LABEL_SELECTOR,
+                    "targetLabels": {"type": "object"},
+                    "limits": {"type": "object"},
+                    "filterRunning": {"type": "boolean"},
+                    "endpoints": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["port"],
+                            "properties": {
+                                "port": {"type": ["string", "integer"]},
+                                "path": {"type": "string", "pattern": "^/"},
+                                "scheme": {"enum": ["http", "https"]},
+                                "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                "timeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                "params": {"type": "object"},
+                                "metricRelabeling": {"type": "array"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
 }
 
 
@@ -72,10 +129,32 @@ def policy_problems(resource: dict) -> list[str]:
         image = container.get("image", "")
         if ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
             problems.append(f"container {name}: image {image!r} has no tag or digest")
+        elif image.endswith(":latest"):
+            problems.append(f"container {name}: image {image!r} is tagged latest (a re-apply rolls nothing out)")
     return problems
 
 
-def check(path: Path, versions: list[str]) -> list[str]:
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
+
+
+def namespace_problems(resource: dict, namespace: str) -> list[str]:
+    problems = []
+    if resource.get("kind") not in CLUSTER_SCOPED and (resource.get("metadata") or {}).get("namespace") != namespace:
+        problems.append(f"metadata.namespace must be {namespace} (the file must apply on its own)")
+    spec = pod_spec(resource) or {}
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        references = [source.get("secretRef") for source in container.get("envFrom") or []]
+        references += [(variable.get("valueFrom") or {}).get("secretKeyRef") for variable in container.get("env") or []]
+        for reference in filter(None, references):
+            if reference.get("optional") is not True:
+                problems.append(
+                    f"container {container.get('name', '?')}: Secret {reference.get('name')} must be optional: true "
+                    "(the app names what is missing; a required one is CreateContainerConfigError)"
+                )
+    return problems
+
+
+def check(path: Path, versions: list[str], namespace: str | None = None) -> list[str]:
     try:
         resources = list(documents(path))
     except yaml.YAMLError as error:
@@ -88,6 +167,11 @@ def check(path: Path, versions: list[str]) -> list[str]:
             errors.append(f"{path}: a document without apiVersion/kind")
             continue
         label = f"{path}: {resource['kind']}/{(resource.get('metadata') or {}).get('name', '?')}"
+        custom = CUSTOM_SCHEMAS.get((resource["apiVersion"], resource["kind"]))
+        if custom is not None:
+            validator = jsonschema.Draft202012Validator(custom)
+            errors.extend(f"{label}: {error.json_path}: {error.message}" for error in validator.iter_errors(resource))
+            continue
         for version in versions:
             try:
                 kv.validate(resource, version, strict=True)
@@ -99,16 +183,19 @@ def check(path: Path, versions: list[str]) -> list[str]:
             except kv.VersionNotSupportedError:
                 errors.append(f"{label}: kubernetes-validate has no schemas for {version}")
         errors.extend(f"{label}: {problem}" for problem in policy_problems(resource))
+        if namespace:
+            errors.extend(f"{label}: {problem}" for problem in namespace_problems(resource, namespace))
     return errors
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubernetes-version", action="append", dest="versions")
+    parser.add_argument("--namespace", help="every namespaced object must declare this namespace")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
     versions = args.versions or ["1.33.0"]
-    errors = [error for path in args.files for error in check(path, versions)]
+    errors = [error for path in args.files for error in check(path, versions, args.namespace)]
     for error in errors:
         print(error)
     if errors:

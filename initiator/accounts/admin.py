@@ -6,7 +6,12 @@ from accounts.models import Account, Deposit, User
 class AccountInline(admin.StackedInline):
     model = Account
     can_delete = False
-    readonly_fields = ("balance", "held", "available", "updated_at")
+    # Currency, owner and balances change only through the services (user_create, deposit_create,
+    # payment settlement), so every change has a record.
+    readonly_fields = ("currency", "balance", "held", "available", "updated_at")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
     @admin.display(description="available")
     def available(self, account: Account) -> int:
@@ -19,14 +24,24 @@ class UserAdmin(admin.ModelAdmin):
     search_fields = ("name", "email")
     inlines = [AccountInline]
 
+    def has_add_permission(self, request) -> bool:
+        # A user comes with its account: create users through the API (POST /users).
+        return False
+
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     list_display = ("user", "currency", "balance", "held", "available", "updated_at")
     list_filter = ("currency",)
-    # Balances change only through deposits and payments, so the ledger stays consistent.
-    readonly_fields = ("balance", "held", "updated_at")
+    readonly_fields = ("user", "currency", "balance", "held", "available", "updated_at")
     search_fields = ("user__email",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Nothing on an account is editable by hand: balances change only through deposits and payments.
+        return False
 
     @admin.display(description="available")
     def available(self, account: Account) -> int:
@@ -35,7 +50,7 @@ class AccountAdmin(admin.ModelAdmin):
 
 @admin.register(Deposit)
 class DepositAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "amount", "currency", "created_at")
+    list_display = ("id", "user", "amount", "currency", "created_by", "created_at")
     readonly_fields = [field.name for field in Deposit._meta.fields]
 
     def has_add_permission(self, request) -> bool:

@@ -42,11 +42,14 @@ class Account(models.Model):
 
 
 class Deposit(models.Model):
-    """A top-up of an account."""
+    """A top-up of an account, with the API key that made it (none: an operator command such as seed_demo)."""
 
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="deposits")
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
+    created_by = models.ForeignKey(
+        "core.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="deposits", editable=False
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -1,18 +1,18 @@
 from rest_framework import serializers
 
 from accounts.models import Deposit, User
-from core.serializers import AmountField, CurrencyField
+from core.serializers import AmountField, CurrencyField, PrintableCharField, StrictSerializer
 
 
-class UserCreateInputSerializer(serializers.Serializer):
+class UserCreateInputSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
-    name = serializers.CharField(max_length=200)
-    currency = CurrencyField(required=False)
+    name = PrintableCharField(max_length=200)
+    currency = CurrencyField(required=False, help_text="ISO 4217 code, upper case; default DEFAULT_CURRENCY.")
 
 
-class DepositInputSerializer(serializers.Serializer):
+class DepositInputSerializer(StrictSerializer):
     amount = AmountField()
-    currency = CurrencyField(required=False)
+    currency = CurrencyField(required=False, help_text="ISO 4217 code, upper case; default: the account's.")
 
 
 class AccountOutputSerializer(serializers.Serializer):

@@ -1,12 +1,17 @@
 import logging
 
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Account, Deposit, User
 from core.errors import not_found, unprocessable
-from core.money import is_supported_currency
+from core.models import BIGINT_MAX, ApiKey
+from core.money import format_minor_units, is_supported_currency
 
 logger = logging.getLogger(__name__)
+
+# accounts.balance is a bigint: no deposit may take it past this.
+BALANCE_MAX = BIGINT_MAX
 
 
 def require_supported_currency(currency: str, param: str = "currency") -> None:
@@ -24,7 +29,15 @@ def user_create(*, email: str, name: str, currency: str, opening_balance: int = 
 
 
 @transaction.atomic
-def deposit_create(*, user_id: int, amount: int, currency: str) -> Deposit:
+def deposit_create(*, user_id: int, amount: int, currency: str, created_by: ApiKey | None = None) -> Deposit:
+    """Credit an account. Deposits mint money, so each records the API key that made it (None: an
+    operator command) and is bounded by DEPOSIT_MAX_AMOUNTS[currency]."""
+    require_supported_currency(currency)
+    limit = settings.DEPOSIT_MAX_AMOUNTS[currency]
+    if amount > limit:
+        raise unprocessable(
+            "amount_too_large", f"A deposit must be at most {format_minor_units(limit, currency)}.", "amount"
+        )
     account = Account.objects.select_for_update().filter(user_id=user_id).first()
     if account is None:
         raise not_found("user", user_id)
@@ -32,7 +45,9 @@ def deposit_create(*, user_id: int, amount: int, currency: str) -> Deposit:
         raise unprocessable(
             "currency_mismatch", f"The account holds {account.currency}, not {currency}.", param="currency"
         )
-    deposit = Deposit.objects.create(user_id=user_id, amount=amount, currency=currency)
+    if account.balance > BALANCE_MAX - amount:
+        raise unprocessable("balance_too_large", "This deposit would take the balance past its limit.", "amount")
+    deposit = Deposit.objects.create(user_id=user_id, amount=amount, currency=currency, created_by=created_by)
     account.balance += amount
     account.save(update_fields=["balance", "updated_at"])
     logger.info("deposit %s of %s minor units credited to user %s", deposit.pk, amount, user_id)

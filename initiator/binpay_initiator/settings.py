@@ -5,11 +5,14 @@ Every variable is listed with its default in .env.example.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+
+from core.money import DEFAULT_DEPOSIT_MAX_MAJOR, DEFAULT_PAYMENT_MAX_MAJOR, amount_limits
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -146,19 +149,47 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Operator console (console/): staff sign in with Django's auth views. Static files (the console's and
+# the admin's) are served by WhiteNoise under gunicorn too, straight from the apps' static folders
+# (finders), so the image needs no collectstatic step.
+INSTALLED_APPS += ["console", "observability"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
+)
+WHITENOISE_USE_FINDERS = True
+# STATIC_ROOT exists only where collectstatic ran; the finders serve the files without it.
+warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
+# Prometheus scrape endpoint, answered before the ALLOWED_HOSTS check like the probes (observability/metrics.py).
+MIDDLEWARE.insert(0, "observability.middleware.MetricsMiddleware")
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:payments"
+LOGOUT_REDIRECT_URL = "console:login"
+
 if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # TLS ends at Cloud Run's front end or the GKE load balancer, which say so in X-Forwarded-Proto
+    # (and overwrite whatever a client sent): a request that did not arrive over HTTPS is redirected.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Probes reach the pod over plain HTTP (core.middleware.ProbeMiddleware answers them first anyway).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Preloading is a decision about the whole domain, made by its owner, not by this service.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every API view declares `required_scopes` (core/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.HasRequiredScopes"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "core.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # No OPTIONS metadata: OPTIONS answers 405 like any method a view does not serve.
+    "DEFAULT_METADATA_CLASS": None,
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -166,12 +197,22 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "BinPay initiator API",
-    "DESCRIPTION": "Users, accounts and payments; starts each payment saga. Amounts are integer minor units.",
+    "DESCRIPTION": (
+        "Users, accounts and payments; starts each payment saga. Amounts in requests are decimal strings in "
+        "major units; amounts in answers are integer minor units. Every request needs an API key with the "
+        "scopes its operation lists. /pubsub/push and /internal/reconcile are called by Google Cloud "
+        "(Pub/Sub, Cloud Scheduler) with OIDC tokens: they are not part of this public API."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["core.schema.public_endpoints_only"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.refuse_unknown_request_properties",
+        "core.schema.add_links",
+    ],
 }
-
 TEST_RUNNER = "binpay_initiator.test_runner.EmulatorTestRunner"
 
 # --- BinPay (names from docs/contracts.md) ---
@@ -184,18 +225,42 @@ PUBSUB_COMPLETION_SUBSCRIPTION = env_str("PUBSUB_COMPLETION_SUBSCRIPTION", "comp
 PUBSUB_DEAD_LETTER_SUBSCRIPTION = env_str("PUBSUB_DEAD_LETTER_SUBSCRIPTION", "dead-letter-sub")
 PUBSUB_FLOW_CONTROL_MAX_MESSAGES = env_int("PUBSUB_FLOW_CONTROL_MAX_MESSAGES", 100)
 PUBSUB_PUBLISH_TIMEOUT_SECONDS = env_int("PUBSUB_PUBLISH_TIMEOUT_SECONDS", 10)
-# OIDC verification of push requests is on when an audience is set.
+# Google-signed OIDC tokens, one caller per endpoint (payments/authentication.py, docs/deploy.md).
+# POST /pubsub/push: verified when PUBSUB_PUSH_AUDIENCE is set; issued to PUBSUB_PUSH_SERVICE_ACCOUNT.
 PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", "")
 PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT", "")
+# POST /internal/reconcile: Cloud Scheduler's token when RECONCILE_AUDIENCE is set, else an API key.
+RECONCILE_AUDIENCE = env_str("RECONCILE_AUDIENCE", "")
+RECONCILE_SERVICE_ACCOUNT = env_str("RECONCILE_SERVICE_ACCOUNT", "")
+# Signing certificates of every token above; empty = Google's (tests serve their own).
 PUBSUB_PUSH_CERTS_URL = env_str("PUBSUB_PUSH_CERTS_URL", "")
-if IS_PRODUCTION and PUBSUB_PUSH_AUDIENCE and not PUBSUB_PUSH_SERVICE_ACCOUNT:
+# true only on a private Cloud Run service (no allUsers invoker): Cloud Run checked the signature.
+BEHIND_CLOUD_RUN_IAM = env_bool("BEHIND_CLOUD_RUN_IAM", False)
+if PUBSUB_PUSH_AUDIENCE and not PUBSUB_PUSH_SERVICE_ACCOUNT:
     raise ImproperlyConfigured("PUBSUB_PUSH_AUDIENCE is set but PUBSUB_PUSH_SERVICE_ACCOUNT is not")
+if RECONCILE_AUDIENCE and not RECONCILE_SERVICE_ACCOUNT:
+    raise ImproperlyConfigured("RECONCILE_AUDIENCE is set but RECONCILE_SERVICE_ACCOUNT is not")
+if PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_AUDIENCE == RECONCILE_AUDIENCE:
+    raise ImproperlyConfigured("PUBSUB_PUSH_AUDIENCE and RECONCILE_AUDIENCE must differ: one token per endpoint")
 
 FIRESTORE_COLLECTION = env_str("FIRESTORE_COLLECTION", "transactions")
 FIRESTORE_TIMEOUT_SECONDS = env_int("FIRESTORE_TIMEOUT_SECONDS", 10)
 
 DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "USD").upper()
-PAYMENT_MAX_AMOUNT = env_int("PAYMENT_MAX_AMOUNT", 1_000_000)
+# Largest payment and deposit per currency, in minor units: core/money.py's defaults (about USD 10,000
+# and 100,000) with "USD=5000,JPY=700000" (major units) from the environment on top.
+if os.environ.get("PAYMENT_MAX_AMOUNT"):
+    raise ImproperlyConfigured(
+        "PAYMENT_MAX_AMOUNT (one minor-unit limit for every currency) was replaced by PAYMENT_MAX_AMOUNTS, "
+        "per currency in major units, e.g. PAYMENT_MAX_AMOUNTS=USD=10000,JPY=1500000"
+    )
+try:
+    PAYMENT_MAX_AMOUNTS = amount_limits(env_str("PAYMENT_MAX_AMOUNTS", ""), DEFAULT_PAYMENT_MAX_MAJOR)
+    DEPOSIT_MAX_AMOUNTS = amount_limits(env_str("DEPOSIT_MAX_AMOUNTS", ""), DEFAULT_DEPOSIT_MAX_MAJOR)
+except ValueError as error:
+    raise ImproperlyConfigured(f"PAYMENT_MAX_AMOUNTS / DEPOSIT_MAX_AMOUNTS: {error}") from None
+# An API key's last_used_at is written at most once per this many seconds (not on every request).
+API_KEY_LAST_USED_INTERVAL_SECONDS = env_int("API_KEY_LAST_USED_INTERVAL_SECONDS", 300)
 OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 1)
 # false leaves all publishing to `manage.py relay_outbox` (chaos runs: every event goes through the relay).
 OUTBOX_PUBLISH_ON_COMMIT = env_bool("OUTBOX_PUBLISH_ON_COMMIT", True)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from accounts.views import DepositListCreateView, UserDetailView, UserListCreateView
@@ -8,6 +8,22 @@ from payments.internal import ReconcileView
 from payments.push import PubSubPushView
 from payments.views import PaymentDetailView, PaymentInitiateView, UserPaymentListView
 
+
+class DatabaseIdConverter:
+    """Like <int:...>, but no longer than a bigint can be: a longer id is an unknown URL (404), not a
+    database overflow."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(DatabaseIdConverter, "id")
+
 urlpatterns = [
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadyView.as_view(), name="readyz"),
@@ -15,14 +31,15 @@ urlpatterns = [
         "openapi.json", SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]), name="openapi"
     ),
     path("users", UserListCreateView.as_view(), name="users"),
-    path("users/<int:user_id>", UserDetailView.as_view(), name="user-detail"),
-    path("users/<int:user_id>/deposits", DepositListCreateView.as_view(), name="user-deposits"),
-    path("users/<int:user_id>/payments", UserPaymentListView.as_view(), name="user-payments"),
+    path("users/<id:user_id>", UserDetailView.as_view(), name="user-detail"),
+    path("users/<id:user_id>/deposits", DepositListCreateView.as_view(), name="user-deposits"),
+    path("users/<id:user_id>/payments", UserPaymentListView.as_view(), name="user-payments"),
     path("initiate-payment", PaymentInitiateView.as_view(), name="initiate-payment"),
     path("payments/<str:payment_id>", PaymentDetailView.as_view(), name="payment-detail"),
     path("pubsub/push", PubSubPushView.as_view(), name="pubsub-push"),
     path("internal/reconcile", ReconcileView.as_view(), name="internal-reconcile"),
     path("admin/", admin.site.urls),
+    path("console/", include("console.urls")),
 ]
 
 handler400 = "core.errors.json_bad_request"

@@ -71,6 +71,15 @@ def not_found(resource: str, identifier: object, param: str | None = None) -> Ap
     )
 
 
+def insufficient_scope(missing: list[str]) -> ApplicationError:
+    return ApplicationError(
+        status_code=status.HTTP_403_FORBIDDEN,
+        type="permission_error",
+        code="insufficient_scope",
+        message=f"This API key lacks the scope(s) {', '.join(missing)} this request needs.",
+    )
+
+
 def _first_validation_error(detail, prefix: str = "") -> tuple[str | None, exceptions.ErrorDetail | str]:
     if isinstance(detail, dict):
         for key, value in detail.items():
@@ -86,7 +95,8 @@ def _first_validation_error(detail, prefix: str = "") -> tuple[str | None, excep
 def from_validation_error(error: exceptions.ValidationError) -> ApplicationError:
     param, detail = _first_validation_error(error.detail)
     code = getattr(detail, "code", "invalid")
-    if code in {"required", "null", "blank"} and param:
+    # A nested null (metadata.k: null) is a wrong value, not a missing parameter.
+    if param and (code in {"required", "blank"} or (code == "null" and "." not in param)):
         return missing_parameter(param)
     return invalid_parameter(param, str(detail))
 
@@ -95,10 +105,20 @@ def _from_drf(exc: exceptions.APIException) -> ApplicationError:
     if isinstance(exc, exceptions.ValidationError):
         return from_validation_error(exc)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        if isinstance(exc, exceptions.NotAuthenticated):
+            code = "api_key_missing"
+        elif exc.detail.code in {"api_key_revoked", "api_key_expired"}:
+            code = exc.detail.code
+        else:
+            code = "invalid_api_key"
         return ApplicationError(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            type="authentication_error",
-            code="invalid_api_key" if isinstance(exc, exceptions.AuthenticationFailed) else "api_key_missing",
+            status_code=status.HTTP_401_UNAUTHORIZED, type="authentication_error", code=code, message=str(exc.detail)
+        )
+    if isinstance(exc, exceptions.PermissionDenied):
+        return ApplicationError(
+            status_code=status.HTTP_403_FORBIDDEN,
+            type="permission_error",
+            code="permission_denied",
             message=str(exc.detail),
         )
     if isinstance(exc, exceptions.NotFound):

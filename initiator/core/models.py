@@ -5,6 +5,18 @@ from django.db import models
 from django.utils import timezone
 
 API_KEY_PREFIX = "bpk_"
+# The largest value of a bigint column (ids, balances): input beyond it is refused, never sent to the database.
+BIGINT_MAX = 2**63 - 1
+
+SCOPE_PAYMENTS_WRITE = "payments:write"
+SCOPE_PAYMENTS_READ = "payments:read"
+SCOPE_USERS_WRITE = "users:write"
+SCOPE_USERS_READ = "users:read"
+SCOPE_DEPOSITS_WRITE = "deposits:write"
+SCOPES = (SCOPE_PAYMENTS_WRITE, SCOPE_PAYMENTS_READ, SCOPE_USERS_WRITE, SCOPE_USERS_READ, SCOPE_DEPOSITS_WRITE)
+# What a key bound to one user (a client app's key for its signed-in user) may ever hold: it never
+# creates users and never mints money.
+USER_BOUND_SCOPES = (SCOPE_PAYMENTS_WRITE, SCOPE_PAYMENTS_READ, SCOPE_USERS_READ)
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -17,13 +29,30 @@ def generate_api_key() -> str:
 
 
 class ApiKey(models.Model):
-    """A client credential. Only the hash is stored; the key itself is shown once, at creation."""
+    """A client credential. Only the hash is stored; the key itself is shown once, at creation.
+
+    A secret key (no user) acts for the platform within its scopes; a user-bound key acts for its
+    user only: other users' objects do not exist for it.
+    """
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, help_text="First characters of the key, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list, help_text=f"Any of: {', '.join(SCOPES)}.")
+    user = models.ForeignKey(
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+        help_text="Set for a user-bound key: it may act on this user only.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Updated at most once per API_KEY_LAST_USED_INTERVAL_SECONDS."
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -36,6 +65,12 @@ class ApiKey(models.Model):
     @property
     def is_authenticated(self) -> bool:
         return True
+
+    def is_expired(self, now) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def has_scopes(self, required) -> bool:
+        return set(required) <= set(self.scopes)
 
 
 class IdempotencyRecord(models.Model):

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from core.errors import ApplicationError
-from core.gateway import GatewayUnavailable
+from payments.gateway import GatewayUnavailable
 from payments.models import DeadLetter, OperatorAction, OutboxEvent, Payment, ProcessedEvent, ReconcilerPass
 from payments.operator import SettleAction, settle_payment
 

@@ -5,6 +5,8 @@ from datetime import datetime
 
 from rest_framework import serializers
 
+from observability import tracing
+
 SCHEMA_VERSION = 1
 PAYMENT_INITIATED = "payment.initiated"
 PAYMENT_COMPLETED = "payment.completed"
@@ -23,6 +25,7 @@ def event_attributes(*, event_type: str, event_id: uuid.UUID, payment_id: uuid.U
         "payment_id": str(payment_id),
         "schema_version": str(SCHEMA_VERSION),
         "correlation_id": correlation_id,
+        **tracing.trace_attributes(),
     }
 
 

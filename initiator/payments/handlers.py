@@ -12,10 +12,11 @@ from django.db import DatabaseError
 from google.api_core.exceptions import GoogleAPIError
 
 from core.context import correlation_id_var, payment_id_var
-from core.gateway import GatewayUnavailable
+from observability import tracing
 from payments import events, late_charges, settlement
+from payments.gateway import GatewayUnavailable
 from payments.models import PaymentStatus
-from payments.services import OutcomeResult, UnknownPayment
+from payments.services import Applied, OutcomeResult, UnknownPayment
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def _settle(event_type: str, event: dict) -> OutcomeResult:
     return settle(event=event, detail=_step_detail(event_type, event))
 
 
+@tracing.consumes_message
 def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str:
     correlation_token = correlation_id_var.set(attributes.get("correlation_id"))
     payment_token = payment_id_var.set(attributes.get("payment_id"))
@@ -78,7 +80,7 @@ def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str
             return "poison"
         try:
             outcome = _settle(event_type, event)
-            if outcome.result == "rejected" and _charged_after_rollback(event_type, outcome):
+            if outcome.result is Applied.REJECTED and _charged_after_rollback(event_type, outcome):
                 # A charge landed on a payment we already rolled back: refund it now, not only log it.
                 refunds = late_charges.refund_standing_charges(
                     outcome.payment, detail={"source": "consumer", "late_charge": True}

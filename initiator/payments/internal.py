@@ -3,12 +3,12 @@
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.serializers import ErrorSerializer
-from payments.push import verify_push_token
+from payments.authentication import SchedulerAuthentication
 from payments.reconciler import Result, reconcile
 
 ReconcileSummary = inline_serializer(
@@ -18,13 +18,20 @@ ReconcileSummary = inline_serializer(
 
 
 class ReconcileView(APIView):
-    """Authenticated like /pubsub/push (OIDC) when PUBSUB_PUSH_AUDIENCE is set, else with an API key."""
+    """Cloud Scheduler's OIDC token when RECONCILE_AUDIENCE is set, else an API key like every other endpoint."""
+
+    required_scopes = ("payments:write",)
 
     def get_authenticators(self):
-        return [] if settings.PUBSUB_PUSH_AUDIENCE else super().get_authenticators()
+        if settings.RECONCILE_AUDIENCE:
+            return [SchedulerAuthentication()]
+        return super().get_authenticators()
 
     def get_permissions(self):
-        return [AllowAny()] if settings.PUBSUB_PUSH_AUDIENCE else [IsAuthenticated()]
+        if settings.RECONCILE_AUDIENCE:
+            # The token named the scheduler's service account; API-key scopes do not apply to it.
+            return [IsAuthenticated()]
+        return super().get_permissions()
 
     @extend_schema(
         operation_id="internal_reconcile",
@@ -33,6 +40,4 @@ class ReconcileView(APIView):
         responses={200: ReconcileSummary, 401: ErrorSerializer, 403: ErrorSerializer, 503: ErrorSerializer},
     )
     def post(self, request):
-        if settings.PUBSUB_PUSH_AUDIENCE:
-            verify_push_token(request.headers.get("Authorization", ""))
         return Response(reconcile(older_than_seconds=settings.PAYMENT_TIMEOUT_SECONDS))

@@ -11,8 +11,7 @@ charge) and logged at ERROR, where operators look.
 
 import logging
 
-from core import clients
-from payments import saga_log
+from payments import clients, saga_log
 from payments.models import Payment
 from payments.settlement import log_gateway_fact
 

@@ -17,9 +17,8 @@ import uuid
 from django.db import transaction
 from rest_framework import status
 
-from core import clients
 from core.errors import ApplicationError
-from payments import late_charges, saga_log, settlement
+from payments import clients, late_charges, saga_log, settlement
 from payments.models import OperatorAction, Payment, PaymentStatus
 from payments.selectors import payment_get
 
@@ -44,7 +43,7 @@ def _event_id(payment: Payment, action: SettleAction) -> uuid.UUID:
 
 
 def settle_payment(*, payment_id, action: SettleAction, reason: str, actor: str) -> Payment:
-    """Settle a needs_attention payment by hand; raises SettleRefused or core.gateway.GatewayUnavailable."""
+    """Settle a needs_attention payment by hand; raises SettleRefused or payments.gateway.GatewayUnavailable."""
     action = SettleAction(action)
     reason = (reason or "").strip()
     if not reason:

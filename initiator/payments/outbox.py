@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core import clients
+from payments import clients
 from payments.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -106,3 +106,13 @@ def relay_batch(*, batch_size: int) -> tuple[int, int]:
         if not events:
             return 0, 0
         return len(events), _publish_locked(events, crash_rate=relay_crash_rate())
+
+
+def log_oldest_pending() -> None:
+    """After a relay pass: the age of the oldest unpublished row (the outbox alert reads this field)."""
+    oldest = OutboxEvent.objects.filter(published_at__isnull=True).order_by("created_at").values("created_at").first()
+    if oldest is not None:
+        age = (timezone.now() - oldest["created_at"]).total_seconds()
+        logger.info(
+            "outbox: oldest unpublished row is %.0f s old", age, extra={"outbox_oldest_pending_seconds": round(age, 1)}
+        )

@@ -5,80 +5,27 @@ import base64
 import binascii
 import logging
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
-from google.auth import exceptions as google_auth_exceptions
-from google.oauth2 import id_token
 from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import clients
 from core.errors import ApplicationError
 from core.serializers import ErrorSerializer
+from payments.authentication import PubSubPushAuthentication
 from payments.dead_letters import handle_dead_letter, is_dead_letter_subscription
 from payments.handlers import TransientError, handle_outcome_message
 
 logger = logging.getLogger(__name__)
-
-GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
-
-
-def verify_push_token(authorization: str) -> None:
-    """Check the OIDC token Pub/Sub signs for the push subscription's service account."""
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApplicationError(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            type="authentication_error",
-            code="push_token_missing",
-            message="Push requests must carry the subscription's OIDC token.",
-        )
-    options = {"audience": settings.PUBSUB_PUSH_AUDIENCE}
-    if settings.PUBSUB_PUSH_CERTS_URL:
-        options["certs_url"] = settings.PUBSUB_PUSH_CERTS_URL
-    try:
-        claims = id_token.verify_token(token.strip(), clients.google_auth_request(), **options)
-    except google_auth_exceptions.TransportError as error:
-        # The certificates could not be fetched: transient, let Pub/Sub retry.
-        raise ApplicationError(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            type="api_error",
-            code="token_verification_unavailable",
-            message=f"Could not fetch the token certificates: {error}",
-        ) from None
-    except (ValueError, google_auth_exceptions.GoogleAuthError) as error:
-        logger.warning("push token rejected: %s", error)
-        raise ApplicationError(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            type="authentication_error",
-            code="push_token_invalid",
-            message="The push token is invalid.",
-        ) from None
-    if claims.get("iss") not in GOOGLE_ISSUERS:
-        logger.warning("push token rejected: issuer %s", claims.get("iss"))
-        raise ApplicationError(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            type="authentication_error",
-            code="push_token_invalid",
-            message="The push token is invalid.",
-        )
-    if claims.get("email") != settings.PUBSUB_PUSH_SERVICE_ACCOUNT or not claims.get("email_verified"):
-        logger.warning("push token rejected: signed for %s", claims.get("email"))
-        raise ApplicationError(
-            status_code=status.HTTP_403_FORBIDDEN,
-            type="authentication_error",
-            code="push_token_wrong_account",
-            message="The push token was not issued to the expected service account.",
-        )
 
 
 PushResult = inline_serializer("PushResult", {"status": serializers.CharField()})
 
 
 class PubSubPushView(APIView):
-    authentication_classes: list = []
-    permission_classes: list = []
+    authentication_classes = [PubSubPushAuthentication]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(
         operation_id="pubsub_push",
@@ -105,16 +52,6 @@ class PubSubPushView(APIView):
         responses={200: PushResult, 401: ErrorSerializer, 403: ErrorSerializer, 503: ErrorSerializer},
     )
     def post(self, request):
-        if settings.PUBSUB_PUSH_AUDIENCE:
-            verify_push_token(request.headers.get("Authorization", ""))
-        elif settings.IS_PRODUCTION:
-            # Fail closed: a forged outcome would capture or release funds.
-            raise ApplicationError(
-                status_code=status.HTTP_403_FORBIDDEN,
-                type="authentication_error",
-                code="push_auth_not_configured",
-                message="Push delivery needs PUBSUB_PUSH_AUDIENCE in production.",
-            )
         envelope = request.data if isinstance(request.data, dict) else {}
         message = envelope.get("message")
         if not isinstance(message, dict):

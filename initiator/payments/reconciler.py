@@ -32,12 +32,11 @@ from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core import clients
 from core.context import correlation_id_var, payment_id_var
-from core.gateway import GatewayUnavailable
-from payments import events, late_charges, saga_log, settlement
+from payments import clients, events, late_charges, saga_log, settlement
+from payments.gateway import GatewayUnavailable
 from payments.models import Payment, PaymentStatus, ReconcilerPass
-from payments.services import OutcomeResult
+from payments.services import Applied, OutcomeResult
 
 logger = logging.getLogger("payments.reconciler")
 
@@ -66,7 +65,7 @@ def reconciler_event_id(payment: Payment, event_type: str) -> uuid.UUID:
 
 
 def _settled(outcome: OutcomeResult, result: Result) -> Result:
-    return result if outcome.result == "applied" else Result.ALREADY_SETTLED
+    return result if outcome.result is Applied.APPLIED else Result.ALREADY_SETTLED
 
 
 def _capture(payment: Payment, charge_id: str, amount: int, currency: str) -> Result:

@@ -14,7 +14,7 @@ from django.conf import settings
 from google.api_core import exceptions as google_exceptions
 from google.cloud import firestore
 
-from core import clients
+from payments import clients
 from payments.models import Payment
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ STEP_REFUNDED = "REFUNDED"
 STEP_COMPLETED = "COMPLETED"
 STEP_FAILED = "FAILED"
 SERVICE_NAME = "initiator"
+# The field that tells the processor the initiator took the payment over: its claim
+# (processor/binpay_processor/saga_log.py) refuses a fenced document, its step writes stop.
+FENCED = "fenced"
 CONTENTION_ROUNDS = 4
 # A processor lease counts as live until this long after it expires (clock skew between services).
 LEASE_GRACE = timedelta(seconds=30)
@@ -41,7 +44,25 @@ def _document(payment_id) -> firestore.DocumentReference:
 
 
 def step_id(seq: int, step: str) -> str:
+    """The step document's id (contracts/saga-log/step.schema.json): two-digit seq and step name."""
     return f"{seq:02d}-{step}"
+
+
+def _new_document(payment: Payment) -> dict:
+    """The parent document when the initiator writes first (contracts/saga-log/transaction.schema.json)."""
+    return {
+        "payment_id": str(payment.pk),
+        "user_id": payment.user_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "correlation_id": payment.correlation_id,
+        "state": None,
+        "version": 0,
+        "steps_done": [],
+        "charge_id": payment.charge_id,
+        "created_at": firestore.SERVER_TIMESTAMP,
+        "updated_at": firestore.SERVER_TIMESTAMP,
+    }
 
 
 def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
@@ -52,12 +73,12 @@ def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
     @firestore.transactional
     def append(transaction: firestore.Transaction) -> bool:
         snapshot = document.get(transaction=transaction, timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
-        current = snapshot.to_dict() if snapshot.exists else {}
+        current = snapshot.to_dict() if snapshot.exists else _new_document(payment)
         steps_done = list(current.get("steps_done", []))
         if step in steps_done:
             return False
         seq = int(current.get("version", 0)) + 1
-        transaction.set(
+        transaction.create(
             document.collection("steps").document(step_id(seq, step)),
             {"step": step, "seq": seq, "at": firestore.SERVER_TIMESTAMP, "service": SERVICE_NAME, "detail": detail},
         )
@@ -67,22 +88,13 @@ def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
             "steps_done": [*steps_done, step],
             "updated_at": firestore.SERVER_TIMESTAMP,
         }
-        if not snapshot.exists:
-            # Normally the processor creates the document at RECEIVED; never leave a step without its parent.
-            parent.update(
-                {
-                    "payment_id": str(payment.pk),
-                    "user_id": payment.user_id,
-                    "amount": payment.amount,
-                    "currency": payment.currency,
-                    "correlation_id": payment.correlation_id,
-                    "charge_id": payment.charge_id,
-                    "created_at": firestore.SERVER_TIMESTAMP,
-                }
-            )
-        elif detail.get("charge_id") and not current.get("charge_id"):
+        if detail.get("charge_id") and not current.get("charge_id"):
             parent["charge_id"] = detail["charge_id"]
-        transaction.set(document, parent, merge=True)
+        if snapshot.exists:
+            transaction.set(document, parent, merge=True)
+        else:
+            # Normally the processor creates the document at RECEIVED; never leave a step without its parent.
+            transaction.set(document, {**current, **parent})
         return True
 
     # Cheap check first: a redelivered outcome usually finds its step already there.
@@ -124,33 +136,16 @@ def fence(*, payment: Payment) -> bool:
     def apply(transaction: firestore.Transaction) -> bool:
         snapshot = document.get(transaction=transaction, timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
         if not snapshot.exists:
-            transaction.set(
-                document,
-                {
-                    "payment_id": str(payment.pk),
-                    "user_id": payment.user_id,
-                    "amount": payment.amount,
-                    "currency": payment.currency,
-                    "correlation_id": payment.correlation_id,
-                    "state": None,
-                    "version": 0,
-                    "steps_done": [],
-                    "charge_id": None,
-                    "fenced": True,
-                    "fenced_at": firestore.SERVER_TIMESTAMP,
-                    "created_at": firestore.SERVER_TIMESTAMP,
-                    "updated_at": firestore.SERVER_TIMESTAMP,
-                },
-            )
+            transaction.set(document, {**_new_document(payment), FENCED: True, "fenced_at": firestore.SERVER_TIMESTAMP})
             return True
         current = snapshot.to_dict() or {}
         lease_expires_at = current.get("lease_expires_at")
         if lease_expires_at is not None and lease_expires_at + LEASE_GRACE > datetime.now(UTC):
             return False
-        if not current.get("fenced"):
+        if not current.get(FENCED):
             transaction.update(
                 document,
-                {"fenced": True, "fenced_at": firestore.SERVER_TIMESTAMP, "updated_at": firestore.SERVER_TIMESTAMP},
+                {FENCED: True, "fenced_at": firestore.SERVER_TIMESTAMP, "updated_at": firestore.SERVER_TIMESTAMP},
             )
         return True
 

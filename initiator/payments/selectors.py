@@ -1,8 +1,11 @@
+"""Reads. `visible_to` is the user a user-bound API key acts for (None: a secret key); another user's
+payment answers exactly like one that does not exist."""
+
 import uuid
 
 from django.db.models import Q
 
-from accounts.models import User
+from accounts.selectors import user_get
 from core.errors import invalid_parameter, not_found
 from core.pagination import PageRequest
 from payments.models import Payment
@@ -15,24 +18,30 @@ def _parse_payment_id(raw: str) -> uuid.UUID | None:
         return None
 
 
-def payment_get(*, payment_id: str) -> Payment:
+def payment_get(*, payment_id: str, visible_to: int | None = None) -> Payment:
     parsed = _parse_payment_id(payment_id)
-    payment = Payment.objects.filter(pk=parsed).first() if parsed else None
+    payments = Payment.objects.filter(pk=parsed)
+    if visible_to is not None:
+        payments = payments.filter(user_id=visible_to)
+    payment = payments.first() if parsed else None
     if payment is None:
         raise not_found("payment", payment_id)
     return payment
 
 
-def payment_list_for_user(*, user_id: int, page: PageRequest) -> tuple[list[Payment], bool]:
+def payment_list_for_user(
+    *, user_id: int, page: PageRequest, visible_to: int | None = None
+) -> tuple[list[Payment], bool]:
     """Newest first; starting_after is the id of the last payment of the previous page."""
-    if not User.objects.filter(pk=user_id).exists():
-        raise not_found("user", user_id)
+    user_get(user_id=user_id, visible_to=visible_to)
     payments = Payment.objects.filter(user_id=user_id).order_by("-created_at", "-id")
     if page.starting_after is not None:
         cursor_id = _parse_payment_id(page.starting_after)
-        cursor = Payment.objects.filter(pk=cursor_id, user_id=user_id).first() if cursor_id else None
-        if cursor is None:
+        if cursor_id is None:
             raise invalid_parameter("starting_after", "starting_after must be the id of one of this user's payments.")
+        cursor = Payment.objects.filter(pk=cursor_id, user_id=user_id).first()
+        if cursor is None:
+            raise not_found("payment", page.starting_after, param="starting_after")
         payments = payments.filter(
             Q(created_at__lt=cursor.created_at) | Q(created_at=cursor.created_at, id__lt=cursor.pk)
         )

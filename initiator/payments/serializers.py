@@ -1,48 +1,68 @@
-from django.http import QueryDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.serializers import AmountField, CurrencyField
+from core.serializers import (
+    PRINTABLE_SCHEMA_PATTERN,
+    AmountField,
+    CurrencyField,
+    IdField,
+    PrintableCharField,
+    StrictSerializer,
+    has_unprintable,
+)
 from payments.models import Payment, PaymentStatus
 
-METADATA_MAX_KEYS = 20
+# Stripe's metadata limits.
+METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX_LENGTH = 40
 METADATA_VALUE_MAX_LENGTH = 500
 
 
-def form_to_payload(data) -> dict:
-    """Form bodies carry metadata Stripe-style, as metadata[key]=value."""
-    if not isinstance(data, QueryDict):
-        return data
-    payload: dict = {}
-    metadata: dict[str, str] = {}
-    for key in data:
-        if key.startswith("metadata[") and key.endswith("]"):
-            metadata[key[len("metadata[") : -1]] = data[key]
-        else:
-            payload[key] = data[key]
-    if metadata:
-        payload["metadata"] = metadata
-    return payload
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": METADATA_MAX_KEYS,
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": METADATA_VALUE_MAX_LENGTH,
+            "pattern": PRINTABLE_SCHEMA_PATTERN,
+        },
+    }
+)
+class MetadataField(serializers.DictField):
+    """OpenAPI 3.0 cannot describe the keys (no propertyNames): their limits are in the description."""
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(
+            child=PrintableCharField(max_length=METADATA_VALUE_MAX_LENGTH, allow_blank=True, trim_whitespace=False),
+            **kwargs,
+        )
 
-class PaymentInitiateInputSerializer(serializers.Serializer):
-    user_id = serializers.IntegerField(min_value=1)
-    amount = AmountField()
-    currency = CurrencyField(required=False)
-    metadata = serializers.DictField(
-        child=serializers.CharField(max_length=METADATA_VALUE_MAX_LENGTH, allow_blank=True),
-        required=False,
-        help_text="Up to 20 string keys (40 chars) with string values (500 chars); form: metadata[key]=value.",
-    )
-
-    def validate_metadata(self, metadata: dict) -> dict:
+    def to_internal_value(self, data):
+        metadata = super().to_internal_value(data)
         if len(metadata) > METADATA_MAX_KEYS:
             raise serializers.ValidationError(f"metadata allows at most {METADATA_MAX_KEYS} keys.")
         for key in metadata:
             if not key or len(key) > METADATA_KEY_MAX_LENGTH:
                 raise serializers.ValidationError(f"metadata keys must be 1 to {METADATA_KEY_MAX_LENGTH} characters.")
+            if has_unprintable(key):
+                raise serializers.ValidationError(
+                    "metadata keys must not contain control characters or unpaired surrogates."
+                )
         return metadata
+
+
+class PaymentInitiateInputSerializer(StrictSerializer):
+    user_id = IdField(help_text="The paying user; a user-bound key may name only its own user.")
+    amount = AmountField()
+    currency = CurrencyField(required=False, help_text="ISO 4217 code, upper case; default DEFAULT_CURRENCY.")
+    metadata = MetadataField(
+        required=False,
+        help_text=(
+            f"Up to {METADATA_MAX_KEYS} keys ({METADATA_KEY_MAX_LENGTH} characters) with string values "
+            f"({METADATA_VALUE_MAX_LENGTH} characters), no control characters; form: metadata[key]=value."
+        ),
+    )
 
 
 class PaymentLinksSerializer(serializers.Serializer):

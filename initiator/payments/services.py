@@ -1,16 +1,18 @@
+import enum
 import logging
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from rest_framework import status
 
 from accounts.models import Account
 from accounts.services import require_supported_currency
 from core.context import payment_id_var
 from core.errors import ApplicationError, invalid_parameter, not_found, unprocessable
-from core.money import AmountError, format_minor_units, to_minor_units
+from core.money import format_minor_units
 from payments import events
 from payments.models import HOLDING_STATUSES, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
 from payments.outbox import publish_event_now
@@ -33,22 +35,22 @@ def insufficient_funds(available: int, currency: str) -> ApplicationError:
 def payment_initiate(
     *,
     user_id: int,
-    amount: str,
+    amount_minor: int,
     currency: str,
     metadata: dict[str, str],
     correlation_id: str,
 ) -> Payment:
-    """Reserve the amount, create the PENDING payment and its payment.initiated outbox row (one transaction)."""
+    """Reserve the amount, create the PENDING payment and its payment.initiated outbox row (one transaction).
+
+    The API edge parses the decimal string (core.money.to_minor_units); this takes minor units.
+    """
     require_supported_currency(currency)
-    try:
-        amount_minor = to_minor_units(amount, currency)
-    except AmountError as error:
-        raise invalid_parameter("amount", str(error)) from None
-    if amount_minor > settings.PAYMENT_MAX_AMOUNT:
+    if amount_minor <= 0:
+        raise invalid_parameter("amount", "Amount must be positive.")
+    limit = settings.PAYMENT_MAX_AMOUNTS[currency]
+    if amount_minor > limit:
         raise unprocessable(
-            "amount_too_large",
-            f"Amount must be at most {format_minor_units(settings.PAYMENT_MAX_AMOUNT, currency)}.",
-            "amount",
+            "amount_too_large", f"Amount must be at most {format_minor_units(limit, currency)}.", "amount"
         )
     # The row lock serialises concurrent payments of one account, so available never goes negative.
     account = Account.objects.select_for_update().filter(user_id=user_id).first()
@@ -99,18 +101,36 @@ class UnknownPayment(Exception):
     pass
 
 
+class Applied(enum.StrEnum):
+    """What a settlement did to the database."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
 @dataclass(frozen=True)
 class OutcomeResult:
-    """What applying an outcome event did. `step` is the saga-log step to ensure, if any."""
+    """What settling did. `step` is the saga-log step to ensure, if any."""
 
-    result: str  # applied | duplicate | rejected
+    result: Applied
     payment: Payment
     step: str | None
 
 
+def hold_capture(*, event: dict) -> OutcomeResult:
+    """payment.completed: the hold becomes a debit (event: event_id, payment_id, charge_id, amount, currency)."""
+    return _settle_hold(event_type=events.PAYMENT_COMPLETED, event=event)
+
+
+def hold_release(*, event: dict) -> OutcomeResult:
+    """payment.rollback: the hold is released (event: event_id, payment_id, reason_code, charge_id)."""
+    return _settle_hold(event_type=events.PAYMENT_ROLLBACK, event=event)
+
+
 @transaction.atomic
-def outcome_apply(*, event_type: str, event: dict) -> OutcomeResult:
-    """Apply payment.completed (capture) or payment.rollback (release) once per event_id.
+def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
+    """Capture or release a payment's hold once per event_id.
 
     The inbox row is written in the same transaction as the state change. An event for a payment
     already in the target state changes nothing; one that contradicts the payment's final state is
@@ -129,11 +149,11 @@ def outcome_apply(*, event_type: str, event: dict) -> OutcomeResult:
 
     if ProcessedEvent.objects.filter(event_id=event["event_id"]).exists():
         logger.info("%s %s already processed", event_type, event["event_id"])
-        return OutcomeResult("duplicate", payment, step if payment.status == target else None)
+        return OutcomeResult(Applied.DUPLICATE, payment, step if payment.status == target else None)
     if payment.status == target:
         logger.info("%s for a payment already %s: nothing to change", event_type, payment.status)
         ProcessedEvent.objects.create(event_id=event["event_id"], event_type=event_type, payment=payment)
-        return OutcomeResult("duplicate", payment, step)
+        return OutcomeResult(Applied.DUPLICATE, payment, step)
     if payment.status not in HOLDING_STATUSES:
         logger.error(
             "illegal transition rejected: %s for a payment already %s (event %s); nothing changed",
@@ -141,7 +161,7 @@ def outcome_apply(*, event_type: str, event: dict) -> OutcomeResult:
             payment.status,
             event["event_id"],
         )
-        return OutcomeResult("rejected", payment, None)
+        return OutcomeResult(Applied.REJECTED, payment, None)
     if completing and (event["amount"] != payment.amount or event["currency"] != payment.currency):
         logger.error(
             "payment.completed %s says %s %s but the payment is %s %s; nothing changed",
@@ -151,7 +171,7 @@ def outcome_apply(*, event_type: str, event: dict) -> OutcomeResult:
             payment.amount,
             payment.currency,
         )
-        return OutcomeResult("rejected", payment, None)
+        return OutcomeResult(Applied.REJECTED, payment, None)
 
     account.held -= payment.amount
     if completing:
@@ -167,8 +187,14 @@ def outcome_apply(*, event_type: str, event: dict) -> OutcomeResult:
     account.save(update_fields=["balance", "held", "updated_at"])
     payment.save(update_fields=["status", "charge_id", "failure_reason", "updated_at"])
     ProcessedEvent.objects.create(event_id=event["event_id"], event_type=event_type, payment=payment)
-    logger.info("payment %s after %s %s", target, event_type, event["event_id"])
-    return OutcomeResult("applied", payment, step)
+    logger.info(
+        "payment %s after %s %s",
+        target,
+        event_type,
+        event["event_id"],
+        extra={"saga_duration_seconds": round((timezone.now() - payment.created_at).total_seconds(), 3)},
+    )
+    return OutcomeResult(Applied.APPLIED, payment, step)
 
 
 @transaction.atomic
@@ -180,7 +206,7 @@ def payment_mark_needs_attention(*, payment_id, reason: str) -> OutcomeResult:
     payment_user = Payment.objects.filter(pk=payment_id).values_list("user_id", flat=True).first()
     if payment_user is None:
         raise UnknownPayment(f"no payment {payment_id}")
-    # Same lock order as payment_initiate and outcome_apply.
+    # Same lock order as payment_initiate and _settle_hold.
     Account.objects.select_for_update().get(user_id=payment_user)
     payment = Payment.objects.select_for_update().get(pk=payment_id)
     if payment.status == PaymentStatus.NEEDS_ATTENTION:
@@ -188,12 +214,12 @@ def payment_mark_needs_attention(*, payment_id, reason: str) -> OutcomeResult:
             # Still held, for a new reason (e.g. the gateway answered again, with a mismatching charge).
             payment.failure_reason = reason
             payment.save(update_fields=["failure_reason", "updated_at"])
-        return OutcomeResult("duplicate", payment, STEP_NEEDS_ATTENTION)
+        return OutcomeResult(Applied.DUPLICATE, payment, STEP_NEEDS_ATTENTION)
     if payment.status != PaymentStatus.PENDING:
         logger.info("payment already %s: not moved to needs_attention (%s)", payment.status, reason)
-        return OutcomeResult("duplicate", payment, None)
+        return OutcomeResult(Applied.DUPLICATE, payment, None)
     payment.status = PaymentStatus.NEEDS_ATTENTION
     payment.failure_reason = reason
     payment.save(update_fields=["status", "failure_reason", "updated_at"])
     logger.error("payment needs attention: %s; the hold stays until a person settles it", reason)
-    return OutcomeResult("applied", payment, STEP_NEEDS_ATTENTION)
+    return OutcomeResult(Applied.APPLIED, payment, STEP_NEEDS_ATTENTION)

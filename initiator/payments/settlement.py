@@ -12,19 +12,19 @@ makes the database half a no-op and `ensure_step` writes the missing step once.
 - `log_gateway_fact`: a step the initiator learned from the gateway (CHARGED, CHARGE_CANCELED, ...).
 """
 
-from payments import events, saga_log
+from payments import saga_log
 from payments.models import Payment
-from payments.services import OutcomeResult, outcome_apply, payment_mark_needs_attention
+from payments.services import OutcomeResult, hold_capture, hold_release, payment_mark_needs_attention
 
 
 def capture(*, event: dict, detail: dict) -> OutcomeResult:
     """Apply a payment.completed (event: event_id, payment_id, charge_id, amount, currency)."""
-    return _logged(outcome_apply(event_type=events.PAYMENT_COMPLETED, event=event), detail)
+    return _logged(hold_capture(event=event), detail)
 
 
 def release(*, event: dict, detail: dict) -> OutcomeResult:
     """Apply a payment.rollback (event: event_id, payment_id, reason_code, charge_id)."""
-    return _logged(outcome_apply(event_type=events.PAYMENT_ROLLBACK, event=event), detail)
+    return _logged(hold_release(event=event), detail)
 
 
 def hold_for_attention(*, payment_id, reason: str, detail: dict) -> OutcomeResult:

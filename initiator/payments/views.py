@@ -1,52 +1,71 @@
 import logging
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.views import ERRORS, IDEMPOTENCY_PARAMETER, PAGINATION_PARAMETERS
-from core.api import idempotent_response
+from accounts.services import require_supported_currency
+from core.api import (
+    FORM_OR_JSON,
+    LIMIT_PARAMETER,
+    ApiView,
+    errors,
+    idempotency_parameter,
+    idempotent_response,
+    minor_units,
+    scopes_note,
+)
 from core.context import payment_id_var
+from core.errors import not_found
 from core.idempotency import StoredResponse
+from core.models import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
 from core.pagination import list_body, page_request_from_query
-from core.serializers import ErrorSerializer
+from core.permissions import acting_user_id
+from core.serializers import form_to_payload
 from payments import saga_log, selectors, services
 from payments.serializers import (
     PaymentDetailOutputSerializer,
     PaymentInitiateInputSerializer,
     PaymentListOutputSerializer,
     PaymentOutputSerializer,
-    form_to_payload,
     payment_path,
 )
 
 logger = logging.getLogger(__name__)
 
 
-class PaymentInitiateView(APIView):
+class PaymentInitiateView(ApiView):
+    required_scopes = {"POST": (SCOPE_PAYMENTS_WRITE,)}
+
     @extend_schema(
         operation_id="payments_initiate",
-        description="Reserve the amount and start the payment saga. Form-encoded or JSON.",
-        request={
-            "application/json": PaymentInitiateInputSerializer,
-            "application/x-www-form-urlencoded": PaymentInitiateInputSerializer,
-        },
+        description=(
+            "Reserve the amount and start the payment saga. Form-encoded or JSON. A user-bound key pays from "
+            f"its own user's account only. At most PAYMENT_MAX_AMOUNTS per currency. {scopes_note(SCOPE_PAYMENTS_WRITE)}"
+        ),
+        request={media_type: PaymentInitiateInputSerializer for media_type in FORM_OR_JSON},
         parameters=[
-            IDEMPOTENCY_PARAMETER,
+            idempotency_parameter(),
             OpenApiParameter("X-Correlation-ID", str, OpenApiParameter.HEADER, description="Generated when absent."),
         ],
-        responses={202: PaymentOutputSerializer, 402: ErrorSerializer, **ERRORS},
+        responses={202: PaymentOutputSerializer, **errors(400, 401, 402, 403, 404, 409, 415, 422)},
     )
     def post(self, request):
-        serializer = PaymentInitiateInputSerializer(data=form_to_payload(request.data))
+        serializer = PaymentInitiateInputSerializer(data=form_to_payload(request.data, integer_fields=("user_id",)))
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        visible_to = acting_user_id(request)
+        if visible_to is not None and data["user_id"] != visible_to:
+            raise not_found("user", data["user_id"], param="user_id")
+        currency = data.get("currency", settings.DEFAULT_CURRENCY)
+        require_supported_currency(currency)
         params = {
-            "user_id": serializer.validated_data["user_id"],
-            "amount": serializer.validated_data["amount"],
-            "currency": serializer.validated_data.get("currency", settings.DEFAULT_CURRENCY),
-            "metadata": serializer.validated_data.get("metadata", {}),
+            "user_id": data["user_id"],
+            "amount_minor": minor_units(data["amount"], currency),
+            "currency": currency,
+            "metadata": data.get("metadata", {}),
         }
 
         def execute() -> StoredResponse:
@@ -60,13 +79,17 @@ class PaymentInitiateView(APIView):
         return idempotent_response(request, params=params, execute=execute)
 
 
-class PaymentDetailView(APIView):
+class PaymentDetailView(ApiView):
+    required_scopes = {"GET": (SCOPE_PAYMENTS_READ,)}
+
     @extend_schema(
         operation_id="payments_retrieve",
-        responses={200: PaymentDetailOutputSerializer, 404: ErrorSerializer},
+        description=f"A payment with its Firestore saga log. {scopes_note(SCOPE_PAYMENTS_READ)}",
+        parameters=[OpenApiParameter("payment_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={200: PaymentDetailOutputSerializer, **errors(400, 401, 403, 404)},
     )
     def get(self, request, payment_id: str):
-        payment = selectors.payment_get(payment_id=payment_id)
+        payment = selectors.payment_get(payment_id=payment_id, visible_to=acting_user_id(request))
         payment_id_var.set(str(payment.pk))
         body = dict(PaymentOutputSerializer(payment).data)
         try:
@@ -78,15 +101,24 @@ class PaymentDetailView(APIView):
         return Response(body)
 
 
-class UserPaymentListView(APIView):
+class UserPaymentListView(ApiView):
+    required_scopes = {"GET": (SCOPE_PAYMENTS_READ,)}
+    query_parameters = {"GET": ("limit", "starting_after")}
+
     @extend_schema(
         operation_id="users_payments_list",
-        parameters=PAGINATION_PARAMETERS,
-        responses={200: PaymentListOutputSerializer, 404: ErrorSerializer},
+        description=f"The user's payments, newest first. {scopes_note(SCOPE_PAYMENTS_READ)}",
+        parameters=[
+            LIMIT_PARAMETER,
+            OpenApiParameter(
+                "starting_after", OpenApiTypes.UUID, description="Id of the last payment of the previous page."
+            ),
+        ],
+        responses={200: PaymentListOutputSerializer, **errors(400, 401, 403, 404)},
     )
     def get(self, request, user_id: int):
         payments, has_more = selectors.payment_list_for_user(
-            user_id=user_id, page=page_request_from_query(request.query_params)
+            user_id=user_id, page=page_request_from_query(request.query_params), visible_to=acting_user_id(request)
         )
         return Response(
             list_body(PaymentOutputSerializer(payments, many=True).data, has_more=has_more, url=request.path)

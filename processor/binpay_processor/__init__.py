@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from . import health, push, transactions_api
+from . import health, observability, push, transactions_api
 from .bootstrap import build_processor
 from .clients import Clients, process_clients
 from .config import Settings
 from .logs import configure_logging
 from .saga import PaymentProcessor
+from .web import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +42,19 @@ def create_app(test_config: Mapping[str, object] | None = None, clients: Clients
     app.register_blueprint(health.bp)
     app.register_blueprint(push.bp)
     app.register_blueprint(transactions_api.bp)
+    app.register_blueprint(observability.bp)
+    observability.configure_tracing(observability.exporter_from_env(), app)
 
     @app.errorhandler(404)
     def not_found(_error):
-        return push.error_response(404, "not_found", "no such resource")
+        return error_response(404, "not_found", "no such resource")
 
     @app.errorhandler(405)
     def method_not_allowed(_error):
-        return push.error_response(405, "method_not_allowed", "method not allowed")
+        return error_response(405, "method_not_allowed", "method not allowed")
 
     @app.errorhandler(500)
     def internal_error(_error):
-        return push.error_response(500, "internal_error", "internal error")
+        return error_response(500, "internal_error", "internal error")
 
     return app

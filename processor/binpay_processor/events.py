@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from . import observability
+
 SCHEMA_VERSION = 1
 PAYMENT_INITIATED = "payment.initiated"
 PAYMENT_COMPLETED = "payment.completed"
@@ -198,4 +200,4 @@ def event_attributes(event: Mapping[str, object], correlation_id: str | None) ->
     }
     if correlation_id:
         attributes["correlation_id"] = correlation_id
-    return attributes
+    return {**attributes, **observability.trace_attributes()}

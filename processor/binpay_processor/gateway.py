@@ -9,9 +9,12 @@ whether money moved.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import requests
+
+from . import observability
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +109,16 @@ class GatewayClient:
         headers = {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        started = time.perf_counter()
         try:
-            return self.session.request(method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs)
+            response = self.session.request(
+                method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
+            )
         except requests.RequestException as error:
+            observability.gateway_unanswered(method, path, error, started)
             raise GatewayAmbiguous(f"{method} {path}: {type(error).__name__}: {error}") from error
+        observability.gateway_answered(method, path, response, started)
+        return response
 
     @staticmethod
     def _unexpected(response: requests.Response, payload: dict) -> Exception:

@@ -1,9 +1,18 @@
-"""GET /healthz (the process answers) and GET /readyz (Firestore and Pub/Sub answer, quickly)."""
+"""GET /healthz (the process answers) and GET /readyz (Firestore and Pub/Sub answer, quickly).
+
+/readyz may only use what the processor's own roles grant (deploy/iam.json: roles/datastore.user,
+roles/pubsub.publisher on the outcome topics); a check needing more never turns ready on GKE.
+- Firestore: one document read, datastore.entities.get (roles/datastore.user).
+- Pub/Sub: the publisher's gRPC channel connects; no API call, so no permission. roles/pubsub.publisher
+  grants only pubsub.topics.publish (not pubsub.topics.get), and a probe message would reach the
+  initiator's consumers.
+"""
 
 from __future__ import annotations
 
 import logging
 
+import grpc
 from flask import Blueprint, current_app, jsonify
 
 logger = logging.getLogger(__name__)
@@ -32,11 +41,7 @@ def readyz():
         logger.warning("readiness: firestore unreachable: %s", error)
         checks["firestore"] = f"error: {type(error).__name__}"
     try:
-        publisher = clients.publisher
-        for topic in (settings.pubsub_completion_topic, settings.pubsub_rollback_topic):
-            publisher.get_topic(
-                topic=publisher.topic_path(settings.project_id, topic), retry=None, timeout=CHECK_TIMEOUT_SECONDS
-            )
+        grpc.channel_ready_future(clients.publisher.transport.grpc_channel).result(timeout=CHECK_TIMEOUT_SECONDS)
         checks["pubsub"] = "ok"
     except Exception as error:
         logger.warning("readiness: pubsub unreachable: %s", error)

@@ -9,16 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import threading
-import time
 
-import requests
 from flask import Blueprint, current_app, jsonify, request
-from google.auth import exceptions as auth_exceptions
-from google.auth.transport import requests as auth_requests
-from google.oauth2 import id_token
 
 from .saga import Disposition
+from .web import error_response
+from .web_auth import ExpectedCaller, TokenRefused, verify_caller
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("push", __name__)
@@ -32,17 +28,20 @@ _STATUS = {
 }
 
 
-def error_response(status: int, code: str, message: str):
-    return jsonify({"error": {"code": code, "message": message}}), status
-
-
 @bp.post("/pubsub/push")
 def pubsub_push():
     settings = current_app.extensions["binpay"].settings
     if settings.pubsub_push_audience:
-        rejection = _verify_oidc(settings)
-        if rejection is not None:
-            return rejection
+        expected = ExpectedCaller(
+            audience=settings.pubsub_push_audience,
+            service_account=settings.pubsub_push_service_account,
+            certs_url=settings.pubsub_push_certs_url,
+            behind_cloud_run_iam=settings.behind_cloud_run_iam,
+        )
+        try:
+            verify_caller(request.headers.get("Authorization", ""), expected)
+        except TokenRefused as refused:
+            return error_response(refused.status, refused.code, refused.message)
     elif settings.is_production:
         # Fail closed: a forged payment.initiated would make us charge the gateway.
         return error_response(403, "push_auth_not_configured", "push needs PUBSUB_PUSH_AUDIENCE in production")
@@ -64,50 +63,3 @@ def pubsub_push():
         data, attributes, delivery_attempt, message.get("messageId") or message.get("message_id")
     )
     return jsonify({"status": result.disposition.value, "detail": result.detail}), _STATUS[result.disposition]
-
-
-class _CachingRequest(auth_requests.Request):
-    """Fetches Google's (or the configured) signing certificates at most every few minutes, not per push."""
-
-    TTL_SECONDS = 300
-
-    def __init__(self) -> None:
-        super().__init__(session=requests.Session())
-        self._cache: dict[str, tuple[float, object]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, url, method="GET", body=None, headers=None, timeout=10, **kwargs):
-        if method != "GET":
-            return super().__call__(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
-        with self._lock:
-            cached = self._cache.get(url)
-            if cached and cached[0] > time.monotonic():
-                return cached[1]
-        response = super().__call__(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
-        if response.status == 200:
-            with self._lock:
-                self._cache[url] = (time.monotonic() + self.TTL_SECONDS, response)
-        return response
-
-
-_certs_request = _CachingRequest()
-
-
-def _verify_oidc(settings):
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        logger.warning("push rejected: no bearer token")
-        return error_response(401, "unauthenticated", "missing bearer token")
-    kwargs = {"audience": settings.pubsub_push_audience}
-    if settings.pubsub_push_certs_url:
-        kwargs["certs_url"] = settings.pubsub_push_certs_url
-    try:
-        claims = id_token.verify_token(token, _certs_request, **kwargs)
-    except (ValueError, auth_exceptions.GoogleAuthError) as error:
-        logger.warning("push rejected: invalid token: %s", error)
-        return error_response(401, "unauthenticated", "invalid token")
-    if claims.get("email") != settings.pubsub_push_service_account or claims.get("email_verified") is not True:
-        logger.warning("push rejected: token of %s is not the push service account", claims.get("email"))
-        return error_response(403, "forbidden", "token is not from the push service account")
-    return None

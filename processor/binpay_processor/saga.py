@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 from google.api_core import exceptions as google_exceptions
 
-from . import events
+from . import events, observability
 from .clients import Clients
 from .config import PUBLISH_TIMEOUT_SECONDS, Settings
 from .gateway import ChargeCanceled, ChargeDeclined, GatewayAmbiguous, GatewayClient, GatewayRejected
@@ -97,6 +97,7 @@ class PaymentProcessor:
         self.saga_log = saga_log
         self.gateway = gateway
 
+    @observability.consumes_message
     def handle_payment_initiated(
         self,
         message_data: bytes,

@@ -27,6 +27,9 @@ PROCESSOR_OUTCOMES = frozenset({COMPLETED, FAILED, REFUNDED})
 # Steps with which the initiator settles a payment the processor never finished (reconciler, dead letter).
 SETTLED_BY_INITIATOR = frozenset({"COMPENSATED", "NEEDS_ATTENTION"})
 _PAYMENT_FIELDS = ("user_id", "amount", "currency")
+# Set by the initiator when its reconciler or an operator takes the payment over
+# (initiator/payments/saga_log.py fence()): no delivery starts or resumes a fenced saga.
+FENCED = "fenced"
 
 
 class LeaseLost(Exception):
@@ -92,7 +95,7 @@ class SagaLog:
             if doc.get("outcome_published"):
                 return Claim(ClaimStatus.ALREADY_DONE, doc)
             # A fenced document belongs to the initiator's reconciler (docs/contracts.md): never charge it.
-            if not steps & PROCESSOR_OUTCOMES and (steps & SETTLED_BY_INITIATOR or doc.get("fenced")):
+            if not steps & PROCESSOR_OUTCOMES and (steps & SETTLED_BY_INITIATOR or doc.get(FENCED)):
                 return Claim(ClaimStatus.SETTLED_ELSEWHERE, doc)
             expires = doc.get("lease_expires_at")
             if doc.get("lease_owner") not in (None, owner) and expires is not None and expires > now:
@@ -177,7 +180,7 @@ class SagaLog:
         doc = snapshot.to_dict() if snapshot.exists else None
         if doc is None or doc.get("lease_owner") != owner:
             raise LeaseLost(f"lease on {snapshot.id} is held by {doc and doc.get('lease_owner')}, not {owner}")
-        if doc.get("fenced"):
+        if doc.get(FENCED):
             raise LeaseLost(f"{snapshot.id} was fenced by the initiator's reconciler: it settles this payment")
         return doc
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from flask import Blueprint, current_app, jsonify
 
-from .push import error_response
 from .saga_log import SagaLog
+from .web import error_response
 
 bp = Blueprint("transactions", __name__)
 

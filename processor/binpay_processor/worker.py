@@ -16,6 +16,7 @@ import time
 
 from google.cloud import pubsub_v1
 
+from . import observability
 from .bootstrap import build_processor
 from .clients import process_clients
 from .config import ConfigurationError, Settings
@@ -62,6 +63,7 @@ def make_callback(processor: PaymentProcessor, stop: threading.Event | None = No
             # another delivery holds needs time, not five instant retries into the dead-letter topic.
             time.sleep(nack_delay(message.delivery_attempt))
             message.nack()
+        observability.message_handled(message.publish_time, result.disposition.value)
 
     return callback
 
@@ -112,6 +114,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    observability.start_worker()
     return run(settings, stop)
 
 

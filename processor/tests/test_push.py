@@ -33,6 +33,9 @@ from google.auth import crypt, jwt
 
 PUSH_ACCOUNT = "pubsub-push@binpay-test.iam.gserviceaccount.com"
 AUDIENCE = "https://processor.binpay.test/pubsub/push"
+# Cloud Scheduler's token for the initiator's /internal/reconcile: never a push token (issue 10).
+SCHEDULER_ACCOUNT = "binpay-scheduler@binpay-test.iam.gserviceaccount.com"
+RECONCILE_AUDIENCE = "https://initiator.binpay.test/internal/reconcile"
 
 
 def test_handled_payment_answers_200(client, topics, gateway_url):
@@ -154,18 +157,34 @@ def _token(signer, **claims) -> str:
     return jwt.encode(signer, payload).decode()
 
 
-@pytest.fixture
-def verifying_client(config, clients, signing):
-    app = create_app(
+def stripped_by_cloud_run(token: str) -> str:
+    """What a private Cloud Run service receives after its IAM check: the signature replaced."""
+    header, payload, _signature = token.split(".")
+    return f"{header}.{payload}.SIGNATURE_REMOVED_BY_GOOGLE"
+
+
+def _verifying_app(config, clients, signing, behind_cloud_run_iam: bool):
+    return create_app(
         test_config={
             **config,
             "PUBSUB_PUSH_AUDIENCE": AUDIENCE,
             "PUBSUB_PUSH_SERVICE_ACCOUNT": PUSH_ACCOUNT,
             "PUBSUB_PUSH_CERTS_URL": signing["certs_url"],
+            "BEHIND_CLOUD_RUN_IAM": behind_cloud_run_iam,
         },
         clients=clients,
     )
-    return app.test_client()
+
+
+@pytest.fixture
+def verifying_client(config, clients, signing):
+    return _verifying_app(config, clients, signing, behind_cloud_run_iam=False).test_client()
+
+
+@pytest.fixture
+def cloud_run_client(config, clients, signing):
+    """The processor as deployed on Cloud Run: private, BEHIND_CLOUD_RUN_IAM=true."""
+    return _verifying_app(config, clients, signing, behind_cloud_run_iam=True).test_client()
 
 
 def test_valid_token_is_accepted(verifying_client, signing, topics, gateway_url):
@@ -188,31 +207,98 @@ def test_valid_token_is_accepted(verifying_client, signing, topics, gateway_url)
         ("other-key", 401),
         ("wrong-audience", 401),
         ("expired", 401),
+        ("wrong-issuer", 401),
+        ("scheduler-token", 401),
+        ("stripped-signature", 401),
         ("other-account", 403),
         ("email-not-verified", 403),
     ],
 )
 def test_bad_token_is_rejected_with_no_effect(verifying_client, signing, topics, gateway_url, case, status):
-    tokens = {
-        "missing": None,
-        "not-bearer": "Basic dXNlcjpwYXNz",
-        "garbage": "Bearer not.a.jwt",
-        "other-key": f"Bearer {_token(signing['rogue'])}",
-        "wrong-audience": f"Bearer {_token(signing['signer'], aud='https://elsewhere.test')}",
-        "expired": f"Bearer {_token(signing['signer'], iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)}",
-        "other-account": f"Bearer {_token(signing['signer'], email='intruder@evil.test')}",
-        "email-not-verified": f"Bearer {_token(signing['signer'], email_verified=False)}",
-    }
-    headers = {"Authorization": tokens[case]} if tokens[case] else {}
+    headers = _bad_token_headers(signing, case)
     data, attributes = make_event(10000)
 
     response = verifying_client.post("/pubsub/push", json=push_envelope(data, attributes), headers=headers)
 
     assert response.status_code == status
+    _assert_refused_with_no_effect(response, verifying_client, topics, gateway_url, attributes)
+
+
+def _bad_token_headers(signing, case: str) -> dict[str, str]:
+    signer = signing["signer"]
+    now = int(time.time())
+    tokens = {
+        "missing": None,
+        "not-bearer": "Basic dXNlcjpwYXNz",
+        "garbage": "Bearer not.a.jwt",
+        "other-key": f"Bearer {_token(signing['rogue'])}",
+        "wrong-audience": f"Bearer {_token(signer, aud='https://elsewhere.test')}",
+        "expired": f"Bearer {_token(signer, iat=now - 7200, exp=now - 3600)}",
+        "not-yet-valid": f"Bearer {_token(signer, iat=now + 3600, exp=now + 7200)}",
+        "wrong-issuer": f"Bearer {_token(signer, iss='https://evil.test')}",
+        "scheduler-token": f"Bearer {_token(signer, aud=RECONCILE_AUDIENCE, email=SCHEDULER_ACCOUNT)}",
+        # Outside Cloud Run nobody checked the signature: a stripped token is no proof.
+        "stripped-signature": f"Bearer {stripped_by_cloud_run(_token(signer))}",
+        "other-account": f"Bearer {_token(signer, email='intruder@evil.test')}",
+        "email-not-verified": f"Bearer {_token(signer, email_verified=False)}",
+    }
+    return {"Authorization": tokens[case]} if tokens[case] else {}
+
+
+def _assert_refused_with_no_effect(response, client, topics, gateway_url, attributes) -> None:
     assert "error" in response.get_json()
-    assert verifying_client.get(f"/transactions/{attributes['payment_id']}").status_code == 404
+    assert client.get(f"/transactions/{attributes['payment_id']}").status_code == 404
     assert ledger(gateway_url, attributes["payment_id"])["charges_succeeded"] == 0
     assert topics.pull(topics.completion) == []
+
+
+def test_token_stripped_by_cloud_run_is_accepted_behind_cloud_run_iam(cloud_run_client, signing, topics, gateway_url):
+    data, attributes = make_event(10000)
+    headers = {"Authorization": f"Bearer {stripped_by_cloud_run(_token(signing['signer']))}"}
+
+    response = cloud_run_client.post("/pubsub/push", json=push_envelope(data, attributes), headers=headers)
+
+    assert response.status_code == 200, response.get_json()
+    assert ledger(gateway_url, attributes["payment_id"])["charges_succeeded"] == 1
+    assert len(topics.pull(topics.completion)) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("wrong-audience", 401),
+        ("expired", 401),
+        ("not-yet-valid", 401),
+        ("wrong-issuer", 401),
+        ("scheduler-token", 401),
+        ("other-account", 403),
+        ("email-not-verified", 403),
+    ],
+)
+def test_stripped_token_with_wrong_claims_is_rejected_behind_cloud_run_iam(
+    cloud_run_client, signing, topics, gateway_url, case, status
+):
+    token = _bad_token_headers(signing, case)["Authorization"].removeprefix("Bearer ")
+    data, attributes = make_event(10000)
+
+    response = cloud_run_client.post(
+        "/pubsub/push",
+        json=push_envelope(data, attributes),
+        headers={"Authorization": f"Bearer {stripped_by_cloud_run(token)}"},
+    )
+
+    assert response.status_code == status
+    _assert_refused_with_no_effect(response, cloud_run_client, topics, gateway_url, attributes)
+
+
+def test_signed_token_is_still_verified_behind_cloud_run_iam(cloud_run_client, signing, topics, gateway_url):
+    data, attributes = make_event(10000)
+    headers = {"Authorization": f"Bearer {_token(signing['rogue'])}"}
+
+    response = cloud_run_client.post("/pubsub/push", json=push_envelope(data, attributes), headers=headers)
+
+    assert response.status_code == 401
+    _assert_refused_with_no_effect(response, cloud_run_client, topics, gateway_url, attributes)
 
 
 # -- a real push subscription on the emulator to `python app.py` -----------------------------

@@ -41,7 +41,8 @@ class MakeRun:
             **{k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")},
             **{name: str(port) for name, port in self.ports.items()},
             "BINPAY_STATE_DIR": str(tmp_path / "state"),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'initiator.sqlite3'}",
+            # Isolated from a DATABASE_URL the suite may run under (make run's own default is the state dir).
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'state' / 'initiator.sqlite3'}",
             "PROJECT_ID": "binpay-make-run",
         }
         self.output: list[str] = []
@@ -75,6 +76,33 @@ class MakeRun:
         self.interrupt()
         pytest.fail("make run printed no curl:\n" + "".join(self.output[-80:]))
 
+    def line_with(self, marker: str, timeout: float = 30) -> str:
+        """The first output line containing `marker` (the drain thread reads on after start())."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.output):
+                if marker in line:
+                    return line.strip()
+            time.sleep(0.1)
+        pytest.fail(f"make run printed no {marker!r}:\n" + "".join(self.output[-80:]))
+
+    def check_invariants(self, key: str) -> None:
+        check = subprocess.run(
+            ["make", "check-invariants"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={
+                **self.env,
+                "BINPAY_API_KEY": key,
+                "INITIATOR_URL": f"http://127.0.0.1:{self.ports['INITIATOR_PORT']}",
+                "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{self.ports['GATEWAY_PORT']}",
+                "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['FIRESTORE_EMULATOR_PORT']}",
+            },
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert re.search(r"violations\s+0", check.stdout)
+
     def _drain(self) -> None:
         for line in self.process.stdout:
             self.output.append(line)
@@ -104,6 +132,19 @@ def test_make_run_serves_the_printed_curl_and_ctrl_c_stops_everything(tmp_path):
         assert curl == (
             f'curl -X POST -H "Authorization: Bearer {key}" -d "user_id=1&amount=100.00" {initiator}/initiate-payment'
         )
+        console, password = re.search(
+            r"Operator console: (\S+)\s+sign in as operator / (\S+)", run.line_with("Operator console:")
+        ).groups()
+        assert console == f"{initiator}/console/"
+        staff = requests.Session()
+        staff.get(f"{initiator}/console/login/", timeout=10)
+        signed_in = staff.post(
+            f"{initiator}/console/login/",
+            data={"username": "operator", "password": password, "csrfmiddlewaretoken": staff.cookies["csrftoken"]},
+            timeout=10,
+        )
+        assert signed_in.url == console and "<h1>Payments</h1>" in signed_in.text, signed_in.text[:500]
+
         answer = subprocess.run(["bash", "-c", curl + " -sS -w '\\n%{http_code}'"], capture_output=True, text=True)
         body, status = answer.stdout.rsplit("\n", 1)
         assert status == "202", answer.stdout + answer.stderr
@@ -117,21 +158,7 @@ def test_make_run_serves_the_printed_curl_and_ctrl_c_stops_everything(tmp_path):
             time.sleep(0.2)
         assert payment["status"] == "completed"
 
-        check = subprocess.run(
-            ["make", "check-invariants"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env={
-                **run.env,
-                "BINPAY_API_KEY": key,
-                "INITIATOR_URL": initiator,
-                "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{run.ports['GATEWAY_PORT']}",
-                "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{run.ports['FIRESTORE_EMULATOR_PORT']}",
-            },
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
-        assert re.search(r"violations\s+0", check.stdout)
+        run.check_invariants(key)
     finally:
         run.interrupt()
 
@@ -140,8 +167,15 @@ def test_make_run_serves_the_printed_curl_and_ctrl_c_stops_everything(tmp_path):
     leftovers = subprocess.run(["pgrep", "-f", str(run.ports["PUBSUB_EMULATOR_PORT"])], capture_output=True, text=True)
     assert leftovers.stdout == "", f"emulator processes left behind: {leftovers.stdout}"
 
-    # A second `make run` right after works (same state directory: the demo data is kept).
+    # A second `make run` right after works, with every store as the first left it: the payment and
+    # its saga log (Firestore exported on the way out, imported again) agree.
     assert run.start().startswith("curl -X POST")
-    run.interrupt()
+    try:
+        again = api.get(f"{initiator}/payments/{payment_id}", timeout=10).json()
+        assert again["status"] == "completed"
+        assert [step["step"] for step in again["saga_log"]["steps"]] == ["RECEIVED", "CHARGED", "COMPLETED", "CAPTURED"]
+        run.check_invariants(key)
+    finally:
+        run.interrupt()
     time.sleep(1)
     assert [name for name, port in run.ports.items() if port_open(port)] == []

@@ -1,7 +1,7 @@
 """Fixtures for the lint tests: the installed validators and a throwaway copy of the artifacts.
 
 Every test that breaks a file breaks it in a copy under tmp_path and runs the same
-`devtools/lint.sh --root COPY STEP` that `make lint` runs, so a validator that stops failing on
+`devtools/lint/lint.sh --root COPY STEP` that `make lint` runs, so a validator that stops failing on
 bad input (or a wrapper that swallows its exit status) fails a test here.
 """
 
@@ -18,7 +18,7 @@ from lint_support import ARTIFACTS, REPO, TOOLS, Tree
 @pytest.fixture(scope="session")
 def lint_tools() -> Path:
     """Install (or confirm) the validators once per session: idempotent and quick when current."""
-    subprocess.run(["bash", str(REPO / "devtools" / "install-lint-tools.sh"), str(REPO)], check=True)
+    subprocess.run(["bash", str(REPO / "devtools" / "lint" / "install-tools.sh"), str(REPO)], check=True)
     return TOOLS
 
 

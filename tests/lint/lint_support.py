@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LINT = REPO / "devtools" / "lint.sh"
+LINT = REPO / "devtools" / "lint" / "lint.sh"
 TOOLS = Path(os.environ.get("LINT_TOOLS_DIR", REPO / ".tools"))
 
 # What each lint step reads, relative to the repository root.
@@ -21,9 +21,10 @@ ARTIFACTS = [
     "deploy",
     "terraform",
     ".github",
-    "devtools/lint.sh",
-    "devtools/install-lint-tools.sh",
+    "devtools/lint/lint.sh",
+    "devtools/lint/install-tools.sh",
     "contracts",
+    "monitoring",
 ]
 
 

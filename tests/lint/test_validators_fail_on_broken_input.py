@@ -19,6 +19,7 @@ ALL_STEPS = [
     "json",
     "python",
     "deploy-script",
+    "monitoring",
 ]
 
 
@@ -66,7 +67,7 @@ BREAKAGES = {
     "shell unquoted variable": ("shell", "deploy/cloudrun/deploy.sh", 'echo "==> APIs"', 'echo "==> APIs" $REGION'),
     "shell syntax error": (
         "shell",
-        "devtools/install-lint-tools.sh",
+        "devtools/lint/install-tools.sh",
         'mkdir -p "$TOOLS"',
         'if mkdir -p "$TOOLS"; then',
     ),
@@ -102,8 +103,8 @@ BREAKAGES = {
     "k8s unknown container field": (
         "kubernetes",
         "k8s/initiator.yaml",
-        "        imagePullPolicy: Always\n",
-        "        imagePullPolicy: Always\n        restartPolicyy: Always\n",
+        "        imagePullPolicy: IfNotPresent\n",
+        "        imagePullPolicy: IfNotPresent\n        restartPolicyy: Always\n",
     ),
     "k8s wrong type": ("kubernetes", "k8s/processor.yaml", "  replicas: 2\n", "  replicas: two\n"),
     "k8s writable root filesystem": (
@@ -123,6 +124,18 @@ BREAKAGES = {
         "k8s/initiator.yaml",
         "  name: initiator-config\n",
         "  name: initiator-config\n  namespace: default\n",
+    ),
+    "k8s PodMonitoring unknown endpoint field": (
+        "kubernetes",
+        "k8s/monitoring.yaml",
+        "      interval: 30s\n",
+        "      intervall: 30s\n",
+    ),
+    "k8s PodMonitoring without endpoints": (
+        "kubernetes",
+        "k8s/monitoring.yaml",
+        "  endpoints:\n",
+        "  endpoint:\n",
     ),
     # gcloud's Cloud Run message parsing
     "cloudrun unknown field": (
@@ -188,6 +201,38 @@ BREAKAGES = {
         "deploy/cloudrun/deploy.sh",
         "gc run jobs deploy initiator-relay",
         "gc run job deploy initiator-relay",
+    ),
+    # gcloud's own Logging v2 / Monitoring v3 / v1 message parsing
+    "monitoring unknown alert field": (
+        "monitoring",
+        "monitoring/alert-policies/dead-letters.json",
+        '"comparison": "COMPARISON_GT"',
+        '"comparision": "COMPARISON_GT"',
+    ),
+    "monitoring bad enum": (
+        "monitoring",
+        "monitoring/log-metrics/binpay_dead_letters.json",
+        '"metricKind": "DELTA"',
+        '"metricKind": "SOMETIMES"',
+    ),
+    "monitoring dashboard wrong type": (
+        "monitoring",
+        "monitoring/dashboard.json",
+        '"columns": 12',
+        '"columns": "twelve"',
+    ),
+    # each k8s file alone: namespace binpay, optional Secrets
+    "k8s object without its namespace": (
+        "kubernetes",
+        "k8s/processor.yaml",
+        "  name: processor-config\n  namespace: binpay\n",
+        "  name: processor-config\n",
+    ),
+    "k8s required secret": (
+        "kubernetes",
+        "k8s/processor.yaml",
+        "                optional: true\n",
+        "",
     ),
     # HCL parse + references + pins
     "terraform parse error": (

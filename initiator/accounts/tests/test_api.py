@@ -1,8 +1,8 @@
 from django.test import TestCase
 
 from accounts.models import Account, Deposit, User
-from core.fixtures import api_client, make_user
 from core.models import IdempotencyRecord
+from testing.fixtures import api_client, make_user
 
 
 class UserApiTests(TestCase):
@@ -29,7 +29,7 @@ class UserApiTests(TestCase):
 
     def test_create_user_form_encoded_with_currency(self) -> None:
         response = self.client.post(
-            "/users", "email=yen%40example.com&name=Yen&currency=jpy", content_type="application/x-www-form-urlencoded"
+            "/users", "email=yen%40example.com&name=Yen&currency=JPY", content_type="application/x-www-form-urlencoded"
         )
         self.assertEqual(response.status_code, 201)
         self.assertEqual(response.json()["account"]["currency"], "JPY")

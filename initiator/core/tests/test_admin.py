@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.test import TestCase
 
-from core.fixtures import api_client, make_user, pending_payment
+from testing.fixtures import api_client, make_user, pending_payment
 
 
 class AdminTests(TestCase):

@@ -5,7 +5,8 @@ from django.db import connection
 from django.test import Client, TransactionTestCase, override_settings
 
 from accounts.models import Account
-from core.fixtures import (
+from payments.models import OutboxEvent, Payment, ProcessedEvent
+from testing.fixtures import (
     api_client,
     completion_event,
     create_topic,
@@ -16,7 +17,6 @@ from core.fixtures import (
     saga_steps,
     unique_name,
 )
-from payments.models import OutboxEvent, Payment, ProcessedEvent
 
 FORM = "application/x-www-form-urlencoded"
 

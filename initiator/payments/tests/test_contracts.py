@@ -5,9 +5,9 @@ import json
 import jsonschema
 from django.test import TestCase
 
-from core.fixtures import completion_event, contract_schema, make_user, pending_payment, rollback_event
 from payments import events
 from payments.handlers import PoisonMessage, parse_outcome
+from testing.fixtures import completion_event, contract_schema, make_user, pending_payment, rollback_event
 
 
 def as_data(body: dict) -> bytes:

@@ -10,8 +10,11 @@ from pathlib import Path
 from django.test import Client, TestCase, override_settings
 
 from accounts.models import Account
-from core import clients
-from core.fixtures import (
+from payments import clients
+from payments.models import DeadLetter, PaymentStatus
+from payments.services import hold_capture
+from payments.tests.test_processes import ProcessTestCase, log_lines, stop, wait_for_http
+from testing.fixtures import (
     completion_event,
     create_dead_lettered_subscription,
     create_subscription,
@@ -26,9 +29,6 @@ from core.fixtures import (
     unique_name,
     wait_until,
 )
-from payments.models import DeadLetter, PaymentStatus
-from payments.services import outcome_apply
-from payments.tests.test_processes import ProcessTestCase, log_lines, stop, wait_for_http
 
 DEAD_LETTER_SUBSCRIPTION = "dead-letter-sub"
 
@@ -99,7 +99,7 @@ class DeadLetterPushTests(TestCase):
         payment = pending_payment(self.user, amount=10_000)
         body, attributes = completion_event(payment)
         # The consumer committed the capture and died before the Firestore write.
-        outcome_apply(event_type="payment.completed", event=body)
+        hold_capture(event=body)
         self.assertEqual(saga_steps(payment.pk), [])
 
         self.assertEqual(self.deliver(self.dead_letter(body, attributes)), {"status": "stored"})

@@ -1,9 +1,10 @@
+from django.conf import settings
 from django.test import TestCase, override_settings
 
 from accounts.models import Account, Deposit, User
-from core.fixtures import api_client, make_user
 from core.models import IdempotencyRecord
 from payments.models import OutboxEvent, Payment, PaymentStatus
+from testing.fixtures import api_client, make_user
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -45,7 +46,7 @@ class InitiatePaymentTests(TestCase):
     def test_json_with_metadata_and_correlation_id(self) -> None:
         response = self.client.post(
             "/initiate-payment",
-            {"user_id": self.user.pk, "amount": "12.34", "currency": "usd", "metadata": {"order": "A-1"}},
+            {"user_id": self.user.pk, "amount": "12.34", "currency": "USD", "metadata": {"order": "A-1"}},
             content_type="application/json",
             HTTP_X_CORRELATION_ID="corr-123",
         )
@@ -94,7 +95,7 @@ class InitiatePaymentTests(TestCase):
             self.assertEqual(response.json()["error"]["code"], "resource_missing")
 
 
-@override_settings(PAYMENT_MAX_AMOUNT=500_000)
+@override_settings(PAYMENT_MAX_AMOUNTS={**settings.PAYMENT_MAX_AMOUNTS, "USD": 500_000})
 class InitiatePaymentValidationTests(TestCase):
     """Every refusal answers a structured error and writes nothing."""
 

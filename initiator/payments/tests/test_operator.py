@@ -9,11 +9,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client, TestCase
 
 from accounts.models import Account
-from core import clients
-from core.fixtures import SandboxGateway, make_user, pending_payment, saga_steps
-from payments import settlement
+from payments import clients, settlement
 from payments.models import OperatorAction, Payment, PaymentStatus
 from payments.tests.test_reconciler import GatewayMixin, gateway_client
+from testing.fixtures import SandboxGateway, make_user, pending_payment, saga_steps
 
 
 class SettlePaymentTests(GatewayMixin, TestCase):

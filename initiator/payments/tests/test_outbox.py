@@ -7,9 +7,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from core.fixtures import api_client, contract_schema, create_subscription, create_topic, make_user, pull_messages
 from payments.models import OutboxEvent
 from payments.outbox import relay_batch
+from testing.fixtures import api_client, contract_schema, create_subscription, create_topic, make_user, pull_messages
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -5,8 +5,9 @@ from django.test import Client, TestCase, override_settings
 from google.api_core import exceptions as google_exceptions
 
 from accounts.models import Account
-from core import clients
-from core.fixtures import (
+from payments import clients
+from payments.models import Payment, PaymentStatus, ProcessedEvent
+from testing.fixtures import (
     GATEWAY_API_KEY,
     SandboxGateway,
     api_client,
@@ -18,7 +19,6 @@ from core.fixtures import (
     saga_steps,
     unique_name,
 )
-from payments.models import Payment, PaymentStatus, ProcessedEvent
 
 
 class UnavailableFirestore:

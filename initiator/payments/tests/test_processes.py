@@ -13,7 +13,8 @@ import requests
 from django.test import TransactionTestCase, override_settings
 
 from accounts.models import Account
-from core.fixtures import (
+from payments.models import Payment, PaymentStatus, ProcessedEvent
+from testing.fixtures import (
     INITIATOR_DIR,
     api_client,
     child_env,
@@ -31,7 +32,6 @@ from core.fixtures import (
     unique_name,
     wait_until,
 )
-from payments.models import Payment, PaymentStatus, ProcessedEvent
 
 
 def stop(process: subprocess.Popen) -> int:

@@ -1,7 +1,9 @@
-"""OIDC verification of push requests, with tokens signed by a key made for this test run.
+"""OIDC verification of push and scheduler requests, with tokens signed by a key made for this test run.
 
 The emulator sends no Authorization header, so the tests sign their own RS256 tokens and serve
-the matching certificate from a local HTTP server (PUBSUB_PUSH_CERTS_URL).
+the matching certificate from a local HTTP server (PUBSUB_PUSH_CERTS_URL). Cloud Run's IAM front
+end is modelled by what it forwards to a private service: the same token with its signature
+replaced by SIGNATURE_REMOVED_BY_GOOGLE.
 """
 
 import datetime
@@ -17,12 +19,14 @@ from cryptography.x509.oid import NameOID
 from django.test import Client, TestCase, override_settings
 from google.auth import crypt, jwt
 
-from core import clients
-from core.fixtures import api_client, completion_event, make_user, pending_payment, push_envelope, unique_name
+from payments import clients
 from payments.models import PaymentStatus
+from testing.fixtures import api_client, completion_event, make_user, pending_payment, push_envelope, unique_name
 
 AUDIENCE = "https://initiator.binpay.test/pubsub/push"
 SERVICE_ACCOUNT = "pubsub-push@binpay-local.iam.gserviceaccount.com"
+RECONCILE_AUDIENCE = "https://initiator.binpay.test/internal/reconcile"
+SCHEDULER_ACCOUNT = "binpay-scheduler@binpay-local.iam.gserviceaccount.com"
 KEY_ID = "test-key-1"
 
 
@@ -80,7 +84,10 @@ class PushTokenTests(TestCase):
         self.override = override_settings(
             PUBSUB_PUSH_AUDIENCE=AUDIENCE,
             PUBSUB_PUSH_SERVICE_ACCOUNT=SERVICE_ACCOUNT,
+            RECONCILE_AUDIENCE=RECONCILE_AUDIENCE,
+            RECONCILE_SERVICE_ACCOUNT=SCHEDULER_ACCOUNT,
             PUBSUB_PUSH_CERTS_URL=self.certs_url,
+            BEHIND_CLOUD_RUN_IAM=False,
             FIRESTORE_COLLECTION=unique_name("transactions"),
         )
         self.override.enable()
@@ -106,6 +113,15 @@ class PushTokenTests(TestCase):
         }
         return jwt.encode(signer or self.signer, payload).decode()
 
+    def scheduler_token(self, **claims) -> str:
+        return self.token(**{"aud": RECONCILE_AUDIENCE, "email": SCHEDULER_ACCOUNT, **claims})
+
+    @staticmethod
+    def stripped(token: str) -> str:
+        """What a private Cloud Run service receives after its IAM check: the signature replaced."""
+        header, payload, _signature = token.split(".")
+        return f"{header}.{payload}.SIGNATURE_REMOVED_BY_GOOGLE"
+
     def deliver(self, authorization: str | None):
         headers = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
         return self.push.post("/pubsub/push", self.envelope, content_type="application/json", **headers)
@@ -123,6 +139,8 @@ class PushTokenTests(TestCase):
             "wrong audience": (f"Bearer {self.token(aud='https://elsewhere.test')}", 401),
             "expired": (f"Bearer {self.token(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)}", 401),
             "wrong issuer": (f"Bearer {self.token(iss='https://evil.test')}", 401),
+            "the scheduler's token": (f"Bearer {self.scheduler_token()}", 401),
+            "stripped, not behind Cloud Run IAM": (f"Bearer {self.stripped(self.token())}", 401),
             "other service account": (f"Bearer {self.token(email='intruder@evil.test')}", 403),
             "email not verified": (f"Bearer {self.token(email_verified=False)}", 403),
         }
@@ -146,22 +164,88 @@ class PushTokenTests(TestCase):
         self.assertEqual(response.status_code, 503)
         self.assert_not_processed()
 
-    def test_reconcile_endpoint_takes_the_same_token_and_not_an_api_key(self) -> None:
+    def test_reconcile_endpoint_takes_the_schedulers_token_only(self) -> None:
         _, raw_key = api_client()
         refused = {
             "no token": (None, 401),
             "an API key": (f"Bearer {raw_key}", 401),
-            "other service account": (f"Bearer {self.token(email='intruder@evil.test')}", 403),
+            "the push token": (f"Bearer {self.token()}", 401),
+            "wrong issuer": (f"Bearer {self.scheduler_token(iss='https://evil.test')}", 401),
+            "other service account": (f"Bearer {self.scheduler_token(email='intruder@evil.test')}", 403),
         }
         for name, (authorization, status) in refused.items():
             with self.subTest(name):
                 headers = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
-                self.assertEqual(self.push.post("/internal/reconcile", **headers).status_code, status)
+                response = self.push.post("/internal/reconcile", **headers)
+                self.assertEqual(response.status_code, status, response.content)
+                self.assertEqual(response.json()["error"]["type"], "authentication_error")
 
-        response = self.push.post("/internal/reconcile", HTTP_AUTHORIZATION=f"Bearer {self.token()}")
+        response = self.push.post("/internal/reconcile", HTTP_AUTHORIZATION=f"Bearer {self.scheduler_token()}")
 
         self.assertEqual(response.status_code, 200, response.content)
         self.assertEqual(response.json()["examined"], 0)
+
+    def test_reconcile_endpoint_takes_an_api_key_without_a_scheduler_audience(self) -> None:
+        _, raw_key = api_client()
+        with override_settings(RECONCILE_AUDIENCE=""):
+            refused = self.push.post("/internal/reconcile", HTTP_AUTHORIZATION=f"Bearer {self.scheduler_token()}")
+            response = self.push.post("/internal/reconcile", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+        self.assertEqual(refused.status_code, 401)
+        self.assertEqual(response.status_code, 200, response.content)
+
+
+class BehindCloudRunIamTests(PushTokenTests):
+    """BEHIND_CLOUD_RUN_IAM=true: Cloud Run checked the signature; the claims are still checked here."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.behind = override_settings(BEHIND_CLOUD_RUN_IAM=True)
+        self.behind.enable()
+
+    def tearDown(self) -> None:
+        self.behind.disable()
+        super().tearDown()
+
+    def test_rejected_tokens(self) -> None:
+        now = int(time.time())
+        cases = {
+            "wrong audience": (self.token(aud="https://elsewhere.test"), 401),
+            "expired": (self.token(iat=now - 7200, exp=now - 3600), 401),
+            "not yet valid": (self.token(iat=now + 3600, exp=now + 7200), 401),
+            "wrong issuer": (self.token(iss="https://evil.test"), 401),
+            "the scheduler's token": (self.scheduler_token(), 401),
+            "other service account": (self.token(email="intruder@evil.test"), 403),
+            "email not verified": (self.token(email_verified=False), 403),
+        }
+        for name, (token, status) in cases.items():
+            with self.subTest(name):
+                response = self.deliver(f"Bearer {self.stripped(token)}")
+                self.assertEqual(response.status_code, status, response.content)
+                self.assertEqual(response.json()["error"]["type"], "authentication_error")
+                self.assert_not_processed()
+
+    def test_accepted_stripped_token(self) -> None:
+        response = self.deliver(f"Bearer {self.stripped(self.token())}")
+
+        self.assertEqual((response.status_code, response.json()), (200, {"status": "applied"}))
+        self.payment.refresh_from_db()
+        self.assertEqual(self.payment.status, PaymentStatus.COMPLETED)
+
+    def test_signed_token_is_still_verified(self) -> None:
+        response = self.deliver(f"Bearer {self.token(signer=self.stranger)}")
+
+        self.assertEqual(response.status_code, 401)
+        self.assert_not_processed()
+
+    def test_reconcile_takes_the_schedulers_stripped_token(self) -> None:
+        refused = self.push.post("/internal/reconcile", HTTP_AUTHORIZATION=f"Bearer {self.stripped(self.token())}")
+        response = self.push.post(
+            "/internal/reconcile", HTTP_AUTHORIZATION=f"Bearer {self.stripped(self.scheduler_token())}"
+        )
+
+        self.assertEqual(refused.status_code, 401)
+        self.assertEqual(response.status_code, 200, response.content)
 
     def test_production_without_push_verification_fails_closed(self) -> None:
         with override_settings(PUBSUB_PUSH_AUDIENCE=None, IS_PRODUCTION=True):

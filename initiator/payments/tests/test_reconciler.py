@@ -16,8 +16,12 @@ from django.test import TestCase, TransactionTestCase, override_settings
 from django.utils import timezone
 
 from accounts.models import Account
-from core import clients
-from core.fixtures import (
+from payments import clients, events
+from payments.gateway import GatewayClient
+from payments.handlers import handle_outcome_message
+from payments.models import Payment, PaymentStatus, ProcessedEvent, ReconcilerPass
+from payments.reconciler import reconcile
+from testing.fixtures import (
     GATEWAY_API_KEY,
     INITIATOR_DIR,
     SandboxGateway,
@@ -32,11 +36,6 @@ from core.fixtures import (
     unique_name,
     wait_until,
 )
-from core.gateway import GatewayClient
-from payments import events
-from payments.handlers import handle_outcome_message
-from payments.models import Payment, PaymentStatus, ProcessedEvent, ReconcilerPass
-from payments.reconciler import reconcile
 
 TIMEOUT = 600
 

@@ -3,16 +3,22 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.services import deposit_create, user_create
-from core.models import ApiKey
+from core.models import SCOPES, ApiKey
 from core.services import api_key_create, api_key_ensure
 
 DEMO_EMAIL = "demo@binpay.test"
 DEMO_BALANCE = 1_000_000  # USD 10,000.00 in cents
 DEMO_KEY_NAME = "demo"
+# What the demo, the README's commands and the e2e stack do with the demo key: pay and watch
+# payments, create users and read them, and fund them (deposits).
+DEMO_KEY_SCOPES = SCOPES
 
 
 class Command(BaseCommand):
-    help = "Create the demo user (id 1 on a fresh database) with USD 10,000.00 and an API key. Idempotent."
+    help = (
+        "Create the demo user (id 1 on a fresh database) with USD 10,000.00 and an API key with every scope. "
+        "Idempotent."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--api-key", help="Register this key (e.g. a known dev key) instead of generating one.")
@@ -27,10 +33,10 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"demo user {user.pk} already exists")
         if api_key:
-            _, created = api_key_ensure(name=DEMO_KEY_NAME, raw_key=api_key)
+            _, created = api_key_ensure(name=DEMO_KEY_NAME, raw_key=api_key, scopes=DEMO_KEY_SCOPES)
             self.stdout.write("demo API key registered" if created else "demo API key already registered")
         elif ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked_at__isnull=True).exists():
             self.stdout.write("a demo API key already exists (create another with create_api_key)")
         else:
-            _, raw_key = api_key_create(name=DEMO_KEY_NAME)
+            _, raw_key = api_key_create(name=DEMO_KEY_NAME, scopes=DEMO_KEY_SCOPES)
             self.stdout.write(f"demo API key (shown once): {raw_key}")

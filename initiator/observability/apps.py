@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class ObservabilityConfig(AppConfig):
+    name = "observability"
+    verbose_name = "Metrics and traces"
+
+    def ready(self) -> None:
+        # Before the WSGI handler loads its middleware (and in every management command).
+        from observability import tracing
+
+        tracing.configure(tracing.exporter_from_env())

@@ -1,0 +1,96 @@
+"""After a small burst on the real stack, both services' /metrics tell what the database and the gateway's ledger say."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from stack import build_stack
+
+# Each kind of outcome: approved, declined by the gateway (magic amount), refunded after the charge.
+BURST = [("30.00", {})] * 6 + [("100.51", {})] * 3 + [("42.00", {"metadata[simulate_failure]": "after_charge"})] * 3
+
+
+@pytest.fixture(scope="module")
+def metrics_stack(emulator_env, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("metrics-stack")
+    # The processor's web workers and its pull worker share one multiprocess directory, as in one pod.
+    (tmp / "prometheus").mkdir()
+    built = build_stack("pull", emulator_env, tmp, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus")})
+    yield built
+    dead = built.dead()
+    built.stop_all()
+    assert not dead, f"processes died during the run: {dead}"
+
+
+def scrape(url: str) -> dict[tuple, float]:
+    # An address ALLOWED_HOSTS does not list, as a scraper reaching the pod IP sends it.
+    response = requests.get(f"{url}/metrics", headers={"Host": "10.20.30.40:8080"}, timeout=30)
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(figures: dict, name: str, **labels) -> float:
+    return figures.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_match_the_database_and_the_ledger_after_a_burst(metrics_stack, report_figures):
+    stack = metrics_stack
+    user = stack.create_funded_user("1000.00")
+    api = stack.api()
+    payment_ids = []
+    for amount, fields in BURST:
+        response = api.post(
+            f"{stack.initiator_url}/initiate-payment",
+            data={"user_id": user["id"], "amount": amount, **fields},
+            timeout=10,
+        )
+        assert response.status_code == 202, response.text
+        payment_ids.append(response.json()["id"])
+    stack.wait_terminal(payment_ids)
+
+    listed = api.get(f"{stack.initiator_url}/users/{user['id']}/payments", params={"limit": 100}, timeout=10).json()
+    by_status = collections.Counter(payment["status"] for payment in listed["data"])
+    ledger = [stack.ledger(payment_id) for payment_id in payment_ids]
+    succeeded = sum(row["charges_succeeded"] for row in ledger)
+    declined = sum(row["charges_failed"] for row in ledger)
+    refunds = sum(row["refunds"] for row in ledger)
+    assert (by_status["completed"], by_status["rolled_back"]) == (6, 6)
+    assert (succeeded, declined, refunds) == (9, 3, 3)
+
+    initiator = scrape(stack.initiator_url)
+    for status in ("pending", "completed", "rolled_back", "needs_attention"):
+        assert value(initiator, "binpay_payments", status=status) == by_status[status], status
+    assert value(initiator, "binpay_saga_duration_seconds_count") == by_status["completed"] + by_status["rolled_back"]
+    assert value(initiator, "binpay_saga_duration_seconds_bucket", le="+Inf") == 12
+    assert value(initiator, "binpay_saga_duration_seconds_sum") > 0
+    assert value(initiator, "binpay_outbox_unpublished") == 0
+    assert value(initiator, "binpay_outbox_publish_lag_seconds_count") == len(BURST)
+    assert value(initiator, "binpay_consumer_lag_seconds_count") == len(BURST)
+
+    processor = scrape(stack.processor_url)
+    charges = {"method": "POST", "route": "/v1/charges"}
+    assert value(processor, "binpay_gateway_request_duration_seconds_count", **charges, status="201") == succeeded
+    assert value(processor, "binpay_gateway_request_duration_seconds_count", **charges, status="402") == declined
+    assert value(processor, "binpay_gateway_errors_total", **charges, code="card_declined") == declined
+    refund_route = {"method": "POST", "route": "/v1/charges/{charge_id}/refunds"}
+    refunded = sum(
+        value(processor, "binpay_gateway_request_duration_seconds_count", **refund_route, status=status)
+        for status in ("200", "201")
+    )
+    assert refunded == refunds
+    handled = sum(
+        count for (name, _labels), count in processor.items() if name == "binpay_processor_consumer_lag_seconds_count"
+    )
+    assert handled >= len(BURST)
+    report_figures(
+        f"metrics burst: {len(BURST)} payments, {by_status['completed']} completed, {by_status['rolled_back']} rolled "
+        f"back; gateway {succeeded} charges, {declined} declines, {refunds} refunds; saga duration sum "
+        f"{value(initiator, 'binpay_saga_duration_seconds_sum'):.2f} s over 12"
+    )

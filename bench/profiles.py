@@ -3,8 +3,8 @@
 `bench.py --profile DIR` records, during the end-to-end pull phase, the initiator web (its
 gunicorn workers), the processor worker and the initiator consumer, and writes for each the raw
 collapsed stacks (DIR/<process>.txt, loadable by flamegraph tools and speedscope) and a summary of
-where the CPU went (DIR/summary.txt): the busiest leaf functions and BinPay's own functions by
-inclusive samples.
+where the Python CPU went (DIR/summary.txt; only samples of the thread holding the GIL): the busiest
+leaf functions and BinPay's own functions by inclusive samples.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def start(pids: dict[str, int], out_dir: Path) -> list[tuple[str, subprocess.Pop
     for name in PROFILED:
         if name not in pids:
             continue
-        command = [str(PY_SPY), "record", "--pid", str(pids[name]), "--subprocesses", "--nonblocking"]
+        command = [str(PY_SPY), "record", "--pid", str(pids[name]), "--subprocesses", "--nonblocking", "--gil"]
         command += ["--rate", "50", "--format", "raw", "--output", str(out_dir / f"{name}.txt")]
         log = open(out_dir / f"{name}.py-spy.log", "wb")  # noqa: SIM115 - handed to the process
         recorders.append((name, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
@@ -63,7 +63,7 @@ def summarise(name: str, path: Path, top: int = 25) -> str:
         for frame in set(frames):
             if any(part in frame for part in OWN_CODE):
                 inclusive[frame] += samples
-    lines = [f"== {name}: {total} samples (CPU, 50/s)", "-- busiest leaf frames"]
+    lines = [f"== {name}: {total} samples (GIL held, 50/s)", "-- busiest leaf frames"]
     lines += [f"{count / total:6.1%}  {frame}" for frame, count in leaf.most_common(top)]
     lines.append("-- BinPay's own frames, inclusive")
     lines += [f"{count / total:6.1%}  {frame}" for frame, count in inclusive.most_common(top)]

@@ -1,6 +1,6 @@
 """`make bench`: BinPay's figures next to the machine's own limits, measured in one run.
 
-    .venv/bin/python bench/bench.py [--payments 3000] [--backlog 5000] [--latency-seconds 30] ...
+    .venv/bin/python bench/bench.py [--payments 5000] [--backlog 5000] [--latency-seconds 30] ...
 
 Starts the Pub/Sub and Firestore emulators and PostgreSQL (a throwaway server unless DATABASE_URL
 points at one), then measures, in order:
@@ -182,9 +182,12 @@ def pause_worker_on_new_subscription(stack: Stack) -> str:
     return new_name
 
 
-def resume_worker(stack: Stack, subscription: str) -> None:
+def resume_worker(stack: Stack, subscription: str, max_messages: int | None) -> None:
     command, cwd, extra_env = stack.commands["processor-worker"]
-    stack.start("processor-worker", command, cwd, {**extra_env, "PUBSUB_SUBSCRIPTION": subscription})
+    env = {**extra_env, "PUBSUB_SUBSCRIPTION": subscription}
+    if max_messages:
+        env["PUBSUB_FLOW_CONTROL_MAX_MESSAGES"] = str(max_messages)
+    stack.start("processor-worker", command, cwd, env)
 
 
 def phase_initiation_and_backlog(stack, db, users, tmp, args, pids) -> tuple[dict, dict]:
@@ -208,7 +211,7 @@ def phase_initiation_and_backlog(stack, db, users, tmp, args, pids) -> tuple[dic
             samples.append((settled, rss_all(pids)))
 
     drain_started = time.time()
-    resume_worker(stack, subscription)
+    resume_worker(stack, subscription, args.worker_max_messages)
     pids["processor-worker"] = stack.processes["processor-worker"].pid
     settled_all = db.wait_settled(since, timeout=args.timeout, tick=sample)
     after = rss_all(pids)
@@ -412,7 +415,7 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--payments", type=int, default=3000, help="end-to-end payments per mode")
+    parser.add_argument("--payments", type=int, default=5000, help="end-to-end payments per mode")
     parser.add_argument("--backlog", type=int, default=5000, help="payments initiated with the processor stopped")
     parser.add_argument("--hol-payments", type=int, default=2000, help="head-of-line payments (10%% slow)")
     parser.add_argument("--latency-rate", type=float, default=20.0, help="open-loop payments/s")
@@ -420,6 +423,12 @@ def main() -> int:
     parser.add_argument("--wrk-seconds", type=float, default=15.0, help="duration of the bare Django run")
     parser.add_argument("--firestore-ops", type=int, default=2000, help="writes (transactions: half)")
     parser.add_argument("--pubsub-messages", type=int, default=10000)
+    parser.add_argument(
+        "--worker-max-messages",
+        type=int,
+        default=None,
+        help="the pull worker's PUBSUB_FLOW_CONTROL_MAX_MESSAGES from the backlog phase on (default: the processor's)",
+    )
     parser.add_argument("--timeout", type=float, default=900, help="longest wait for a phase to settle, s")
     parser.add_argument("--modes", default="pull,push", help="stacks to run: pull (every phase), push (end to end)")
     parser.add_argument(

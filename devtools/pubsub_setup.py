@@ -82,15 +82,13 @@ def ensure(
             "topic": publisher.topic_path(project, topic),
             "ack_deadline_seconds": ack_deadline_seconds,
             "push_config": push_config,
-        }
-        # The emulator (0.8.20) never redelivers a message whose ack deadline expired (a consumer
-        # killed mid-message) on a subscription with a retry policy; measured, see the README.
-        # Real projects get the policy; the consumers back off themselves before a nack.
-        if not os.environ.get("PUBSUB_EMULATOR_HOST"):
-            request["retry_policy"] = {
+            # The same retry policy on the emulator as in production: the fault suite must see the
+            # redelivery timing production has (measured on the emulator, see the README).
+            "retry_policy": {
                 "minimum_backoff": duration_pb2.Duration(seconds=1),
                 "maximum_backoff": duration_pb2.Duration(seconds=60),
-            }
+            },
+        }
         if dead_lettered:
             request["dead_letter_policy"] = {
                 "dead_letter_topic": dead_letter_topic_path,

@@ -9,6 +9,7 @@ through HTTP, the emulators and the gateway's ledger.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import check_invariants
@@ -42,6 +44,8 @@ class Stack:
     log_dir: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     commands: dict[str, tuple[list[str], str, dict[str, str]]] = field(default_factory=dict)
+    # What the tests deposited per user id, in minor units: the invariant checker's own record.
+    deposits: dict[int, int] = field(default_factory=dict)
 
     def api(self) -> requests.Session:
         session = requests.Session()
@@ -115,6 +119,7 @@ class Stack:
             timeout=10,
         )
         assert deposit.status_code == 201, deposit.text
+        self.deposits[user["id"]] = self.deposits.get(user["id"], 0) + int(Decimal(amount) * 100)
         return api.get(f"{self.initiator_url}/users/{user['id']}", timeout=10).json()
 
     def wait_terminal(self, payment_ids: list[str], timeout: float = 90) -> dict[str, dict]:
@@ -125,11 +130,13 @@ class Stack:
             for payment_id in payment_ids:
                 if payment_id in done:
                     continue
-                payment = api.get(f"{self.initiator_url}/payments/{payment_id}", timeout=10).json()
+                try:
+                    payment = api.get(f"{self.initiator_url}/payments/{payment_id}", timeout=10).json()
+                except requests.RequestException:  # the initiator's web server is restarting
+                    break
                 # Settled once the initiator's own saga step (written after its commit) is logged too.
                 steps = (payment.get("saga_log") or {}).get("steps") or [{}]
-                last_step = check_invariants.LAST_STEP_FOR_STATUS.get(payment["status"])
-                if last_step and steps[-1].get("step") == last_step:
+                if steps[-1].get("step") in check_invariants.PATHS.last_steps(payment["status"]):
                     done[payment_id] = payment
             if len(done) < len(payment_ids):
                 time.sleep(0.25)
@@ -138,6 +145,18 @@ class Stack:
             f"dead processes: {self.dead()}"
         )
         return done
+
+    def log_lines(self, name: str) -> list[dict]:
+        """A process's JSON log lines (the rest of its output skipped)."""
+        path = self.log_dir / f"{name}.log"
+        lines = []
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except ValueError:
+                    continue
+        return lines
 
     def ledger(self, payment_id: str) -> dict:
         response = self.gateway().get(f"{self.gateway_url}/v1/ledger", params={"reference": payment_id}, timeout=10)

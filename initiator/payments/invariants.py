@@ -16,11 +16,13 @@ TERMINAL_STATUSES = frozenset({COMPLETED, ROLLED_BACK, NEEDS_ATTENTION})
 # A payment in these states still holds its amount on the account.
 HOLDING_STATUSES = frozenset({PENDING, NEEDS_ATTENTION})
 
-# Which saga-log step may follow which; None is the empty log. Besides the processor's own path,
+# Which saga-log step may follow which; None is the empty log. The initiator's image cannot read
+# contracts/saga-log/steps.json: this mirrors its next_steps, and the contract test
+# (payments/tests/test_saga_log_contract.py) fails when the two differ. Besides the processor's own path,
 # the initiator may log a charge or cancellation it found at the gateway (reconciler, operator),
 # settle a payment whose processor stopped part-way, and refund a charge found after a rollback.
 NEXT_STEPS: dict[str | None, frozenset[str]] = {
-    None: frozenset({"RECEIVED", "CHARGED", "CHARGE_CANCELED", "NEEDS_ATTENTION"}),
+    None: frozenset({"RECEIVED", "CHARGED", "CHARGE_DECLINED", "CHARGE_CANCELED", "NEEDS_ATTENTION"}),
     "RECEIVED": frozenset({"CHARGED", "CHARGE_DECLINED", "CHARGE_CANCELED", "NEEDS_ATTENTION"}),
     "CHARGED": frozenset({"COMPLETED", "REFUNDED", "CAPTURED", "NEEDS_ATTENTION"}),
     "CHARGE_DECLINED": frozenset({"FAILED", "COMPENSATED", "NEEDS_ATTENTION"}),

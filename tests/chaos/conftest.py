@@ -1,12 +1,19 @@
-"""Fault-injection suite fixtures: the payment count option and the closing table."""
+"""Fault-injection suite fixtures: PostgreSQL, the payment count, and the closing table (also .run/chaos/)."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
+import postgres
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS: list[dict] = []
+RESULTS_FILE = ROOT / ".run" / "chaos" / "results.json"
+# Scenario runs `make chaos` makes: every scenario of test_chaos.py, pull and push.
+SCENARIO_RUNS = 11 * 2
 
 
 def pytest_addoption(parser):
@@ -14,14 +21,28 @@ def pytest_addoption(parser):
         "--chaos-payments",
         type=int,
         default=int(os.environ.get("CHAOS_PAYMENTS", "240")),
-        help="payments across all scenarios (make chaos: 1000+)",
+        help=f"payments across all {SCENARIO_RUNS} scenario runs (make chaos: 2000)",
     )
 
 
 @pytest.fixture(scope="session")
 def payments_per_scenario(request) -> int:
-    scenarios = 8
-    return max(20, -(-request.config.getoption("--chaos-payments") // scenarios))
+    return max(20, -(-request.config.getoption("--chaos-payments") // SCENARIO_RUNS))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgresql():
+    """The initiator runs on PostgreSQL, as in production: DATABASE_URL's server, else a throwaway one."""
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        yield os.environ["DATABASE_URL"]
+        return
+    server = postgres.start()
+    os.environ["DATABASE_URL"] = server.url
+    try:
+        yield server.url
+    finally:
+        os.environ.pop("DATABASE_URL", None)
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -29,25 +50,40 @@ def results() -> list[dict]:
     return RESULTS
 
 
+COLUMNS = [
+    ("scenario", 33),
+    ("mode", 5),
+    ("outcome", 8),
+    ("payments", 9),
+    ("completed", 10),
+    ("rolled_back", 12),
+    ("attention", 10),
+    ("charges", 8),
+    ("refunds", 8),
+    ("kills", 6),
+    ("in_flight", 10),
+    ("relay_crash", 12),
+    ("duplicates", 11),
+    ("redeliver", 10),
+    ("gw_faults", 10),
+    ("gw_slow", 8),
+    ("late", 5),
+    ("drain_s", 8),
+    ("violations", 11),
+]
+
+
 def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
-    columns = [
-        ("scenario", 26),
-        ("payments", 9),
-        ("completed", 10),
-        ("rolled_back", 12),
-        ("attention", 10),
-        ("charges", 8),
-        ("refunds", 8),
-        ("redeliveries", 13),
-        ("drain_s", 8),
-        ("violations", 11),
-    ]
     terminalreporter.write_sep("=", "chaos scenarios")
-    terminalreporter.write_line("".join(f"{name:>{width}}" for name, width in columns))
+    terminalreporter.write_line("".join(f"{name:>{width}}" for name, width in COLUMNS))
     for row in RESULTS:
-        terminalreporter.write_line("".join(f"{row[name]!s:>{width}}" for name, width in columns))
+        terminalreporter.write_line("".join(f"{row.get(name, '')!s:>{width}}" for name, width in COLUMNS))
     total = sum(row["payments"] for row in RESULTS)
     bad = sum(row["violations"] for row in RESULTS)
-    terminalreporter.write_line(f"total payments {total}, total violations {bad}")
+    failed = sum(row["outcome"] != "passed" for row in RESULTS)
+    terminalreporter.write_line(f"total payments {total}, total violations {bad}, scenarios failed {failed}")
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps(RESULTS, indent=2) + "\n")
+    terminalreporter.write_line(f"written to {RESULTS_FILE.relative_to(ROOT)}")

@@ -1,34 +1,120 @@
 """Break BinPay on purpose and prove no money is lost, duplicated or stuck.
 
-Each scenario builds a fresh pull-mode stack (devtools/stack.py), drives payments with mixed
-outcomes through it while injecting one kind of fault (the last one all of them at once),
-drains it, and runs the invariant checker, which must report zero violations.
+Each scenario builds a fresh stack (devtools/stack.py) in pull or push mode, drives payments with
+mixed outcomes through it while injecting its faults, drains it, and runs the invariant checker,
+which must report zero violations. Every scenario also proves that its faults happened (kills with
+sagas in flight, redeliveries, relay crashes, duplicates, gateway fault answers, refunds, late
+charges): a fault suite whose faults did not fire proves nothing.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import random
 import signal
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import check_invariants
 import pytest
-from google.cloud import pubsub_v1
+import requests
+from google.cloud import firestore, pubsub_v1
 from stack import build_stack
 
 # Amount endings (docs/contracts.md): 00 approve, 51/52 decline, 53 transient 5xx, 55 lost
 # response, 57 slow. Scenarios add their own faults on top of this mix.
-MIX = [("00", None)] * 10 + [("51", None), ("52", None), ("53", None), ("55", None), ("57", None)]
-# Seconds a payment may stay pending before the reconciler settles it from the gateway's answer:
-# short where the processor is taken down on purpose, else longer than a SIGKILLed worker's
-# messages take to come back (their ack deadline, extended by the client before it died).
-OUTAGE_SAGA_TIMEOUT = 20
-SAGA_TIMEOUT = 60
+MIX = ["00"] * 10 + ["51", "52", "53", "55", "57"]
+DECLINES = {"51", "52"}
+# The relay's crash hook exits with this code (initiator/payments/outbox.py).
+RELAY_CRASH_EXIT_CODE = 70
+# The processor's read timeout on the gateway in every stack (devtools/stack.py).
+GATEWAY_READ_TIMEOUT = 2
+# Kills end like production. A killed worker's messages come back once their ack deadline lapses:
+# 10 s on the subscription, but a streaming-pull client extends it (~60 s) while it holds them, and
+# a message can go to a worker that is killed in turn; a killed worker's lease lapses after
+# LEASE_SECONDS. The processor stops retrying an ambiguous gateway after SAGA_TIMEOUT, and the
+# reconciler settles a payment only after PAYMENT_TIMEOUT, which such redeliveries always beat.
+ACK_DEADLINE = 10
+LEASE_SECONDS = 60
+SAGA_TIMEOUT = 240
+PAYMENT_TIMEOUT = 300
+# Where the processor is taken down on purpose, the reconciler settles what stays pending past this.
+OUTAGE_TIMEOUT = 20
+# The slow gateway of the race scenarios: every charge takes longer than the processor's read timeout.
+SLOW_GATEWAY_MS = 5000
+# The racing reconciler's timeout: it looks at payments whose charges are still in flight.
+RACING_RECONCILER_TIMEOUT = 3
+
+SCENARIOS = [
+    "worker_sigkill",
+    "initiator_workers_sigkill",
+    "gateway_faults",
+    "duplicate_deliveries",
+    "failure_after_charge",
+    "poison_messages",
+    "processor_down_past_timeout",
+    "everything_at_once",
+    "slow_gateway_past_saga_timeout",
+    "reconciler_races_inflight_charge",
+    "completion_after_rollback",
+]
+KILL_PROCESSOR = {"worker_sigkill", "everything_at_once"}
+KILL_INITIATOR = {"initiator_workers_sigkill", "everything_at_once"}
+GATEWAY_FAULTS = {"gateway_faults", "everything_at_once"}
+DUPLICATES = {"duplicate_deliveries", "everything_at_once"}
+AFTER_CHARGE = {"failure_after_charge", "everything_at_once"}
+POISON = {"poison_messages", "everything_at_once"}
+OUTAGE = {"processor_down_past_timeout", "everything_at_once"}
+SLOW_GATEWAY = {"slow_gateway_past_saga_timeout", "reconciler_races_inflight_charge"}
+# Only workers die here and the gateway answers normally: every payment it approves must complete.
+ONLY_WORKERS_KILLED = {"worker_sigkill", "initiator_workers_sigkill"}
+# The processor and the initiator processes a kill hits, per delivery mode.
+PROCESSOR_VICTIMS = {"pull": ["processor-worker"], "push": ["processor-web"]}
+INITIATOR_VICTIMS = {"pull": ["initiator-consumer", "initiator-relay"], "push": ["initiator-web", "initiator-relay"]}
+STREAMING_PULL_SUBSCRIBERS = {"processor-worker", "initiator-consumer"}
+PROCESSOR_DONE = {"COMPLETED", "FAILED", "REFUNDED", "CAPTURED", "COMPENSATED", "NEEDS_ATTENTION"}
+CLOSING_STEPS = {"CAPTURED", "COMPENSATED", "NEEDS_ATTENTION"}
+
+
+class Faults(collections.Counter):
+    """Thread-safe counts of the faults a scenario injected or observed."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def add(self, name: str, count: int = 1) -> None:
+        with self.lock:
+            self[name] += count
+
+
+@dataclass(frozen=True)
+class Order:
+    user_id: int
+    amount: str
+    ending: str
+    fault: str | None  # the processor's simulate_failure point, if any
+
+
+@dataclass
+class Driven:
+    """What the test drove: its own record, against which the system's counts are asserted."""
+
+    orders: int = 0
+    accepted: dict[str, Order] = field(default_factory=dict)
+    refused: int = 0  # explicit 402 answers (insufficient funds)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return list(self.accepted)
 
 
 class Disturbance:
@@ -52,35 +138,81 @@ class Disturbance:
         self.thread.join()
 
 
-def kill_and_restart(stack, *names):
-    """SIGKILL one of the processes and start it again; first revive any that died on their own
-    (the relay's crash hook), as Kubernetes or honcho would."""
+class SagaProbe:
+    """Reads the saga log just before a kill: how many sagas wait for the process about to die?"""
+
+    def __init__(self, stack, driven: Driven):
+        self.collection = firestore.Client(project=stack.env["PROJECT_ID"]).collection("transactions")
+        self.driven = driven
+
+    def in_flight(self, victim: str) -> int:
+        """Sagas accepted whose next step is the victim's: not yet logged or without the processor's
+        outcome (a processor), or not yet ended by the initiator (an initiator process)."""
+        documents = {doc.id: set(doc.to_dict().get("steps_done") or []) for doc in self.collection.stream()}
+        unlogged = sum(1 for payment_id in self.driven.ids() if payment_id not in documents)
+        waiting_for = PROCESSOR_DONE if victim.startswith("processor") else CLOSING_STEPS
+        return unlogged + sum(1 for steps in documents.values() if not waiting_for & steps)
+
+
+def reap(stack, name: str, faults: Faults, sig: int = signal.SIGTERM) -> None:
+    """Stop a process, counting a relay crash (its hook's exit code) if it had died that way."""
+    if stack.processes[name].poll() == RELAY_CRASH_EXIT_CODE:
+        faults.add("relay_crash")
+    stack.stop(name, sig)
+
+
+def kill_and_restart(stack, names: list[str], faults: Faults, probe: SagaProbe):
+    """SIGKILL one of the processes, while a saga is in flight in it, and start it again; first revive
+    any that died on their own (the relay's crash hook), as Kubernetes or honcho would.
+
+    A streaming-pull subscriber is killed once per scenario: on the emulator (0.8.20) a subscription
+    with a retry policy stops delivering for minutes once a second subscriber dies before the first
+    one's messages came back (measured, see the README); production redelivers after the deadline.
+    """
+    killed_subscribers: set[str] = set()
 
     def action(rng):
         for name in names:
             if stack.processes[name].poll() is not None:
-                stack.stop(name)
+                reap(stack, name, faults)
                 stack.restart(name)
-        name = rng.choice(names)
+        candidates = [name for name in names if name not in killed_subscribers]
+        if not candidates:
+            return
+        name = rng.choice(candidates)
+        in_flight = probe.in_flight(name)
+        if not in_flight and name in STREAMING_PULL_SUBSCRIBERS:
+            return  # its one kill must hit a saga in flight: try again next round
         stack.stop(name, signal.SIGKILL)
+        faults.add("kills")
+        faults.add("kills_in_flight", 1 if in_flight else 0)
+        if name in STREAMING_PULL_SUBSCRIBERS:
+            killed_subscribers.add(name)
         time.sleep(rng.uniform(0.1, 1.0))
         stack.restart(name)
 
     return action
 
 
-def replace_relay(stack, crash_rate: str) -> None:
+def replace_relay(stack, crash_rate: str, faults: Faults) -> None:
     """Run the outbox relay with the chaos hook that kills it between publishing and marking a row."""
     command, cwd, _ = stack.commands["initiator-relay"]
-    stack.stop("initiator-relay")
+    reap(stack, "initiator-relay", faults)
     stack.start("initiator-relay", command, cwd, {"OUTBOX_RELAY_CRASH_RATE": crash_rate})
+
+
+def restart_reconciler(stack, *options: str) -> None:
+    command = [sys.executable, "manage.py", "reconcile", "--loop", "--interval", "1", *options]
+    if "initiator-reconciler" in stack.processes:
+        stack.stop("initiator-reconciler")
+    stack.start("initiator-reconciler", command, "initiator")
 
 
 class Duplicator:
     """Re-publishes every message on the saga's topics once more (a duplicate delivery)."""
 
-    def __init__(self, stack):
-        self.stack = stack
+    def __init__(self, stack, faults: Faults):
+        self.faults = faults
         self.publisher = pubsub_v1.PublisherClient()
         self.subscriber = pubsub_v1.SubscriberClient()
         self.futures = []
@@ -96,6 +228,7 @@ class Duplicator:
             if message.attributes.get("chaos_duplicate") != "1":
                 attributes = {**message.attributes, "chaos_duplicate": "1"}
                 self.publisher.publish(topic_path, message.data, **attributes).result(timeout=30)
+                self.faults.add("duplicates")
             message.ack()
 
         return republish
@@ -106,7 +239,7 @@ class Duplicator:
         self.subscriber.close()
 
 
-def publish_poison(stack) -> None:
+def publish_poison(stack, faults: Faults) -> None:
     """Unparseable data, a wrong schema version and outcomes for payments nobody has."""
     publisher = pubsub_v1.PublisherClient()
     project = stack.env["PROJECT_ID"]
@@ -119,182 +252,348 @@ def publish_poison(stack) -> None:
             json.dumps({"event_type": "payment.initiated", "schema_version": 2, "payment_id": unknown}).encode(),
             {"event_type": "payment.initiated", "schema_version": "2", "payment_id": unknown},
         ),
-        (
-            "binpay-completion",
-            json.dumps(
-                {
-                    "event_id": "11111111-1111-4111-8111-111111111111",
-                    "event_type": "payment.completed",
-                    "schema_version": 1,
-                    "payment_id": unknown,
-                    "charge_id": "ch_unknown",
-                    "amount": 100,
-                    "currency": "USD",
-                    "completed_at": "2026-01-01T00:00:00Z",
-                }
-            ).encode(),
-            {
-                "event_type": "payment.completed",
-                "event_id": "11111111-1111-4111-8111-111111111111",
-                "payment_id": unknown,
-                "schema_version": "1",
-            },
-        ),
+        ("binpay-completion", *completed_message(unknown, "ch_unknown", 100, "USD")),
         ("rollback", b"[]", {"event_type": "payment.rollback", "schema_version": "1"}),
     ]
     for topic, data, attributes in poison:
         publisher.publish(publisher.topic_path(project, topic), data, **attributes).result(timeout=30)
+    faults.add("poison", len(poison))
 
 
-def drive(stack, users, count: int, seed: int, fault_share: float = 0.0, spread_seconds: float = 12) -> list[str]:
-    """Submit `count` payments from 12 threads, spread over `spread_seconds` so the faults land
-    while traffic flows; return the ids of the accepted ones."""
+def completed_message(payment_id: str, charge_id: str, amount: int, currency: str) -> tuple[bytes, dict]:
+    """A valid payment.completed event (contracts/events/payment.completed.schema.json) and its attributes."""
+    event_id = str(uuid.uuid4())
+    event = {
+        "event_id": event_id,
+        "event_type": "payment.completed",
+        "schema_version": 1,
+        "payment_id": payment_id,
+        "charge_id": charge_id,
+        "amount": amount,
+        "currency": currency,
+        "completed_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    attributes = {
+        "event_type": "payment.completed",
+        "event_id": event_id,
+        "payment_id": payment_id,
+        "schema_version": "1",
+    }
+    return json.dumps(event).encode(), attributes
+
+
+def drive(
+    stack,
+    users,
+    count: int,
+    seed: int,
+    driven: Driven,
+    fault: str | None = None,
+    fault_share: float = 0.0,
+    spread_seconds: float = 12,
+) -> None:
+    """Submit `count` payments from 12 threads, spread over `spread_seconds` so the faults land while
+    traffic flows, into `driven`. A payment given the processor `fault` gets an amount the gateway
+    approves, so the fault is the only thing that can fail it."""
     rng = random.Random(seed)
     orders = []
     for index in range(count):
-        ending, _ = rng.choice(MIX)
-        fields = {}
-        if rng.random() < fault_share:
-            fields["metadata[simulate_failure]"] = "after_charge"
-        orders.append((users[index % len(users)]["id"], f"{rng.randint(1, 40)}.{ending}", fields))
-
+        ending = rng.choice(MIX)
+        order_fault = fault if rng.random() < fault_share else None
+        if order_fault:
+            ending = "00"
+        orders.append(Order(users[index % len(users)]["id"], f"{rng.randint(1, 40)}.{ending}", ending, order_fault))
     started = time.monotonic()
 
     def submit(numbered):
-        index, (user_id, amount, fields) = numbered
+        index, order = numbered
         time.sleep(max(0.0, started + index * spread_seconds / count - time.monotonic()))
-        for attempt in range(5):
-            response = stack.api().post(
-                f"{stack.initiator_url}/initiate-payment",
-                data={"user_id": user_id, "amount": amount, **fields},
-                timeout=30,
-            )
-            if response.status_code < 500:
+        fields = {"metadata[simulate_failure]": order.fault} if order.fault else {}
+        key = uuid.uuid4().hex  # the same key on every retry: a retry never makes a second payment
+        for attempt in range(20):
+            try:
+                response = stack.api().post(
+                    f"{stack.initiator_url}/initiate-payment",
+                    data={"user_id": order.user_id, "amount": order.amount, **fields},
+                    headers={"Idempotency-Key": key},
+                    timeout=30,
+                )
+            except requests.ConnectionError:  # the initiator's web server is being restarted
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            # 5xx, or 409 idempotency_key_in_use while the first attempt still runs: ask again.
+            if response.status_code < 500 and response.status_code != 409:
                 break
             time.sleep(0.5 * (attempt + 1))
         assert response.status_code in (202, 402), response.text
-        return response.json().get("id") if response.status_code == 202 else None
+        with driven.lock:
+            if response.status_code == 202:
+                driven.accepted[response.json()["id"]] = order
+            else:
+                driven.refused += 1
 
+    driven.orders += count
     with ThreadPoolExecutor(max_workers=12) as pool:
-        return [payment_id for payment_id in pool.map(submit, enumerate(orders)) if payment_id]
+        list(pool.map(submit, enumerate(orders)))
 
 
-def redeliveries(stack) -> int:
+def set_gateway(stack, **knobs) -> None:
+    answer = stack.gateway().post(f"{stack.gateway_url}/_sandbox/config", json=knobs, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def plant_late_charges(stack, driven: Driven, settled: dict[str, dict], faults: Faults) -> list[str]:
+    """Finding 3: charges the gateway committed after the payment was rolled back (key late-<id>, as a
+    charge that landed late would), and a payment.completed for every other one."""
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(stack.env["PROJECT_ID"], "binpay-completion")
+    planted = []
+    for payment_id, order in sorted(driven.accepted.items()):
+        payment = settled[payment_id]
+        if order.fault != "before_charge" or payment["status"] != "rolled_back":
+            continue
+        answer = stack.gateway().post(
+            f"{stack.gateway_url}/v1/charges",
+            json={"amount": payment["amount"], "currency": payment["currency"], "reference": payment_id},
+            headers={"Idempotency-Key": f"late-{payment_id}"},
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        faults.add("late_charges")
+        planted.append(payment_id)
+        if len(planted) % 2:  # every other one: the sweeper must find the rest on its own
+            data, attributes = completed_message(
+                payment_id, answer.json()["id"], payment["amount"], payment["currency"]
+            )
+            publisher.publish(topic, data, **attributes).result(timeout=30)
+            faults.add("late_completions")
+    return planted
+
+
+def wait_refunded(stack, payment_ids: list[str], timeout: float) -> None:
+    """Wait (up to `timeout`) until the gateway shows each payment's charges refunded and its saga log
+    ends as its status allows; the invariant checker judges what is left."""
+    api = stack.api()
+    deadline = time.monotonic() + timeout
+    remaining = set(payment_ids)
+    while remaining and time.monotonic() < deadline:
+        for payment_id in list(remaining):
+            if check_invariants.standing(stack.ledger(payment_id)):
+                continue
+            payment = api.get(f"{stack.initiator_url}/payments/{payment_id}", timeout=10).json()
+            steps = (payment.get("saga_log") or {}).get("steps") or [{}]
+            if steps[-1].get("step") in check_invariants.PATHS.last_steps(payment["status"]):
+                remaining.discard(payment_id)
+        time.sleep(1)
+
+
+def processor_redeliveries(stack) -> int:
     """Deliveries of payment.initiated beyond the first per payment, from the processor's logs."""
-    received: dict[str, int] = {}
-    for name in ("processor-worker", "processor-web"):
-        for line in stack.logs(name, tail=50_000_000).splitlines():
-            if "payment.initiated received" in line:
-                try:
-                    payment_id = json.loads(line).get("payment_id")
-                except ValueError:
-                    continue
-                received[payment_id] = received.get(payment_id, 0) + 1
+    received = collections.Counter(
+        line.get("payment_id")
+        for name in ("processor-worker", "processor-web")
+        for line in stack.log_lines(name)
+        if str(line.get("message", "")).startswith("payment.initiated received")
+    )
     return sum(count - 1 for count in received.values())
 
 
-SCENARIOS = [
-    "worker_sigkill",
-    "initiator_workers_sigkill",
-    "gateway_faults",
-    "duplicate_deliveries",
-    "failure_after_charge",
-    "poison_messages",
-    "processor_down_past_timeout",
-    "everything_at_once",
-]
+def gateway_fault_answers(stack) -> tuple[int, int]:
+    """From the gateway's JSON access log: answers that were faults (5xx, timeouts, dropped responses),
+    and charge answers slower than the processor's read timeout."""
+    faults = slow = 0
+    for line in stack.log_lines("gateway"):
+        if line.get("logger") != "sandbox_gateway.access":
+            continue
+        if line.get("status", 0) >= 500 or line.get("response_dropped"):
+            faults += 1
+        if line.get("path") == "/v1/charges" and line.get("duration_ms", 0) > GATEWAY_READ_TIMEOUT * 1000:
+            slow += 1
+    return faults, slow
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_scenario(scenario, emulator_env, tmp_path, payments_per_scenario, results):
-    rng_seed = SCENARIOS.index(scenario) + 1
-    outage = scenario in ("processor_down_past_timeout", "everything_at_once")
-    saga_timeout = OUTAGE_SAGA_TIMEOUT if scenario == "processor_down_past_timeout" else SAGA_TIMEOUT
-    extra_env = {
+def reconciler_examined(stack) -> int:
+    """Payments the reconciler looked at, summed over its passes (the counts its pass log lines carry)."""
+    lines = stack.log_lines("initiator-reconciler")
+    return sum((line.get("reconcile_counts") or {}).get("examined", 0) for line in lines)
+
+
+def stack_settings(scenario: str) -> dict[str, str]:
+    env = {
         "SANDBOX_ALLOW_CONFIG": "true",
-        "PAYMENT_TIMEOUT_SECONDS": str(saga_timeout),
-        "SAGA_TIMEOUT_SECONDS": str(saga_timeout),
-        # A SIGKILLed worker's lease must lapse soon for the redelivery to take over; one gateway
-        # call's worst case here is 3 attempts x (3 s connect + 2 s read) + 2 x 5 s backoff = 25 s.
-        "LEASE_SECONDS": "30",
+        "PAYMENT_TIMEOUT_SECONDS": str(PAYMENT_TIMEOUT),
+        "SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT),
+        # One delivery's worst case here is a charge and a cancel, each 3 attempts x (3 s connect +
+        # 2 s read) + 2 x 5 s backoff = 25 s, plus Firestore: the lease outlives it (the processor
+        # refuses to start otherwise), and a killed worker's lease lapses soon after.
+        "LEASE_SECONDS": str(LEASE_SECONDS),
+        "GATEWAY_READ_TIMEOUT": str(GATEWAY_READ_TIMEOUT),
     }
-    relay_crashes = scenario in ("initiator_workers_sigkill", "everything_at_once")
-    if relay_crashes:
-        extra_env["OUTBOX_PUBLISH_ON_COMMIT"] = "false"  # every event goes through the crashing relay
-    stack = build_stack("pull", emulator_env, tmp_path, extra_env, ack_deadline_seconds=10)
+    if scenario == "slow_gateway_past_saga_timeout":
+        env["SAGA_TIMEOUT_SECONDS"] = "1"  # every payment reaches the processor "past the saga timeout"
+    if scenario == "completion_after_rollback":
+        env["LATE_CHARGE_CHECK_INTERVAL_SECONDS"] = "5"  # the sweeper looks again soon after the rollback
+    if scenario in KILL_INITIATOR:
+        env["OUTBOX_PUBLISH_ON_COMMIT"] = "false"  # every event goes through the crashing relay
+    return env
+
+
+@pytest.mark.parametrize("mode", ["pull", "push"])
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario(scenario, mode, emulator_env, tmp_path, payments_per_scenario, results):
+    seed = SCENARIOS.index(scenario) + 1
+    stack = build_stack(mode, emulator_env, tmp_path, stack_settings(scenario), ack_deadline_seconds=ACK_DEADLINE)
     started = time.monotonic()
+    faults = Faults()
+    driven = Driven()
     duplicator = None
-    accepted: list[str] = []
+    row = {"scenario": scenario, "mode": mode, "outcome": "failed", "payments": 0, "violations": 0}
     try:
-        stack.start(
-            "initiator-reconciler",
-            [sys.executable, "manage.py", "reconcile", "--loop", "--interval", "2"],
-            "initiator",
-        )
+        if scenario == "reconciler_races_inflight_charge":
+            restart_reconciler(stack, "--older-than", str(RACING_RECONCILER_TIMEOUT))
+        else:
+            restart_reconciler(stack)
         users = [stack.create_funded_user("5000.00") for _ in range(8)]
-        fault_share = 0.3 if scenario in ("failure_after_charge", "everything_at_once") else 0.0
-        with ExitStack() as faults:
-            if scenario in ("worker_sigkill", "everything_at_once"):
-                faults.enter_context(Disturbance(kill_and_restart(stack, "processor-worker"), (1.0, 3.0), rng_seed))
-            if relay_crashes:
-                replace_relay(stack, "0.1")
-                action = kill_and_restart(stack, "initiator-consumer", "initiator-relay")
-                faults.enter_context(Disturbance(action, (1.0, 3.0), rng_seed + 100))
-            if scenario in ("gateway_faults", "everything_at_once"):
-                knobs = {"sandbox_fail_rate": 0.15, "sandbox_timeout_rate": 0.03, "sandbox_lost_response_rate": 0.1}
-                knobs |= {"sandbox_latency_ms": 800, "sandbox_latency_rate": 0.1}
-                answer = stack.gateway().post(f"{stack.gateway_url}/_sandbox/config", json=knobs, timeout=10)
-                assert answer.status_code == 200, answer.text
-            if scenario in ("duplicate_deliveries", "everything_at_once"):
-                duplicator = Duplicator(stack)
-            if scenario in ("poison_messages", "everything_at_once"):
-                publish_poison(stack)
+        probe = SagaProbe(stack, driven)
+        with ExitStack() as running_faults:
+            if scenario in KILL_PROCESSOR:
+                action = kill_and_restart(stack, PROCESSOR_VICTIMS[mode], faults, probe)
+                running_faults.enter_context(Disturbance(action, (1.0, 3.0), seed))
+            if scenario in KILL_INITIATOR:
+                replace_relay(stack, "0.1", faults)
+                action = kill_and_restart(stack, INITIATOR_VICTIMS[mode], faults, probe)
+                running_faults.enter_context(Disturbance(action, (1.0, 3.0), seed + 100))
+            if scenario in GATEWAY_FAULTS:
+                set_gateway(
+                    stack,
+                    sandbox_fail_rate=0.15,
+                    sandbox_timeout_rate=0.03,
+                    sandbox_lost_response_rate=0.1,
+                    sandbox_latency_ms=800,
+                    sandbox_latency_rate=0.1,
+                )
+            if scenario in SLOW_GATEWAY:
+                set_gateway(stack, sandbox_latency_ms=SLOW_GATEWAY_MS, sandbox_latency_rate=1.0)
+            if scenario in DUPLICATES:
+                duplicator = Duplicator(stack, faults)
+            if scenario in POISON:
+                publish_poison(stack, faults)
             # In the mix the outage comes after the other faults: the kill loop restarts workers.
             first_batch = payments_per_scenario * 2 // 3 if scenario == "everything_at_once" else 0
-            if scenario != "processor_down_past_timeout":
-                accepted = drive(stack, users, first_batch or payments_per_scenario, rng_seed, fault_share)
-            if scenario in ("poison_messages", "everything_at_once"):
-                publish_poison(stack)
-        if relay_crashes:
-            replace_relay(stack, "0")
-        if outage:
-            if accepted:  # the mix: let the first phase's backlog settle before the outage starts
-                stack.wait_terminal(accepted, timeout=300)
-            stack.stop("processor-worker")
+            if scenario in AFTER_CHARGE:
+                drive(stack, users, first_batch or payments_per_scenario, seed, driven, "after_charge", 0.3)
+            elif scenario == "completion_after_rollback":
+                drive(stack, users, payments_per_scenario, seed, driven, "before_charge", 0.4)
+            elif scenario != "processor_down_past_timeout":
+                drive(stack, users, payments_per_scenario, seed, driven)
+            if scenario in POISON:
+                publish_poison(stack, faults)
+        if scenario in KILL_INITIATOR:
+            replace_relay(stack, "0", faults)
+        if scenario in OUTAGE:
+            if driven.accepted:  # the mix: let the first phase's backlog settle before the outage starts
+                stack.wait_terminal(driven.ids(), timeout=PAYMENT_TIMEOUT + 300)
+            for name in PROCESSOR_VICTIMS["pull"] if mode == "pull" else []:
+                stack.stop(name)
             stack.stop("processor-web")
             # From here on, payments pending past the outage's short timeout are the reconciler's.
-            reconcile, cwd, _ = stack.commands["initiator-reconciler"]
-            stack.stop("initiator-reconciler")
-            stack.start("initiator-reconciler", [*reconcile, "--older-than", str(OUTAGE_SAGA_TIMEOUT)], cwd)
-            accepted += drive(stack, users, payments_per_scenario - first_batch, rng_seed + 7, fault_share)
-            time.sleep(OUTAGE_SAGA_TIMEOUT + 8)  # past the timeout: the reconciler settles these payments
+            restart_reconciler(stack, "--older-than", str(OUTAGE_TIMEOUT))
+            drive(stack, users, payments_per_scenario - first_batch, seed + 7, driven)
+            time.sleep(OUTAGE_TIMEOUT + 8)  # past the timeout: the reconciler settles these payments
             stack.restart("processor-web")
-            stack.restart("processor-worker")
-        if scenario in ("gateway_faults", "everything_at_once"):
-            calm = {"sandbox_fail_rate": 0, "sandbox_timeout_rate": 0, "sandbox_lost_response_rate": 0}
-            stack.gateway().post(f"{stack.gateway_url}/_sandbox/config", json=calm | {"sandbox_latency_rate": 0})
+            if mode == "pull":
+                stack.restart("processor-worker")
+        if scenario in GATEWAY_FAULTS | SLOW_GATEWAY:
+            set_gateway(
+                stack,
+                sandbox_fail_rate=0,
+                sandbox_timeout_rate=0,
+                sandbox_lost_response_rate=0,
+                sandbox_latency_rate=0,
+            )
 
-        settled = stack.wait_terminal(accepted, timeout=300)
-        drain_seconds = time.monotonic() - started
+        settled = stack.wait_terminal(driven.ids(), timeout=PAYMENT_TIMEOUT + 300)
+        planted = []
+        if scenario == "completion_after_rollback":
+            planted = plant_late_charges(stack, driven, settled, faults)
+            wait_refunded(stack, planted, timeout=90)
+        if scenario in SLOW_GATEWAY:
+            time.sleep(SLOW_GATEWAY_MS / 1000 + 2)  # charges still sleeping at the gateway commit now
+        row["drain_s"] = f"{time.monotonic() - started:.0f}"
         time.sleep(3)  # late duplicates, if any, would change something now
-        report = check_invariants.check(stack.invariant_sources(), [user["id"] for user in users])
-        results.append(
-            {
-                "scenario": scenario,
-                "payments": len(settled),
-                "completed": report.by_status["completed"],
-                "rolled_back": report.by_status["rolled_back"],
-                "attention": report.by_status["needs_attention"],
-                "charges": report.charges,
-                "refunds": report.refunds,
-                "redeliveries": redeliveries(stack),
-                "drain_s": f"{drain_seconds:.0f}",
-                "violations": len(report.violations),
-            }
+        report = check_invariants.check(
+            stack.invariant_sources(), [user["id"] for user in users], deposits=stack.deposits
         )
+        gateway_faults, gateway_slow = gateway_fault_answers(stack)
+        after_charge = [pid for pid, order in driven.accepted.items() if order.fault == "after_charge"]
+        refunded_after_charge = sum(
+            1
+            for pid in after_charge
+            if (entry := stack.ledger(pid))["refunds"] and not check_invariants.standing(entry)
+        )
+        row.update(
+            payments=report.payments,
+            completed=report.by_status["completed"],
+            rolled_back=report.by_status["rolled_back"],
+            attention=report.by_status["needs_attention"],
+            charges=report.charges,
+            refunds=report.refunds,
+            kills=faults["kills"],
+            in_flight=faults["kills_in_flight"],
+            relay_crash=faults["relay_crash"],
+            duplicates=faults["duplicates"],
+            redeliver=processor_redeliveries(stack),
+            gw_faults=gateway_faults,
+            gw_slow=gateway_slow,
+            late=faults["late_charges"],
+            violations=len(report.violations),
+        )
+
+        # What was driven is what the system holds: every accepted payment, nothing else.
+        assert len(driven.accepted) + driven.refused == driven.orders
+        assert driven.refused == 0, "every user is funded for every payment: no 402 expected"
+        assert report.payments == len(driven.accepted) == driven.orders, report.table()
         assert report.violations == [], report.table()
+        assert report.by_status["needs_attention"] == 0, "the gateway answers in the end: nothing needs a person"
         assert not stack.dead(), f"processes died: {stack.dead()}"
+
+        # The faults happened.
+        if scenario in KILL_PROCESSOR | KILL_INITIATOR:
+            assert faults["kills"] > 0 and faults["kills_in_flight"] > 0, dict(faults)
+        if scenario in KILL_PROCESSOR | KILL_INITIATOR | DUPLICATES:
+            assert row["redeliver"] > 0, "no payment.initiated was delivered twice"
+        if scenario in KILL_INITIATOR:
+            assert faults["relay_crash"] > 0, "the relay's crash hook never fired"
+        if scenario in DUPLICATES:
+            assert faults["duplicates"] > 0
+        if scenario in GATEWAY_FAULTS:
+            assert gateway_faults > 0, "the gateway answered no fault"
+        if scenario in SLOW_GATEWAY:
+            assert gateway_slow > 0, "no charge was slower than the processor's read timeout"
+        if scenario == "reconciler_races_inflight_charge":
+            assert reconciler_examined(stack) > 0, "the racing reconciler never looked at an in-flight payment"
+        if scenario in POISON:
+            assert faults["poison"] > 0
+        if scenario in OUTAGE:
+            expired = [p for p in settled.values() if p.get("failure_reason") == "expired"]
+            assert expired, "the reconciler settled no payment during the outage"
+        assert len(after_charge) == (refunded_after_charge if scenario in AFTER_CHARGE else 0)
+        if scenario in AFTER_CHARGE:
+            assert after_charge, "no payment failed after its charge"
+        if scenario == "completion_after_rollback":
+            assert planted and faults["late_completions"] > 0
+        assert report.refunds == len(after_charge) + len(planted), report.table()
+        if scenario in ONLY_WORKERS_KILLED:
+            # Nothing but worker deaths: the gateway's approvals complete, its declines roll back.
+            approved = {pid for pid, order in driven.accepted.items() if order.ending not in DECLINES}
+            wrong = {pid: settled[pid]["status"] for pid in approved if settled[pid]["status"] != "completed"}
+            assert not wrong, f"{len(wrong)} approved payment(s) did not complete: {list(wrong.items())[:5]}"
+            declined = set(driven.accepted) - approved
+            assert all(settled[pid]["failure_reason"] in ("card_declined", "insufficient_funds") for pid in declined)
+        row["outcome"] = "passed"
     finally:
+        row["payments"] = row["payments"] or len(driven.accepted)
+        results.append(row)
         if duplicator:
             duplicator.close()
         stack.stop_all()

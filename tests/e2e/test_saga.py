@@ -146,7 +146,7 @@ def test_burst_of_concurrent_payments_keeps_every_invariant(stack, report_figure
 
     settled = stack.wait_terminal(accepted, timeout=240)
     settle_seconds = time.monotonic() - started
-    report = check_invariants.check(stack.invariant_sources(), [user["id"] for user in users])
+    report = check_invariants.check(stack.invariant_sources(), [user["id"] for user in users], deposits=stack.deposits)
     report_figures(
         f"[{stack.mode}] burst: {len(orders)} submitted, {len(accepted)} accepted, "
         f"{len(refused)} refused for funds; {dict(report.by_status)}; charges {report.charges}, "

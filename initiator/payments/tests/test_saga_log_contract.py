@@ -101,6 +101,12 @@ class SagaLogContractTests(GatewayMixin, TestCase):
         for payment, steps in expected.items():
             self.assertEqual(self.assert_follows_the_contract(payment), steps, payment.amount)
 
+    def test_the_consoles_step_paths_mirror_the_contract(self) -> None:
+        from payments import invariants
+
+        mirrored = {previous or "": sorted(steps) for previous, steps in invariants.NEXT_STEPS.items()}
+        self.assertEqual(mirrored, {previous: sorted(steps) for previous, steps in PATHS["next_steps"].items()})
+
     def test_the_initiators_step_names_are_the_contracts(self) -> None:
         from payments import saga_log
 

@@ -175,6 +175,7 @@ def pause_worker_on_new_subscription(stack: Stack) -> str:
             "topic": old.topic,
             "ack_deadline_seconds": old.ack_deadline_seconds,
             "dead_letter_policy": old.dead_letter_policy,
+            "retry_policy": old.retry_policy,
         }
     )
     subscriber.delete_subscription(subscription=old.name)

@@ -191,14 +191,18 @@ def _tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its live descendants, in seconds."""
+    """User + system CPU time of a process and its descendants, in seconds.
+
+    Live descendants count their own time; exited ones count in their parent's children's time once
+    reaped (PostgreSQL backends of closed connections, for instance).
+    """
     ticks = 0
     for current in _tree(pid):
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -26,6 +26,9 @@ check-invariants: venv ## check the saga invariants of a running `make run` syst
 chaos: venv ## the fault-injection suite on PostgreSQL: >= 2,000 payments, 11 scenarios, pull and push
 	@$(VENV_PYTHON) -m pytest -p no:cacheprovider tests/chaos --chaos-payments=2000 -s
 
+bench: venv ## benchmark: BinPay's figures next to the same run's ceilings (BENCH_ARGS="--payments 5000 ...")
+	@$(VENV_PYTHON) bench/bench.py $(BENCH_ARGS)
+
 clean: ## remove the virtualenv, local state and caches
 	rm -rf .venv .run .tools .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

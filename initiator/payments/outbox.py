@@ -13,6 +13,7 @@ import uuid
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from payments import clients
@@ -74,8 +75,25 @@ def _publish_locked(events: list[OutboxEvent], *, crash_rate: float = 0.0) -> in
                 message_id,
                 extra={"payment_id": str(event.payment_id), "correlation_id": event.attributes.get("correlation_id")},
             )
-    OutboxEvent.objects.bulk_update(events, ["published_at", "publish_attempts", "last_error"])
+    _mark(events)
     return published
+
+
+def _mark(events: list[OutboxEvent]) -> None:
+    """Store the publish results: one UPDATE for the published rows, one per failed row.
+
+    (bulk_update's per-row CASE expressions cost more CPU than the rest of a payment's request.)
+    """
+    published = [event for event in events if event.published_at is not None]
+    if published:
+        OutboxEvent.objects.filter(pk__in=[event.pk for event in published]).update(
+            published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1, last_error=""
+        )
+    for event in events:
+        if event.published_at is None:
+            OutboxEvent.objects.filter(pk=event.pk).update(
+                publish_attempts=F("publish_attempts") + 1, last_error=event.last_error
+            )
 
 
 def publish_event_now(event_id: uuid.UUID) -> bool:

@@ -201,9 +201,12 @@ class SagaDelivery:
         self.owner = owner
         self.gateway = processor.gateway
         self.fault = self._fault_point()
+        # The saga-log document as this delivery last got it (its next write's precondition).
+        self.doc: dict = {}
 
     def run(self, doc: dict) -> str:
         while True:
+            self.doc = doc
             steps = set(doc.get("steps_done") or [])
             if steps & PROCESSOR_OUTCOMES:
                 self._publish_outcome(doc)
@@ -246,18 +249,22 @@ class SagaDelivery:
 
     def _charged(self, charge_id: str) -> dict:
         logger.info("charge %s succeeded", charge_id)
-        return self.log.append_step(
-            self.payment.payment_id, self.owner, CHARGED, {"charge_id": charge_id}, {"charge_id": charge_id}
-        )
+        steps = [(CHARGED, {"charge_id": charge_id}, {"charge_id": charge_id})]
+        if self.fault != "after_charge":
+            # Nothing happens between CHARGED and COMPLETED: one write logs both, in order.
+            steps.append(self._completion_step(charge_id))
+        return self._append(steps)
 
     def _declined(self, result: ChargeDeclined) -> dict:
         logger.info("charge declined: %s", result.reason_code)
-        return self.log.append_step(
-            self.payment.payment_id,
-            self.owner,
-            CHARGE_DECLINED,
-            {"reason_code": result.reason_code, "charge_id": result.charge_id},
-            {"decline_code": result.reason_code},
+        return self._append(
+            [
+                (
+                    CHARGE_DECLINED,
+                    {"reason_code": result.reason_code, "charge_id": result.charge_id},
+                    {"decline_code": result.reason_code},
+                )
+            ]
         )
 
     def _cancel(self, *, reason_code: str) -> dict:
@@ -284,13 +291,7 @@ class SagaDelivery:
 
     def _canceled(self, *, reason_code: str) -> dict:
         logger.info("charge canceled at the gateway: no charge can land (%s)", reason_code)
-        return self.log.append_step(
-            self.payment.payment_id,
-            self.owner,
-            CHARGE_CANCELED,
-            {"reason_code": reason_code},
-            {"cancel_reason": reason_code},
-        )
+        return self._append([(CHARGE_CANCELED, {"reason_code": reason_code}, {"cancel_reason": reason_code})])
 
     def _fail(self, *, reason_code: str, failed_step: str) -> dict:
         event = events.rollback_event(
@@ -302,14 +303,19 @@ class SagaDelivery:
             occurred_at=datetime.now(UTC),
         )
         logger.info("saga failed: %s", reason_code)
-        return self._outcome(FAILED, event, {"reason_code": reason_code, "failed_step": failed_step})
+        return self._append(
+            [self._outcome_step(FAILED, event, {"reason_code": reason_code, "failed_step": failed_step})]
+        )
 
     def _complete(self, doc: dict) -> dict:
+        return self._append([self._completion_step(doc["charge_id"])])
+
+    def _completion_step(self, charge_id: str) -> tuple[str, dict, dict]:
         payment = self.payment
         event = events.completed_event(
-            payment.payment_id, doc["charge_id"], payment.amount, payment.currency, datetime.now(UTC)
+            payment.payment_id, charge_id, payment.amount, payment.currency, datetime.now(UTC)
         )
-        return self._outcome(COMPLETED, event, {"charge_id": doc["charge_id"]})
+        return self._outcome_step(COMPLETED, event, {"charge_id": charge_id})
 
     def _refund(self, doc: dict) -> dict:
         charge_id = doc["charge_id"]
@@ -328,17 +334,20 @@ class SagaDelivery:
             occurred_at=datetime.now(UTC),
         )
         detail = {"refund_id": refund_id, "charge_id": charge_id, "reason_code": "processor_failure"}
-        return self._outcome(REFUNDED, event, detail, {"refund_id": refund_id})
+        return self._append([self._outcome_step(REFUNDED, event, detail, {"refund_id": refund_id})])
 
-    def _outcome(self, step: str, event: dict, detail: dict, fields: dict | None = None) -> dict:
+    @staticmethod
+    def _outcome_step(step: str, event: dict, detail: dict, fields: dict | None = None) -> tuple[str, dict, dict]:
         topic = "completion" if event["event_type"] == events.PAYMENT_COMPLETED else "rollback"
-        return self.log.append_step(
-            self.payment.payment_id,
-            self.owner,
+        return (
             step,
             {**detail, "event_id": event["event_id"]},
             {**(fields or {}), "outcome": {"topic": topic, "event": event}},
         )
+
+    def _append(self, steps: list[tuple[str, dict, dict]]) -> dict:
+        self.doc = self.log.append_steps(self.payment.payment_id, self.owner, steps, known=self.doc)
+        return self.doc
 
     def _publish_outcome(self, doc: dict) -> None:
         if doc.get("outcome_published"):
@@ -358,7 +367,7 @@ class SagaDelivery:
         data = json.dumps(event, separators=(",", ":")).encode("utf-8")
         attributes = events.event_attributes(event, doc.get("correlation_id") or self.payment.correlation_id)
         message_id = publisher.publish(topic, data, **attributes).result(timeout=PUBLISH_TIMEOUT_SECONDS)
-        self.log.mark_published(self.payment.payment_id, self.owner, message_id)
+        self.log.mark_published(self.payment.payment_id, self.owner, message_id, known=doc)
         logger.info("published %s %s to %s", event["event_type"], event["event_id"], topic_name)
 
     def _fault_point(self) -> str | None:

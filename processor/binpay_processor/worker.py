@@ -13,8 +13,10 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 
 from . import observability
 from .bootstrap import build_processor
@@ -73,16 +75,30 @@ def nack_delay(delivery_attempt: int | None) -> float:
     return float(min(2 ** ((delivery_attempt or 1) - 1), 10))
 
 
+def subscribe(
+    subscriber: pubsub_v1.SubscriberClient, subscription: str, callback, max_messages: int
+) -> pubsub_v1.subscriber.futures.StreamingPullFuture:
+    """Streaming pull with one callback thread for every message flow control lets in.
+
+    The client's default scheduler has 10 threads whatever the flow control: with more messages in
+    flight than threads, a message the client took waits for a thread that a slow gateway call holds.
+    """
+    return subscriber.subscribe(
+        subscription,
+        callback=callback,
+        flow_control=pubsub_v1.types.FlowControl(max_messages=max_messages),
+        scheduler=ThreadScheduler(ThreadPoolExecutor(max_workers=max_messages, thread_name_prefix="saga")),
+        await_callbacks_on_shutdown=True,
+    )
+
+
 def run(settings: Settings, stop: threading.Event) -> int:
     clients = process_clients(settings)
     processor = build_processor(settings, clients)
     subscriber = clients.subscriber
     subscription = subscriber.subscription_path(settings.project_id, settings.pubsub_subscription)
-    streaming_pull = subscriber.subscribe(
-        subscription,
-        callback=make_callback(processor, stop),
-        flow_control=pubsub_v1.types.FlowControl(max_messages=settings.pubsub_flow_control_max_messages),
-        await_callbacks_on_shutdown=True,
+    streaming_pull = subscribe(
+        subscriber, subscription, make_callback(processor, stop), settings.pubsub_flow_control_max_messages
     )
     logger.info("pulling %s (at most %d messages in flight)", subscription, settings.pubsub_flow_control_max_messages)
     streaming_pull.add_done_callback(lambda _future: stop.set())

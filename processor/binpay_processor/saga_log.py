@@ -62,6 +62,24 @@ def step_id(seq: int, step: str) -> str:
     return f"{seq:02d}-{step}"
 
 
+def _new_document(payment: PaymentInitiated) -> dict:
+    """The parent document of a payment's first delivery (contracts/saga-log/transaction.schema.json)."""
+    return {
+        "payment_id": payment.payment_id,
+        "user_id": payment.user_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "correlation_id": payment.correlation_id,
+        "initiated_at": payment.created_at,
+        "state": None,
+        "version": 0,
+        "steps_done": [],
+        "charge_id": None,
+        "outcome_published": False,
+        "created_at": firestore.SERVER_TIMESTAMP,
+    }
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -84,20 +102,7 @@ class SagaLog:
             snapshot = ref.get(transaction=transaction)
             now = _now()
             if not snapshot.exists:
-                doc = {
-                    "payment_id": payment.payment_id,
-                    "user_id": payment.user_id,
-                    "amount": payment.amount,
-                    "currency": payment.currency,
-                    "correlation_id": payment.correlation_id,
-                    "initiated_at": payment.created_at,
-                    "state": None,
-                    "version": 0,
-                    "steps_done": [],
-                    "charge_id": None,
-                    "outcome_published": False,
-                    "created_at": firestore.SERVER_TIMESTAMP,
-                }
+                doc = _new_document(payment)
                 return Claim(ClaimStatus.CLAIMED, self._write_step(transaction, ref, doc, RECEIVED, {}, owner, now))
             doc = snapshot.to_dict()
             if any(doc.get(name) is not None and doc[name] != getattr(payment, name) for name in _PAYMENT_FIELDS):
@@ -128,20 +133,7 @@ class SagaLog:
     def _create_received(self, payment: PaymentInitiated, owner: str) -> dict | None:
         """First delivery: create the document with RECEIVED in one write; None if it exists already."""
         ref = self.collection.document(payment.payment_id)
-        doc = {
-            "payment_id": payment.payment_id,
-            "user_id": payment.user_id,
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "correlation_id": payment.correlation_id,
-            "initiated_at": payment.created_at,
-            "state": None,
-            "version": 0,
-            "steps_done": [],
-            "charge_id": None,
-            "outcome_published": False,
-            "created_at": firestore.SERVER_TIMESTAMP,
-        }
+        doc = _new_document(payment)
         step_doc, doc = self._next_step(doc, RECEIVED, {}, owner, _now())
         batch = self.db.batch()
         batch.create(ref, doc)

@@ -11,8 +11,9 @@ resource "google_cloud_run_v2_service" "processor" {
   template {
     service_account                  = google_service_account.processor.email
     max_instance_request_concurrency = 40
-    # One delivery's worst case (113 s) fits; under the push subscription's ack deadline.
-    timeout = "150s"
+    # A lease waited out (120 s) plus one delivery's worst case (113 s) fits; under the push
+    # subscription's ack deadline.
+    timeout = "270s"
 
     scaling {
       min_instance_count = 0

@@ -50,7 +50,7 @@ locals {
     PUBSUB_SUBSCRIPTION          = "initiator-sub"
     PAYMENT_GATEWAY_URL          = var.payment_gateway_url
     FAULT_INJECTION_ENABLED      = "false"
-    PUSH_REQUEST_TIMEOUT_SECONDS = "150"
+    PUSH_REQUEST_TIMEOUT_SECONDS = "270"
     PAYMENT_TIMEOUT_SECONDS      = "600"
     PUBSUB_PUSH_AUDIENCE         = local.processor_push_url
     PUBSUB_PUSH_SERVICE_ACCOUNT  = google_service_account.pubsub_push.email

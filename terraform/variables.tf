@@ -71,9 +71,9 @@ variable "max_delivery_attempts" {
 }
 
 variable "ack_deadline_seconds" {
-  description = "Ack deadline of every subscription (docs/contracts.md: 180, above the processor's 150 s push request timeout)."
+  description = "Ack deadline of every subscription (docs/contracts.md: 300, above the processor's 270 s push request timeout)."
   type        = number
-  default     = 180
+  default     = 300
 }
 
 variable "relay_schedule" {

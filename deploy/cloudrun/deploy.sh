@@ -214,7 +214,7 @@ PROCESSOR_ENV+=",PUBSUB_COMPLETION_TOPIC=${COMPLETION_TOPIC},PUBSUB_DEAD_LETTER_
 PROCESSOR_ENV+=",PUBSUB_SUBSCRIPTION=${SUBSCRIPTION},FIRESTORE_COLLECTION=${FIRESTORE_COLLECTION}"
 PROCESSOR_ENV+=",PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL},FAULT_INJECTION_ENABLED=false"
 # The delivery worst case must fit the request timeout, the saga timeout the initiator's (docs/architecture.md).
-PROCESSOR_ENV+=",PUSH_REQUEST_TIMEOUT_SECONDS=150,PAYMENT_TIMEOUT_SECONDS=600"
+PROCESSOR_ENV+=",PUSH_REQUEST_TIMEOUT_SECONDS=270,PAYMENT_TIMEOUT_SECONDS=600"
 PROCESSOR_ENV+=",PUBSUB_PUSH_AUDIENCE=${PROCESSOR_PUSH_URL},PUBSUB_PUSH_SERVICE_ACCOUNT=${PUSH_SA}"
 # Private service: Cloud Run checks the push token's signature and forwards it with the signature
 # removed; the app checks the claims (docs/deploy.md, "Push authentication").
@@ -223,7 +223,7 @@ gc run deploy processor --image="$PROCESSOR_IMAGE" --platform=managed --region="
   --no-allow-unauthenticated --ingress=internal --service-account="$PROCESSOR_SA" \
   --set-env-vars="$PROCESSOR_ENV" --set-secrets="PAYMENT_GATEWAY_API_KEY=binpay-gateway-api-key:latest" \
   --command=gunicorn --args=-w,4,app:app --port=8080 \
-  --cpu=1 --memory=512Mi --concurrency=40 --timeout=150 --min-instances=0 --max-instances=20
+  --cpu=1 --memory=512Mi --concurrency=40 --timeout=270 --min-instances=0 --max-instances=20
 gc run services add-iam-policy-binding processor --region="$REGION" \
   --member="serviceAccount:${PUSH_SA}" --role=roles/run.invoker
 
@@ -248,7 +248,7 @@ for plan in \
     --push-endpoint="$endpoint"
     --push-auth-service-account="$PUSH_SA"
     --push-auth-token-audience="$endpoint"
-    --ack-deadline=180
+    --ack-deadline=300
     --dead-letter-topic="$DEAD_LETTER_TOPIC"
     --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
     --min-retry-delay=1s
@@ -271,7 +271,7 @@ dead_letter_settings=(
   --push-endpoint="$INITIATOR_PUSH_URL"
   --push-auth-service-account="$PUSH_SA"
   --push-auth-token-audience="$INITIATOR_PUSH_URL"
-  --ack-deadline=180
+  --ack-deadline=300
   --message-retention-duration=7d
   --min-retry-delay=1s
   --max-retry-delay=60s

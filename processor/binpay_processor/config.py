@@ -123,13 +123,24 @@ class Settings:
                 "reconciler takes over"
             )
         if self.push_request_timeout_seconds is not None:
-            answered = handling + PUBLISH_TIMEOUT_SECONDS
+            answered = self.lease_seconds + handling + PUBLISH_TIMEOUT_SECONDS
             if answered >= self.push_request_timeout_seconds:
                 raise ConfigurationError(
-                    f"a push delivery may take {answered:.0f} s, not under PUSH_REQUEST_TIMEOUT_SECONDS="
-                    f"{self.push_request_timeout_seconds:g}: the platform would cut it off and Pub/Sub redeliver "
-                    "into a held lease"
+                    f"a push delivery may take {answered:.0f} s (waiting out a crashed delivery's "
+                    f"LEASE_SECONDS={self.lease_seconds:g}, then {handling:.0f} s handling and "
+                    f"{PUBLISH_TIMEOUT_SECONDS} s publishing), not under PUSH_REQUEST_TIMEOUT_SECONDS="
+                    f"{self.push_request_timeout_seconds:g}: the platform would cut it off, and Pub/Sub's "
+                    "retries, each answered BUSY, would dead-letter a payment whose lease a dead delivery holds"
                 )
+
+    def push_lease_wait_seconds(self) -> float:
+        """How long a push delivery waits for another delivery's lease before answering BUSY: what the
+        platform's request timeout leaves after handling and publishing (at least one lease, see
+        _validate_timeouts), or one lease where no platform cuts the request off."""
+        if self.push_request_timeout_seconds is None:
+            return self.lease_seconds
+        answered = self.handling_worst_case_seconds() + PUBLISH_TIMEOUT_SECONDS
+        return self.push_request_timeout_seconds - answered
 
     def gateway_call_worst_case_seconds(self) -> float:
         """(connect + read timeout) per attempt, 1 + GATEWAY_MAX_RETRIES attempts, backoff between them."""

@@ -1,7 +1,8 @@
 """POST /pubsub/push: Pub/Sub push deliveries of payment.initiated (Cloud Run).
 
-Answers: 200 handled or poison (Pub/Sub acks), 429 another delivery holds the payment, 500/503
-transient (Pub/Sub redelivers with backoff), 400 not a push envelope, 401/403 bad OIDC token.
+Answers: 200 handled or poison (Pub/Sub acks), 429 another delivery still holds the payment after
+waiting for its lease, 500/503 transient (Pub/Sub redelivers with backoff), 400 not a push envelope,
+401/403 bad OIDC token.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ def pubsub_push():
         attributes = {}
     delivery_attempt = envelope.get("deliveryAttempt")
     processor = current_app.extensions["binpay"].processor
-    result = processor.handle_payment_initiated(
-        data, attributes, delivery_attempt, message.get("messageId") or message.get("message_id")
+    # A payment another delivery holds is waited for inside the request: each 429 burns a delivery
+    # attempt, and a crashed delivery's lease outlasts Pub/Sub's retries.
+    result = processor.handle_waiting_out_leases(
+        data,
+        attributes,
+        delivery_attempt,
+        message.get("messageId") or message.get("message_id"),
+        settings.push_lease_wait_seconds(),
     )
     return jsonify({"status": result.disposition.value, "detail": result.detail}), _STATUS[result.disposition]

@@ -23,6 +23,8 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,7 +71,7 @@ class Disposition(enum.Enum):
 class HandlingResult:
     disposition: Disposition
     detail: str
-    # BUSY: seconds until the other delivery's lease lapses (a pull worker waits that long, not Pub/Sub).
+    # BUSY: seconds until the other delivery's lease lapses (see handle_waiting_out_leases).
     retry_after: float | None = None
 
 
@@ -96,6 +98,32 @@ class PaymentProcessor:
         self.clients = clients
         self.saga_log = saga_log
         self.gateway = gateway
+
+    def handle_waiting_out_leases(
+        self,
+        message_data: bytes,
+        attributes: Mapping[str, str],
+        delivery_attempt: int | None,
+        message_id: str | None,
+        max_wait_seconds: float,
+        stop: threading.Event | None = None,
+    ) -> HandlingResult:
+        """Handle a delivery; while another delivery holds the payment's lease, wait for it to lapse
+        (up to `max_wait_seconds`) and try again.
+
+        A delivery that answers BUSY burns one of the subscription's delivery attempts, and Pub/Sub
+        retries within seconds: a delivery that died holding its lease (a killed pod or Cloud Run
+        instance) would send the message to the dead-letter topic long before the lease lapsed.
+        """
+        stop = stop or threading.Event()
+        deadline = time.monotonic() + max_wait_seconds
+        while True:
+            result = self.handle_payment_initiated(message_data, attributes, delivery_attempt, message_id)
+            if result.disposition is not Disposition.BUSY or result.retry_after is None:
+                return result
+            wait = min(result.retry_after + 1.0, deadline - time.monotonic())
+            if wait <= 0 or stop.wait(wait):
+                return result
 
     @observability.consumes_message
     def handle_payment_initiated(

@@ -23,7 +23,7 @@ from .bootstrap import build_processor
 from .clients import process_clients
 from .config import ConfigurationError, Settings
 from .logs import configure_logging
-from .saga import Disposition, PaymentProcessor
+from .saga import PaymentProcessor
 
 logger = logging.getLogger("binpay_processor.worker")
 
@@ -35,24 +35,18 @@ MAX_LEASE_WAIT_SECONDS = 300
 def make_callback(processor: PaymentProcessor, stop: threading.Event | None = None):
     stop = stop or threading.Event()
 
-    def handle(message: pubsub_v1.subscriber.message.Message):
-        # A payment another delivery holds is waited for here, not nacked: each nack would burn one
-        # of the subscription's delivery attempts and a slow charge would end in the dead-letter
-        # topic. The client keeps extending the message's ack deadline meanwhile.
-        deadline = time.monotonic() + MAX_LEASE_WAIT_SECONDS
-        while True:
-            result = processor.handle_payment_initiated(
-                message.data, dict(message.attributes), message.delivery_attempt, message.message_id
-            )
-            if result.disposition is not Disposition.BUSY or result.retry_after is None:
-                return result
-            wait = min(result.retry_after + 1.0, deadline - time.monotonic())
-            if wait <= 0 or stop.wait(wait):
-                return result
-
     def callback(message: pubsub_v1.subscriber.message.Message) -> None:
         try:
-            result = handle(message)
+            # A payment another delivery holds is waited for here, not nacked (the client keeps
+            # extending the message's ack deadline meanwhile).
+            result = processor.handle_waiting_out_leases(
+                message.data,
+                dict(message.attributes),
+                message.delivery_attempt,
+                message.message_id,
+                MAX_LEASE_WAIT_SECONDS,
+                stop,
+            )
         except BaseException:
             logger.exception("handler crashed; message %s nacked", message.message_id)
             message.nack()
@@ -60,9 +54,9 @@ def make_callback(processor: PaymentProcessor, stop: threading.Event | None = No
         if result.disposition.ack:
             message.ack()
         else:
-            # Back off before the nack: a nack is redelivered at once unless the subscription has a
-            # retry policy (the emulator's subscriptions have none), and a payment whose lease
-            # another delivery holds needs time, not five instant retries into the dead-letter topic.
+            # Back off before the nack: without a retry policy on the subscription a nack is
+            # redelivered at once, and a transient failure needs time, not five instant retries
+            # into the dead-letter topic.
             time.sleep(nack_delay(message.delivery_attempt))
             message.nack()
         observability.message_handled(message.publish_time, result.disposition.value)

@@ -89,4 +89,13 @@ def test_a_push_request_timeout_shorter_than_a_delivery_is_refused():
     # Cloud Run cut a 55 s request off while the delivery could take 103 s + 10 s to publish.
     with pytest.raises(ConfigurationError, match="PUSH_REQUEST_TIMEOUT_SECONDS"):
         Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "55"})
-    assert Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "300"}).push_request_timeout_seconds == 300
+
+
+def test_a_push_request_must_have_room_to_wait_out_a_crashed_deliverys_lease():
+    # A redelivery that finds the 120 s lease of a delivery that died waits it out, then handles the
+    # payment (103 s) and publishes (10 s): 150 s (the old Cloud Run timeout) would dead-letter it.
+    with pytest.raises(ConfigurationError, match="LEASE_SECONDS=120"):
+        Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "233"})
+    settings = Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "270"})
+    assert settings.push_lease_wait_seconds() == 270 - 103 - 10 >= settings.lease_seconds
+    assert Settings.from_env(environ={}).push_lease_wait_seconds() == 120

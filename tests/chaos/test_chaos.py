@@ -43,6 +43,10 @@ GATEWAY_READ_TIMEOUT = 2
 # reconciler settles a payment only after PAYMENT_TIMEOUT, which such redeliveries always beat.
 ACK_DEADLINE = 10
 LEASE_SECONDS = 60
+# Push mode as deployed on Cloud Run: the request timeout leaves room to wait out a killed delivery's
+# lease (60 s) and then handle (55 s) and publish (10 s); Pub/Sub waits longer than that for the answer.
+PUSH_REQUEST_TIMEOUT = 130
+PUSH_ACK_DEADLINE = 140
 SAGA_TIMEOUT = 240
 PAYMENT_TIMEOUT = 300
 # Where the processor is taken down on purpose, the reconciler settles what stays pending past this.
@@ -418,7 +422,7 @@ def reconciler_examined(stack) -> int:
     return sum((line.get("reconcile_counts") or {}).get("examined", 0) for line in lines)
 
 
-def stack_settings(scenario: str) -> dict[str, str]:
+def stack_settings(scenario: str, mode: str) -> dict[str, str]:
     env = {
         "SANDBOX_ALLOW_CONFIG": "true",
         "PAYMENT_TIMEOUT_SECONDS": str(PAYMENT_TIMEOUT),
@@ -429,6 +433,8 @@ def stack_settings(scenario: str) -> dict[str, str]:
         "LEASE_SECONDS": str(LEASE_SECONDS),
         "GATEWAY_READ_TIMEOUT": str(GATEWAY_READ_TIMEOUT),
     }
+    if mode == "push":
+        env["PUSH_REQUEST_TIMEOUT_SECONDS"] = str(PUSH_REQUEST_TIMEOUT)
     if scenario == "slow_gateway_past_saga_timeout":
         env["SAGA_TIMEOUT_SECONDS"] = "1"  # every payment reaches the processor "past the saga timeout"
     if scenario == "completion_after_rollback":
@@ -442,7 +448,8 @@ def stack_settings(scenario: str) -> dict[str, str]:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scenario(scenario, mode, emulator_env, tmp_path, payments_per_scenario, results):
     seed = SCENARIOS.index(scenario) + 1
-    stack = build_stack(mode, emulator_env, tmp_path, stack_settings(scenario), ack_deadline_seconds=ACK_DEADLINE)
+    ack_deadline = PUSH_ACK_DEADLINE if mode == "push" else ACK_DEADLINE
+    stack = build_stack(mode, emulator_env, tmp_path, stack_settings(scenario, mode), ack_deadline_seconds=ack_deadline)
     started = time.monotonic()
     faults = Faults()
     driven = Driven()

@@ -75,6 +75,37 @@ def test_scheduler_attempt_deadline_fits_the_request_timeout(deploy_commands):
     assert int(knative_env["RECONCILE_TIME_BUDGET_SECONDS"]) < knative["spec"]["template"]["spec"]["timeoutSeconds"]
 
 
+def test_the_processor_starts_with_the_push_timeouts_it_is_deployed_with(deploy_commands):
+    """Cloud Run's request timeout is the processor's PUSH_REQUEST_TIMEOUT_SECONDS, the processor accepts
+    it (room to wait out a crashed delivery's lease, then handle), and Pub/Sub waits longer for the answer."""
+    processor = find(deploy_commands, "deploy", "processor")
+    timeout = seconds(flags(processor)["timeout"])
+    env = env_of(processor)
+    assert int(env["PUSH_REQUEST_TIMEOUT_SECONDS"]) == timeout
+    knative = yaml.safe_load((REPO / "deploy" / "cloudrun" / "processor.yaml").read_text())
+    spec = knative["spec"]["template"]["spec"]
+    knative_env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert spec["timeoutSeconds"] == int(knative_env["PUSH_REQUEST_TIMEOUT_SECONDS"]) == timeout
+    terraform = (REPO / "terraform" / "cloudrun.tf").read_text() + (REPO / "terraform" / "main.tf").read_text()
+    assert f'timeout = "{timeout}s"' in terraform and f'PUSH_REQUEST_TIMEOUT_SECONDS = "{timeout}"' in terraform
+    subscriptions = [c for c in deploy_commands if "subscriptions" in c and ("create" in c or "update" in c)]
+    assert subscriptions and all(seconds(flags(c)["ack-deadline"]) > timeout for c in subscriptions)
+
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from binpay_processor.config import Settings; Settings.from_env(environ=dict(__import__('os').environ))",
+        ],
+        cwd=REPO / "processor",
+        env={**os.environ, **env, "PAYMENT_GATEWAY_API_KEY": "sk_test_deployed"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+
+
 def test_push_and_scheduler_tokens_never_open_each_others_endpoint(deploy_commands):
     initiator_env = env_of(find(deploy_commands, "deploy", "initiator"))
     processor = find(deploy_commands, "deploy", "processor")

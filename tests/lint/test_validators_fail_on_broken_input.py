@@ -193,14 +193,20 @@ BREAKAGES = {
     "deploy.sh invalid choice": (
         "deploy-script",
         "deploy/cloudrun/deploy.sh",
-        "--ingress=internal",
-        "--ingress=sideways",
+        "--repository-format=docker",
+        "--repository-format=dockerr",
     ),
     "deploy.sh unknown command": (
         "deploy-script",
         "deploy/cloudrun/deploy.sh",
-        "gc run jobs deploy initiator-relay",
-        "gc run job deploy initiator-relay",
+        'gc run services replace "${RENDERED_DIR}/initiator.yaml"',
+        'gc run service replace "${RENDERED_DIR}/initiator.yaml"',
+    ),
+    "deploy.sh replace misspelled flag": (
+        "deploy-script",
+        "deploy/cloudrun/deploy.sh",
+        'replace "${RENDERED_DIR}/processor.yaml" --region=',
+        'replace "${RENDERED_DIR}/processor.yaml" --regions=',
     ),
     # gcloud's own Logging v2 / Monitoring v3 / v1 message parsing
     "monitoring unknown alert field": (
@@ -250,8 +256,8 @@ BREAKAGES = {
     "terraform undeclared resource": (
         "terraform",
         "terraform/cloudrun.tf",
-        "google_service_account.processor.email",
-        "google_service_account.processorr.email",
+        "google_service_account.scheduler.email",
+        "google_service_account.schedulerr.email",
     ),
     "terraform provider range": ("terraform", "terraform/versions.tf", 'version = "6.50.0"', 'version = ">= 6.0"'),
     # JSON Schema metaschema

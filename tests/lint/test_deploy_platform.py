@@ -199,19 +199,25 @@ def test_the_processor_starts_with_the_push_timeouts_it_is_deployed_with(deploy_
 @pytest.mark.parametrize("name", ["initiator.yaml", "initiator-migrate-job.yaml", "initiator-relay-job.yaml"])
 def test_the_initiator_starts_with_the_environment_it_is_deployed_with(rendered, name, tmp_path):
     document = rendered[name]
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env_of(document)}
-    env |= {key: f"value-of-{key}" for key in secret_env_names(document)}
-    env["DATABASE_URL"] = "postgres://binpay:password@127.0.0.1:5432/binpay"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO / "initiator",
+    secrets = {key: f"value-of-{key}" for key in secret_env_names(document)}
+    result = start_service("initiator", ["manage.py", "check"], env_of(document) | secrets, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def start_service(service: str, command: list[str], env: dict[str, str], home) -> subprocess.CompletedProcess:
+    """Run a service's start-up check with exactly the environment a deployment gives it."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), **env}
+    if "DATABASE_URL" in env:
+        env["DATABASE_URL"] = "postgres://binpay:password@127.0.0.1:5432/binpay"
+    return subprocess.run(
+        [sys.executable, *command],
+        cwd=REPO / service,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_push_and_scheduler_tokens_never_open_each_others_endpoint(deploy_commands, rendered):
@@ -426,19 +432,6 @@ def test_gke_pod_environment_starts_each_service(manifest, secret, command, cwd,
     [config] = [r for r in yaml.safe_load_all((REPO / "k8s" / manifest).read_text()) if r["kind"] == "ConfigMap"]
     keys = secret_keys(secret)
     assert keys, f"k8s/prepare.sh creates no {secret}"
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **config["data"]}
-    env |= {key: f"value-of-{key}" for key in keys}
-    if "DATABASE_URL" in keys:
-        env["DATABASE_URL"] = "postgres://binpay:password@127.0.0.1:5432/binpay"
-
-    result = subprocess.run(
-        [sys.executable, *command],
-        cwd=REPO / cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = start_service(cwd, command, config["data"] | {key: f"value-of-{key}" for key in keys}, tmp_path)
 
     assert result.returncode == 0, result.stderr[-2000:]

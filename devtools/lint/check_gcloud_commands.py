@@ -8,6 +8,8 @@ a fresh empty configuration. gcloud parses the command group, the command and ev
 choices, value types) before it looks for credentials: a valid command line stops with exit
 status 1 at "no active account", a typo in a flag, a command or a choice stops earlier with a
 usage error (status 2). Nothing reaches the network: with no account gcloud makes no API call.
+A policy tool such as checkov reads configuration files, not command lines: no tool but gcloud's
+own command tree can say whether a gcloud command exists, so this check stays.
 """
 
 from __future__ import annotations

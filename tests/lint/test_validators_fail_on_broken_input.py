@@ -16,6 +16,7 @@ ALL_STEPS = [
     "cloudrun",
     "workflows",
     "terraform",
+    "checkov",
     "json",
     "python",
     "deploy-script",
@@ -107,11 +108,37 @@ BREAKAGES = {
         "        imagePullPolicy: IfNotPresent\n        restartPolicyy: Always\n",
     ),
     "k8s wrong type": ("kubernetes", "k8s/processor.yaml", "  replicas: 2\n", "  replicas: two\n"),
+    # checkov's policies
     "k8s writable root filesystem": (
-        "kubernetes",
+        "checkov",
         "k8s/processor.yaml",
         "readOnlyRootFilesystem: true",
         "readOnlyRootFilesystem: false",
+    ),
+    "k8s runs as root": (
+        "checkov",
+        "k8s/processor.yaml",
+        "        runAsNonRoot: true\n        runAsUser: 10001\n",
+        "        runAsUser: 0\n",
+    ),
+    "k8s latest image": (
+        "checkov",
+        "k8s/initiator.yaml",
+        "/binpay/initiator:COMMIT_SHA",
+        "/binpay/initiator:latest",
+    ),
+    "terraform Cloud SQL without backups": (
+        "checkov",
+        "terraform/cloudsql.tf",
+        "      enabled                        = true\n",
+        "      enabled                        = false\n",
+    ),
+    "dockerfile runs as root": ("checkov", "gateway/Dockerfile", "\nUSER ", "\n# USER "),
+    "workflow write-all token": (
+        "checkov",
+        ".github/workflows/ci.yml",
+        "permissions:\n  contents: read\n",
+        "permissions: write-all\n",
     ),
     "k8s kustomization names a missing file": (
         "kubernetes",

@@ -98,43 +98,36 @@ def test_deploy_sh_applies_every_rendered_file_with_no_placeholder_left(deploy_c
     assert deploy_commands[first + 1][3:7] == ["run", "jobs", "execute", "initiator-migrate"]
 
 
-@pytest.mark.parametrize("bad", ["TAG=latest", "PAYMENT_GATEWAY_URL=https://a.test/#x", "PROJECT_NUMBER=", "REGION=x"])
-def test_render_refuses_a_value_it_cannot_fill_in(tmp_path, bad):
-    name, value = bad.split("=", 1)
-    values = {
-        "PROJECT_ID": "binpay-prod",
-        "PROJECT_NUMBER": "42",
-        "TAG": SHA,
-        "PAYMENT_GATEWAY_URL": "https://gateway.example.org",
-        "REGION": "europe-west1",
-    } | {name: value}
-    result = subprocess.run(
-        ["bash", str(REPO / "deploy" / "cloudrun" / "render.sh"), str(tmp_path / "out")],
+RENDER_VALUES = {
+    "PROJECT_ID": "binpay-prod",
+    "PROJECT_NUMBER": "42",
+    "TAG": SHA,
+    "PAYMENT_GATEWAY_URL": "https://gateway.example.org",
+    "REGION": "europe-west1",
+}
+
+
+def render(out, values: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(REPO / "deploy" / "cloudrun" / "render.sh"), str(out)],
         env={"PATH": os.environ["PATH"], **values},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize("bad", ["TAG=latest", "PAYMENT_GATEWAY_URL=https://a.test/#x", "PROJECT_NUMBER=", "REGION=x"])
+def test_render_refuses_a_value_it_cannot_fill_in(tmp_path, bad):
+    name, value = bad.split("=", 1)
+    result = render(tmp_path / "out", RENDER_VALUES | {name: value})
     assert result.returncode != 0 and name in result.stderr, result.stderr
 
 
 def test_render_fills_the_region_repository_and_cloud_sql_instance(tmp_path):
-    values = {
-        "PROJECT_ID": "binpay-prod",
-        "PROJECT_NUMBER": "42",
-        "TAG": SHA,
-        "PAYMENT_GATEWAY_URL": "https://gateway.example.org",
-        "REGION": "europe-west1",
-        "REPOSITORY": "images",
-        "CLOUD_SQL_INSTANCE": "pg-main",
-    }
-    subprocess.run(
-        ["bash", str(REPO / "deploy" / "cloudrun" / "render.sh"), str(tmp_path)],
-        env={"PATH": os.environ["PATH"], **values},
-        check=True,
-        timeout=60,
-    )
+    result = render(tmp_path, RENDER_VALUES | {"REPOSITORY": "images", "CLOUD_SQL_INSTANCE": "pg-main"})
+    assert result.returncode == 0, result.stderr
     initiator = yaml.safe_load((tmp_path / "initiator.yaml").read_text())
     template = initiator["spec"]["template"]
     assert (

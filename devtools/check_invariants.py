@@ -13,7 +13,10 @@ final state, charges, refunds and every violation:
   standing one;
 - the accounts: balance == deposits - completed payments, held == open holds.
 
-A library (``check`` and the per-source checks the tests call) and a command:
+The per-payment rules are initiator/payments/invariants.py (the operator console's too), given
+the step table of contracts/saga-log/steps.json; this module fetches what they judge, scans the
+whole ledger for charges on no payment, and reports. A library (``check`` and the per-source
+checks the tests call) and a command:
 
     python devtools/check_invariants.py [--user ID ...]    # defaults fit `make run`
 
@@ -32,11 +35,15 @@ from pathlib import Path
 
 import requests
 from google.cloud import firestore
-from saga_paths import SagaPaths, load_saga_paths
+from saga_paths import SagaPaths, invariants, load_saga_paths
 
-TERMINAL = {"completed", "rolled_back", "needs_attention"}
+# The per-payment rules are the initiator's (initiator/payments/invariants.py, the console's too);
+# this module fetches what they judge and scans the whole ledger.
+check_account = invariants.check_account
+check_charge_ids = invariants.check_charge_ids
+check_gateway = invariants.check_gateway
+standing = invariants.standing
 PATHS = load_saga_paths()
-NO_CHARGES = {"charges_succeeded": 0, "charges_failed": 0, "refunds": 0, "amount_charged": 0, "amount_refunded": 0}
 
 
 @dataclass
@@ -92,82 +99,9 @@ def _saga(db: firestore.Client, collection: str, payment_id: str) -> tuple[dict,
     return (snapshot.to_dict() or {}) if snapshot.exists else {}, sorted(steps, key=lambda step: step.get("seq", 0))
 
 
-def standing(entry: dict) -> int:
-    """What the gateway still holds for one ledger row: charged minus refunded, in minor units."""
-    return entry["amount_charged"] - entry["amount_refunded"]
-
-
 def check_saga_log(payment: dict, steps: list[dict], paths: SagaPaths = PATHS) -> list[str]:
-    """Numbering, step documents and the legal paths (contracts/saga-log/steps.json)."""
-    pid = payment["id"]
-    problems = []
-    if [step.get("seq") for step in steps] != list(range(1, len(steps) + 1)):
-        problems.append(f"{pid}: saga log seq not 1..n: {[s.get('seq') for s in steps]}")
-    for step in steps:
-        expected_id = f"{step.get('seq', 0):02d}-{step.get('step')}"
-        if step["id"] != expected_id:
-            problems.append(f"{pid}: step document {step['id']} should be {expected_id}")
-    logged = [(step.get("service"), (step.get("detail") or {}).get("source"), step.get("step")) for step in steps]
-    problems += [f"{pid}: {problem}" for problem in paths.check_steps(payment["status"], logged)]
-    return problems
-
-
-def check_gateway(payment: dict, entry: dict | None) -> list[str]:
-    """The gateway's money for one payment, by amount (the ledger row for its reference)."""
-    pid, status, amount = payment["id"], payment["status"], payment["amount"]
-    entry = entry or NO_CHARGES
-    held = standing(entry)
-    problems = []
-    if held > amount:
-        problems.append(
-            f"{pid}: the gateway holds {held} for a payment of {amount} ({entry['charges_succeeded']} charges)"
-        )
-    if status == "completed" and (held != amount or entry["charges_succeeded"] - entry["refunds"] != 1):
-        problems.append(
-            f"{pid}: completed but the gateway holds {held} of {amount} "
-            f"({entry['charges_succeeded']} charges, {entry['refunds']} refunds)"
-        )
-    if status == "rolled_back" and held:
-        problems.append(
-            f"{pid}: rolled back but charged {entry['amount_charged']} and refunded {entry['amount_refunded']}"
-        )
-    return problems
-
-
-def check_charge_ids(payment: dict, document: dict, steps: list[dict], charges: list[dict]) -> list[str]:
-    """Every charge id the saga log and the payment name is a charge the gateway made for this payment;
-    a completed payment's is the standing one, of its amount and currency."""
-    pid = payment["id"]
-    by_id = {charge["id"]: charge for charge in charges}
-    succeeded = {charge_id for charge_id, charge in by_id.items() if charge.get("status") == "succeeded"}
-    named = [(f"step {step.get('step')}", (step.get("detail") or {}).get("charge_id")) for step in steps]
-    named = [(where, charge_id) for where, charge_id in named if where in ("step CHARGED", "step REFUNDED")]
-    problems = []
-    for where, charge_id in named:
-        if charge_id and charge_id not in succeeded:
-            problems.append(f"{pid}: {where} names charge {charge_id}, not a succeeded charge for this payment")
-    # The document and the payment keep the charge id they learnt first: a decline's failed charge too.
-    recorded = [("saga document", document.get("charge_id")), ("payment", payment.get("charge_id"))]
-    for where, charge_id in recorded:
-        if charge_id and charge_id not in by_id:
-            problems.append(f"{pid}: {where} names charge {charge_id}, not a charge the gateway made for this payment")
-    named += recorded
-    for step in steps:
-        if step.get("step") == "CHARGED" and not (step.get("detail") or {}).get("charge_id"):
-            problems.append(f"{pid}: step CHARGED without a charge_id")
-    if payment["status"] == "completed":
-        standing_ids = [cid for cid in succeeded if not by_id[cid].get("refunded")]
-        charged_ids = {cid for where, cid in named if cid}
-        if len(standing_ids) != 1 or charged_ids != set(standing_ids):
-            problems.append(f"{pid}: completed with charge ids {sorted(charged_ids)}, gateway stands {standing_ids}")
-        for charge_id in standing_ids:
-            charge = by_id[charge_id]
-            if (charge.get("amount"), charge.get("currency")) != (payment["amount"], payment["currency"]):
-                problems.append(
-                    f"{pid}: charge {charge_id} is {charge.get('amount')} {charge.get('currency')}, "
-                    f"the payment {payment['amount']} {payment['currency']}"
-                )
-    return problems
+    """The per-payment rule against contracts/saga-log/steps.json itself (not the initiator's mirror)."""
+    return invariants.check_saga_log(payment, steps, paths)
 
 
 def check_ledger_references(
@@ -180,23 +114,6 @@ def check_ledger_references(
         for row in ledger
         if standing(row) and row["reference"] not in known_payments and not is_payment(row["reference"])
     ]
-
-
-def check_account(user: dict, deposited: int, payments: list[dict]) -> list[str]:
-    account = user["account"]
-    completed = sum(p["amount"] for p in payments if p["status"] == "completed")
-    # A payment that needs attention keeps its hold until someone settles it.
-    holding = sum(p["amount"] for p in payments if p["status"] in ("pending", "needs_attention"))
-    problems = []
-    if account["balance"] != deposited - completed:
-        problems.append(
-            f"user {user['id']}: balance {account['balance']} != deposits {deposited} - completed {completed}"
-        )
-    if account["held"] != holding:
-        problems.append(f"user {user['id']}: held {account['held']} != pending holds {holding}")
-    if account["available"] < 0 or account["available"] != account["balance"] - account["held"]:
-        problems.append(f"user {user['id']}: available {account['available']} is wrong or negative")
-    return problems
 
 
 def check(
@@ -242,7 +159,7 @@ def check(
             if entry:
                 report.charges += entry["charges_succeeded"]
                 report.refunds += entry["refunds"]
-            if require_terminal and payment["status"] not in TERMINAL:
+            if require_terminal and payment["status"] not in invariants.TERMINAL_STATUSES:
                 report.violations.append(f"{payment['id']}: still {payment['status']}")
                 continue
             report.violations += check_gateway(payment, entry)

@@ -1,11 +1,11 @@
 output "initiator_url" {
-  description = "Public URL of the initiator API."
-  value       = local.cloud_run ? google_cloud_run_v2_service.initiator[0].uri : null
+  description = "Public URL of the initiator API (Cloud Run's deterministic URL of the service deploy.sh applies)."
+  value       = local.cloud_run ? "https://${local.initiator_host}" : null
 }
 
 output "processor_url" {
   description = "URL of the processor (internal ingress)."
-  value       = local.cloud_run ? google_cloud_run_v2_service.processor[0].uri : null
+  value       = local.cloud_run ? "https://${local.processor_host}" : null
 }
 
 output "cloud_sql_connection_name" {

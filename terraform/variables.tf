@@ -15,38 +15,6 @@ variable "firestore_location" {
   default     = "nam5"
 }
 
-variable "initiator_image" {
-  description = "Initiator image for Cloud Run, tagged with its commit SHA: us-central1-docker.pkg.dev/PROJECT/binpay/initiator:SHA (unused on gke)."
-  type        = string
-  default     = ""
-
-  validation {
-    condition     = var.platform != "cloudrun" || can(regex(":[0-9a-f]{7,40}$", var.initiator_image))
-    error_message = "initiator_image is required when platform is cloudrun, tagged with a commit SHA (never latest)."
-  }
-}
-
-variable "processor_image" {
-  description = "Processor image for Cloud Run, tagged with its commit SHA: us-central1-docker.pkg.dev/PROJECT/binpay/processor:SHA (unused on gke)."
-  type        = string
-  default     = ""
-
-  validation {
-    condition     = var.platform != "cloudrun" || can(regex(":[0-9a-f]{7,40}$", var.processor_image))
-    error_message = "processor_image is required when platform is cloudrun, tagged with a commit SHA (never latest)."
-  }
-}
-
-variable "payment_gateway_url" {
-  description = "Base URL of the payment gateway the processor calls (https://...)."
-  type        = string
-
-  validation {
-    condition     = startswith(var.payment_gateway_url, "https://")
-    error_message = "payment_gateway_url must start with https://."
-  }
-}
-
 variable "payment_gateway_api_key_secret_id" {
   description = "Existing Secret Manager secret holding the gateway API key (created out of band, never in state)."
   type        = string
@@ -89,7 +57,7 @@ variable "reconcile_schedule" {
 }
 
 variable "platform" {
-  description = "Where the services run: cloudrun (Cloud Run services + jobs, push subscriptions) or gke (k8s/, pull subscriptions, Workload Identity bindings for binpay/initiator and binpay/processor)."
+  description = "Where the services run: cloudrun (deploy/cloudrun/*.yaml via deploy.sh, push subscriptions, schedules) or gke (k8s/, pull subscriptions, Workload Identity bindings for binpay/initiator and binpay/processor)."
   type        = string
   default     = "cloudrun"
 
@@ -100,7 +68,7 @@ variable "platform" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the Cloud SQL instance, Firestore database and Cloud Run services from terraform destroy."
+  description = "Protect the Cloud SQL instance and Firestore database from terraform destroy."
   type        = bool
   default     = true
 }

@@ -3,6 +3,8 @@
 # OIDC, dead-letter policy (dead letters pushed to the initiator), migrations, the two services, the
 # outbox relay as a scheduled job, the reconciler (Cloud Scheduler -> POST /internal/reconcile), and
 # Cloud Monitoring (log-based metrics, alert policies, dashboard from monitoring/).
+# The services and jobs are defined once, in deploy/cloudrun/*.yaml: this script renders them for
+# the project (render.sh) and applies them with `gcloud run services|jobs replace`.
 # Idempotent: run it again to roll out a new image (TAG).
 #
 #   PROJECT_ID=my-project PAYMENT_GATEWAY_URL=https://gateway.example.com \
@@ -15,7 +17,7 @@
 #                MAX_DELIVERY_ATTEMPTS (5)
 # Must exist first (docs/deploy.md, or terraform/): the Cloud SQL instance, and the Secret Manager
 # secrets binpay-django-secret-key, binpay-initiator-database-url, binpay-gateway-api-key.
-# Pass --dry-run to print every command instead of running it.
+# Pass --dry-run to print every command instead of running it; RENDERED_DIR keeps the rendered YAML.
 set -euo pipefail
 
 DRY_RUN=false
@@ -60,22 +62,24 @@ SUBSCRIPTION=initiator-sub
 ROLLBACK_SUBSCRIPTION=processor-sub
 COMPLETION_SUBSCRIPTION=completion-sub
 DEAD_LETTER_SUBSCRIPTION=dead-letter-sub
-FIRESTORE_COLLECTION=transactions
 
 IMAGE_BASE="${REGION}-docker.pkg.dev/${PROJECT_ID}/${REPOSITORY}"
 INITIATOR_IMAGE="${IMAGE_BASE}/initiator:${TAG}"
 PROCESSOR_IMAGE="${IMAGE_BASE}/processor:${TAG}"
-INSTANCE_CONNECTION="${PROJECT_ID}:${REGION}:${CLOUD_SQL_INSTANCE}"
 SA_DOMAIN="${PROJECT_ID}.iam.gserviceaccount.com"
 INITIATOR_SA="binpay-initiator@${SA_DOMAIN}"
 PROCESSOR_SA="binpay-processor@${SA_DOMAIN}"
 PUSH_SA="binpay-pubsub-push@${SA_DOMAIN}"
 SCHEDULER_SA="binpay-scheduler@${SA_DOMAIN}"
-# The initiator's request timeout bounds a scheduled reconcile call (its attempt deadline), and a
-# reconcile pass stops itself well inside it (RECONCILE_TIME_BUDGET_SECONDS).
-INITIATOR_TIMEOUT_SECONDS=60
-RECONCILE_BATCH_SIZE=200
-RECONCILE_TIME_BUDGET_SECONDS=45
+# The initiator's request timeout (its YAML's timeoutSeconds) bounds a scheduled reconcile call:
+# the scheduler's attempt deadline.
+INITIATOR_TIMEOUT_SECONDS="$(sed -n 's/^      timeoutSeconds: \([0-9]*\)$/\1/p' "${REPO_ROOT}/deploy/cloudrun/initiator.yaml")"
+[[ "$INITIATOR_TIMEOUT_SECONDS" =~ ^[0-9]+$ ]] || die "no timeoutSeconds in deploy/cloudrun/initiator.yaml"
+# Where render.sh writes the YAML for this project (a temporary folder unless set).
+if [[ -z "${RENDERED_DIR:-}" ]]; then
+  RENDERED_DIR="$(mktemp -d)"
+  trap 'rm -rf "$RENDERED_DIR"' EXIT
+fi
 
 run() {
   if [[ "$DRY_RUN" == true ]]; then
@@ -99,7 +103,7 @@ gc() {
 
 echo "==> project ${PROJECT_ID}, region ${REGION}, tag ${TAG}"
 if [[ "$DRY_RUN" == true ]]; then
-  PROJECT_NUMBER=123456789012
+  PROJECT_NUMBER=111111111111
 else
   PROJECT_NUMBER="$(gcloud projects describe "$PROJECT_ID" --format='value(projectNumber)')"
 fi
@@ -188,54 +192,25 @@ done
 gc pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --member="serviceAccount:${PUBSUB_AGENT}" \
   --role=roles/pubsub.publisher
 
-echo "==> migrations (Cloud Run job, executed before the rollout)"
-INITIATOR_ENV="BINPAY_ENV=production,PROJECT_ID=${PROJECT_ID},GOOGLE_CLOUD_PROJECT=${PROJECT_ID}"
-INITIATOR_ENV+=",DJANGO_ALLOWED_HOSTS=${INITIATOR_HOST},PUBSUB_TOPIC=${TOPIC}"
-INITIATOR_ENV+=",PUBSUB_ROLLBACK_TOPIC=${ROLLBACK_TOPIC},PUBSUB_COMPLETION_TOPIC=${COMPLETION_TOPIC}"
-INITIATOR_ENV+=",PUBSUB_DEAD_LETTER_TOPIC=${DEAD_LETTER_TOPIC},PUBSUB_ROLLBACK_SUBSCRIPTION=${ROLLBACK_SUBSCRIPTION}"
-INITIATOR_ENV+=",PUBSUB_COMPLETION_SUBSCRIPTION=${COMPLETION_SUBSCRIPTION}"
-INITIATOR_ENV+=",PUBSUB_DEAD_LETTER_SUBSCRIPTION=${DEAD_LETTER_SUBSCRIPTION},FIRESTORE_COLLECTION=${FIRESTORE_COLLECTION}"
-INITIATOR_ENV+=",PUBSUB_PUSH_AUDIENCE=${INITIATOR_PUSH_URL},PUBSUB_PUSH_SERVICE_ACCOUNT=${PUSH_SA}"
-INITIATOR_ENV+=",RECONCILE_AUDIENCE=${RECONCILE_URL},RECONCILE_SERVICE_ACCOUNT=${SCHEDULER_SA}"
-INITIATOR_ENV+=",RECONCILE_BATCH_SIZE=${RECONCILE_BATCH_SIZE},RECONCILE_TIME_BUDGET_SECONDS=${RECONCILE_TIME_BUDGET_SECONDS}"
-INITIATOR_ENV+=",PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL}"
-INITIATOR_SECRETS="DJANGO_SECRET_KEY=binpay-django-secret-key:latest,DATABASE_URL=binpay-initiator-database-url:latest"
-INITIATOR_SECRETS+=",PAYMENT_GATEWAY_API_KEY=binpay-gateway-api-key:latest"
-gc run jobs deploy initiator-migrate --region="$REGION" --image="$INITIATOR_IMAGE" \
-  --service-account="$INITIATOR_SA" --set-cloudsql-instances="$INSTANCE_CONNECTION" \
-  --set-env-vars="$INITIATOR_ENV" --set-secrets="$INITIATOR_SECRETS" \
-  --command=python --args=manage.py,migrate,--noinput \
-  --tasks=1 --max-retries=1 --task-timeout=600s --execute-now --wait
-
-echo "==> processor (private: Pub/Sub push with OIDC only)"
-PROCESSOR_ENV="BINPAY_ENV=production,PROJECT_ID=${PROJECT_ID},GOOGLE_CLOUD_PROJECT=${PROJECT_ID}"
-PROCESSOR_ENV+=",PUBSUB_TOPIC=${TOPIC},PUBSUB_ROLLBACK_TOPIC=${ROLLBACK_TOPIC}"
-PROCESSOR_ENV+=",PUBSUB_COMPLETION_TOPIC=${COMPLETION_TOPIC},PUBSUB_DEAD_LETTER_TOPIC=${DEAD_LETTER_TOPIC}"
-PROCESSOR_ENV+=",PUBSUB_SUBSCRIPTION=${SUBSCRIPTION},FIRESTORE_COLLECTION=${FIRESTORE_COLLECTION}"
-PROCESSOR_ENV+=",PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL},FAULT_INJECTION_ENABLED=false"
-# The delivery worst case must fit the request timeout, the saga timeout the initiator's (docs/architecture.md).
-PROCESSOR_ENV+=",PUSH_REQUEST_TIMEOUT_SECONDS=270,PAYMENT_TIMEOUT_SECONDS=600"
-PROCESSOR_ENV+=",PUBSUB_PUSH_AUDIENCE=${PROCESSOR_PUSH_URL},PUBSUB_PUSH_SERVICE_ACCOUNT=${PUSH_SA}"
-# Private service: Cloud Run checks the push token's signature and forwards it with the signature
-# removed; the app checks the claims (docs/deploy.md, "Push authentication").
-PROCESSOR_ENV+=",BEHIND_CLOUD_RUN_IAM=true"
-gc run deploy processor --image="$PROCESSOR_IMAGE" --platform=managed --region="$REGION" \
-  --no-allow-unauthenticated --ingress=internal --service-account="$PROCESSOR_SA" \
-  --set-env-vars="$PROCESSOR_ENV" --set-secrets="PAYMENT_GATEWAY_API_KEY=binpay-gateway-api-key:latest" \
-  --command=gunicorn --args=-w,4,app:app --port=8080 \
-  --cpu=1 --memory=512Mi --concurrency=40 --timeout=270 --min-instances=0 --max-instances=20
+echo "==> Cloud Run services and jobs (deploy/cloudrun/*.yaml, rendered for ${PROJECT_ID})"
+PROJECT_ID="$PROJECT_ID" PROJECT_NUMBER="$PROJECT_NUMBER" REGION="$REGION" TAG="$TAG" \
+  PAYMENT_GATEWAY_URL="$PAYMENT_GATEWAY_URL" REPOSITORY="$REPOSITORY" CLOUD_SQL_INSTANCE="$CLOUD_SQL_INSTANCE" \
+  bash "${REPO_ROOT}/deploy/cloudrun/render.sh" "$RENDERED_DIR"
+# Migrations run to completion before the services roll out.
+gc run jobs replace "${RENDERED_DIR}/initiator-migrate-job.yaml" --region="$REGION"
+gc run jobs execute initiator-migrate --region="$REGION" --wait
+# Private: no allUsers invoker; Cloud Run admits only binpay-pubsub-push's tokens.
+gc run services replace "${RENDERED_DIR}/processor.yaml" --region="$REGION"
 gc run services add-iam-policy-binding processor --region="$REGION" \
   --member="serviceAccount:${PUSH_SA}" --role=roles/run.invoker
-
-echo "==> initiator (public API; /pubsub/push and /internal/reconcile check their OIDC tokens themselves)"
-gc run deploy initiator --image="$INITIATOR_IMAGE" --platform=managed --region="$REGION" \
-  --allow-unauthenticated --ingress=all --service-account="$INITIATOR_SA" \
-  --add-cloudsql-instances="$INSTANCE_CONNECTION" \
-  --set-env-vars="$INITIATOR_ENV" --set-secrets="$INITIATOR_SECRETS" \
-  --command=gunicorn --args=binpay_initiator.wsgi:application --port=8080 \
-  --cpu=1 --memory=512Mi --concurrency=80 --timeout="$INITIATOR_TIMEOUT_SECONDS" --min-instances=1 --max-instances=20
+# Public API (API keys); /pubsub/push and /internal/reconcile check their OIDC tokens themselves.
+gc run services replace "${RENDERED_DIR}/initiator.yaml" --region="$REGION"
+gc run services add-iam-policy-binding initiator --region="$REGION" --member=allUsers --role=roles/run.invoker
 gc run services add-iam-policy-binding initiator --region="$REGION" \
   --member="serviceAccount:${PUSH_SA}" --role=roles/run.invoker
+gc run jobs replace "${RENDERED_DIR}/initiator-relay-job.yaml" --region="$REGION"
+gc run jobs add-iam-policy-binding initiator-relay --region="$REGION" \
+  --member="serviceAccount:${SCHEDULER_SA}" --role=roles/run.invoker
 
 echo "==> push subscriptions (OIDC, dead-letter after ${MAX_DELIVERY_ATTEMPTS} attempts, backoff 1s-60s)"
 # subscription|topic|push endpoint|consumer (may also pull it: `manage.py consume_outcomes`, the worker)
@@ -286,13 +261,6 @@ gc pubsub subscriptions add-iam-policy-binding "$DEAD_LETTER_SUBSCRIPTION" \
   --member="serviceAccount:${INITIATOR_SA}" --role=roles/pubsub.subscriber
 
 echo "==> outbox relay (Cloud Run job + Cloud Scheduler, ${RELAY_SCHEDULE})"
-gc run jobs deploy initiator-relay --region="$REGION" --image="$INITIATOR_IMAGE" \
-  --service-account="$INITIATOR_SA" --set-cloudsql-instances="$INSTANCE_CONNECTION" \
-  --set-env-vars="$INITIATOR_ENV" --set-secrets="$INITIATOR_SECRETS" \
-  --command=python --args=manage.py,relay_outbox,--once \
-  --tasks=1 --max-retries=1 --task-timeout=240s
-gc run jobs add-iam-policy-binding initiator-relay --region="$REGION" \
-  --member="serviceAccount:${SCHEDULER_SA}" --role=roles/run.invoker
 RELAY_RUN_URI="https://run.googleapis.com/v2/projects/${PROJECT_ID}/locations/${REGION}/jobs/initiator-relay:run"
 scheduler_settings=(
   --location="$REGION" --schedule="$RELAY_SCHEDULE" --uri="$RELAY_RUN_URI" --http-method=POST

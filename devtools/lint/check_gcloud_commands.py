@@ -8,6 +8,8 @@ a fresh empty configuration. gcloud parses the command group, the command and ev
 choices, value types) before it looks for credentials: a valid command line stops with exit
 status 1 at "no active account", a typo in a flag, a command or a choice stops earlier with a
 usage error (status 2). Nothing reaches the network: with no account gcloud makes no API call.
+A policy tool such as checkov reads configuration files, not command lines: no tool but gcloud's
+own command tree can say whether a gcloud command exists, so this check stays.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ DRY_RUN_ENV = {
 }
 
 
-def dry_run_commands(script: Path) -> list[list[str]]:
+def dry_run_commands(script: Path, rendered_dir: str) -> list[list[str]]:
+    """The commands the script prints; the YAML it renders for `run services|jobs replace` stays in
+    rendered_dir, since gcloud reads a replace command's file while it parses the command line."""
     result = subprocess.run(
         ["bash", str(script), "--dry-run"],
-        env={**os.environ, **DRY_RUN_ENV},
+        env={**os.environ, **DRY_RUN_ENV, "RENDERED_DIR": rendered_dir},
         capture_output=True,
         text=True,
         timeout=60,
@@ -70,11 +74,11 @@ def main(argv: list[str]) -> int:
         print("usage: check_gcloud_commands.py SDK_ROOT DEPLOY_SH", file=sys.stderr)
         return 2
     sdk_root, script = Path(argv[0]), Path(argv[1])
-    commands = dry_run_commands(script)
+    config_dir = tempfile.mkdtemp(prefix="gcloud-lint-")
+    commands = dry_run_commands(script, tempfile.mkdtemp(prefix="rendered-", dir=config_dir))
     if not commands:
         print(f"check_gcloud_commands: {script} --dry-run printed no gcloud command", file=sys.stderr)
         return 1
-    config_dir = tempfile.mkdtemp(prefix="gcloud-lint-")
     for key in [key for key in os.environ if key.startswith(("CLOUDSDK_", "GOOGLE_"))]:
         del os.environ[key]
     os.environ.update(

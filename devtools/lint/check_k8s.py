@@ -1,16 +1,18 @@
-"""Validate Kubernetes manifests strictly, and check BinPay's pod hardening rules.
+"""Validate Kubernetes manifests strictly, and check that each file applies on its own.
 
     python check_k8s.py [--kubernetes-version 1.33.0 ...] FILE...
 
 Schema: kubernetes-validate's bundled OpenAPI-derived JSON schemas in strict mode (unknown fields
 are errors). Its CLI only *warns* and exits 0 when it has no schema for an apiVersion/kind (e.g.
 apps/v1beta1), so this script calls the library and treats a missing schema as an error.
-Policy (the hardening docs/deploy.md promises): every container runs as non-root with a read-only
-root filesystem, no privilege escalation, ALL capabilities dropped and resource requests/limits;
-every pod uses the RuntimeDefault seccomp profile; images are never untagged nor `latest`.
-With --namespace: every namespaced object declares that namespace (so `kubectl apply -f FILE` never
-lands in whatever namespace is current), and every Secret reference is optional, so a missing Secret
-lets the app start and name the settings it lacks instead of CreateContainerConfigError.
+The pod hardening docs/deploy.md promises (non-root, read-only root filesystem, no privilege
+escalation, ALL capabilities dropped, RuntimeDefault seccomp, resources, tagged images) is checkov's
+(lint.sh step checkov: CKV_K8S_*). What checkov has no policy for stays here: strict schema
+validation against the Kubernetes versions BinPay supports (checkov checks policies, not schemas),
+the custom resources' schemas, and with --namespace: every namespaced object declares that
+namespace (so `kubectl apply -f FILE` never lands in whatever namespace is current), and every
+Secret reference is optional, so a missing Secret lets the app start and name the settings it
+lacks instead of CreateContainerConfigError (both BinPay's own rules, no checkov policy).
 """
 
 from __future__ import annotations
@@ -104,36 +106,6 @@ def pod_spec(resource: dict) -> dict | None:
     return node
 
 
-def policy_problems(resource: dict) -> list[str]:
-    spec = pod_spec(resource)
-    if spec is None:
-        return []
-    problems = []
-    pod_security = spec.get("securityContext") or {}
-    if (pod_security.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
-        problems.append("pod securityContext.seccompProfile.type must be RuntimeDefault")
-    if pod_security.get("runAsNonRoot") is not True:
-        problems.append("pod securityContext.runAsNonRoot must be true")
-    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
-        name = container.get("name", "?")
-        security = container.get("securityContext") or {}
-        if security.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"container {name}: allowPrivilegeEscalation must be false")
-        if security.get("readOnlyRootFilesystem") is not True:
-            problems.append(f"container {name}: readOnlyRootFilesystem must be true")
-        if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
-            problems.append(f"container {name}: capabilities.drop must include ALL")
-        resources = container.get("resources") or {}
-        if not resources.get("requests") or not (resources.get("limits") or {}).get("memory"):
-            problems.append(f"container {name}: needs resource requests and a memory limit")
-        image = container.get("image", "")
-        if ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
-            problems.append(f"container {name}: image {image!r} has no tag or digest")
-        elif image.endswith(":latest"):
-            problems.append(f"container {name}: image {image!r} is tagged latest (a re-apply rolls nothing out)")
-    return problems
-
-
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
 
 
@@ -182,7 +154,6 @@ def check(path: Path, versions: list[str], namespace: str | None = None) -> list
                 errors.append(f"{label} (k8s {version}): no schema for {resource['apiVersion']} {resource['kind']}")
             except kv.VersionNotSupportedError:
                 errors.append(f"{label}: kubernetes-validate has no schemas for {version}")
-        errors.extend(f"{label}: {problem}" for problem in policy_problems(resource))
         if namespace:
             errors.extend(f"{label}: {problem}" for problem in namespace_problems(resource, namespace))
     return errors

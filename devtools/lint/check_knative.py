@@ -8,6 +8,8 @@ Cloud Run v1 API message with messages_util.DictToMessageWithErrorCheck, which r
 fields and wrong types anywhere in the document; this script runs that same conversion with the
 installed SDK's own code, then checks what Cloud Run requires of a service or job file.
 Runs under the SDK's bundled Python (the SDK's libraries are not importable from other venvs).
+checkov has no Cloud Run (Knative serving / run.googleapis.com Job) policies and would read a
+Knative Service as a Kubernetes Service, so the Cloud Run YAML is checked here only.
 """
 
 from __future__ import annotations

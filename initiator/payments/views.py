@@ -13,13 +13,12 @@ from core.api import (
     ApiView,
     errors,
     idempotency_parameter,
-    idempotent_response,
     minor_units,
     scopes_note,
 )
 from core.context import payment_id_var
 from core.errors import not_found
-from core.idempotency import StoredResponse
+from core.idempotency import StoredResponse, idempotent_response
 from core.models import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
 from core.pagination import list_body, page_request_from_query
 from core.permissions import acting_user_id

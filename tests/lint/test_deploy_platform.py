@@ -1,8 +1,8 @@
 """What the platform does with the deploy artifacts, modelled offline (issue 11).
 
 Each test reads the artifacts the way Google Cloud or Kubernetes would use them: the commands
-deploy.sh runs (its --dry-run), the Terraform resources, the Cloud Run YAML, each k8s file alone,
-and the GKE workflow's render step run for real on a copy.
+deploy.sh runs and the Cloud Run YAML it renders and applies (its --dry-run), the Terraform
+resources, each k8s file alone, and the GKE workflow's render step run for real on a copy.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,12 +25,20 @@ IAM = json.loads((REPO / "deploy" / "iam.json").read_text())
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-# -- deploy.sh, as the commands it runs -------------------------------------------------------
+# -- deploy.sh, as the commands it runs and the Cloud Run YAML it renders and applies ----------
 
 
 @pytest.fixture(scope="module")
-def deploy_commands() -> list[list[str]]:
-    env = {**os.environ, "PROJECT_ID": "binpay-test", "PAYMENT_GATEWAY_URL": "https://gateway.test", "TAG": SHA}
+def deployment(tmp_path_factory) -> tuple[list[list[str]], dict[str, dict]]:
+    """deploy.sh --dry-run: the gcloud commands it runs, and each deploy/cloudrun/*.yaml as it renders it."""
+    rendered = tmp_path_factory.mktemp("rendered")
+    env = {
+        **os.environ,
+        "PROJECT_ID": "binpay-test",
+        "PAYMENT_GATEWAY_URL": "https://gateway.test",
+        "TAG": SHA,
+        "RENDERED_DIR": str(rendered),
+    }
     result = subprocess.run(
         ["bash", str(REPO / "deploy" / "cloudrun" / "deploy.sh"), "--dry-run"],
         env=env,
@@ -38,59 +47,133 @@ def deploy_commands() -> list[list[str]]:
         timeout=60,
         check=True,
     )
-    return [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ gcloud ")]
+    commands = [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ gcloud ")]
+    return commands, {path.name: yaml.safe_load(path.read_text()) for path in rendered.glob("*.yaml")}
+
+
+@pytest.fixture(scope="module")
+def deploy_commands(deployment) -> list[list[str]]:
+    return deployment[0]
+
+
+@pytest.fixture(scope="module")
+def rendered(deployment) -> dict[str, dict]:
+    return deployment[1]
 
 
 def flags(command: list[str]) -> dict[str, str]:
     return dict(arg[2:].split("=", 1) for arg in command if arg.startswith("--") and "=" in arg)
 
 
-def find(commands: list[list[str]], *words: str) -> list[str]:
-    [command] = [c for c in commands if all(word in c for word in words)]
-    return command
-
-
-def env_of(command: list[str]) -> dict[str, str]:
-    return dict(pair.split("=", 1) for pair in flags(command)["set-env-vars"].split(","))
-
-
 def seconds(duration: str) -> int:
     return int(duration.removesuffix("s"))
 
 
-def test_scheduler_attempt_deadline_fits_the_request_timeout(deploy_commands):
-    initiator = find(deploy_commands, "deploy", "initiator")
+def pod_spec(document: dict) -> dict:
+    spec = document["spec"]["template"]["spec"]
+    return spec["template"]["spec"] if document["kind"] == "Job" else spec
+
+
+def env_of(document: dict) -> dict[str, str]:
+    """The container's plain env values (secrets are Secret Manager references, not values)."""
+    return {e["name"]: e["value"] for e in pod_spec(document)["containers"][0]["env"] if "value" in e}
+
+
+def secret_env_names(document: dict) -> set[str]:
+    return {e["name"] for e in pod_spec(document)["containers"][0]["env"] if "valueFrom" in e}
+
+
+def test_deploy_sh_applies_every_rendered_file_with_no_placeholder_left(deploy_commands, rendered):
+    assert set(rendered) == {path.name for path in (REPO / "deploy" / "cloudrun").glob("*.yaml")}
+    replaced = {Path(c[-2]).name for c in deploy_commands if "replace" in c}
+    assert replaced == set(rendered)
+    for name, document in rendered.items():
+        text = yaml.safe_dump(document)
+        assert not [p for p in PLACEHOLDERS if p in text], name
+        image = pod_spec(document)["containers"][0]["image"]
+        assert image.startswith("us-central1-docker.pkg.dev/binpay-test/binpay/") and image.endswith(f":{SHA}"), image
+    # Migrations finish before either service rolls out.
+    first = [i for i, c in enumerate(deploy_commands) if "replace" in c][0]
+    assert Path(deploy_commands[first][-2]).name == "initiator-migrate-job.yaml"
+    assert deploy_commands[first + 1][3:7] == ["run", "jobs", "execute", "initiator-migrate"]
+
+
+RENDER_VALUES = {
+    "PROJECT_ID": "binpay-prod",
+    "PROJECT_NUMBER": "42",
+    "TAG": SHA,
+    "PAYMENT_GATEWAY_URL": "https://gateway.example.org",
+    "REGION": "europe-west1",
+}
+
+
+def render(out, values: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(REPO / "deploy" / "cloudrun" / "render.sh"), str(out)],
+        env={"PATH": os.environ["PATH"], **values},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("bad", ["TAG=latest", "PAYMENT_GATEWAY_URL=https://a.test/#x", "PROJECT_NUMBER=", "REGION=x"])
+def test_render_refuses_a_value_it_cannot_fill_in(tmp_path, bad):
+    name, value = bad.split("=", 1)
+    result = render(tmp_path / "out", RENDER_VALUES | {name: value})
+    assert result.returncode != 0 and name in result.stderr, result.stderr
+
+
+def test_render_fills_the_region_repository_and_cloud_sql_instance(tmp_path):
+    result = render(tmp_path, RENDER_VALUES | {"REPOSITORY": "images", "CLOUD_SQL_INSTANCE": "pg-main"})
+    assert result.returncode == 0, result.stderr
+    initiator = yaml.safe_load((tmp_path / "initiator.yaml").read_text())
+    template = initiator["spec"]["template"]
+    assert (
+        template["metadata"]["annotations"]["run.googleapis.com/cloudsql-instances"]
+        == "binpay-prod:europe-west1:pg-main"
+    )
+    assert (
+        template["spec"]["containers"][0]["image"] == f"europe-west1-docker.pkg.dev/binpay-prod/images/initiator:{SHA}"
+    )
+    assert env_of(initiator)["PUBSUB_PUSH_AUDIENCE"] == "https://initiator-42.europe-west1.run.app/pubsub/push"
+    assert env_of(initiator)["PAYMENT_GATEWAY_URL"] == "https://gateway.example.org"
+    assert "us-central1" not in (tmp_path / "initiator.yaml").read_text()
+
+
+def test_scheduler_attempt_deadline_fits_the_request_timeout(deploy_commands, rendered):
+    initiator = rendered["initiator.yaml"]
     scheduler = [c for c in deploy_commands if "binpay-reconcile" in c and "http" in c][0]
-    timeout = seconds(flags(initiator)["timeout"])
+    timeout = pod_spec(initiator)["timeoutSeconds"]
 
     assert seconds(flags(scheduler)["attempt-deadline"]) <= timeout
     assert int(env_of(initiator)["RECONCILE_TIME_BUDGET_SECONDS"]) < timeout
     assert int(env_of(initiator)["RECONCILE_BATCH_SIZE"]) > 0
 
-    terraform = (REPO / "terraform" / "cloudrun.tf").read_text()
-    assert 'attempt_deadline = "${local.initiator_timeout_seconds}s"' in terraform
-    assert 'timeout                          = "${local.initiator_timeout_seconds}s"' in terraform
-    knative = yaml.safe_load((REPO / "deploy" / "cloudrun" / "initiator.yaml").read_text())
-    knative_env = {e["name"]: e.get("value") for e in knative["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert int(knative_env["RECONCILE_TIME_BUDGET_SECONDS"]) < knative["spec"]["template"]["spec"]["timeoutSeconds"]
+    # Terraform's schedule reads the same timeout from the same YAML.
+    main_tf = (REPO / "terraform" / "main.tf").read_text()
+    assert 'initiator_service = yamldecode(file("${path.module}/../deploy/cloudrun/initiator.yaml"))' in main_tf
+    assert "initiator_timeout_seconds = local.initiator_service.spec.template.spec.timeoutSeconds" in main_tf
+    cloudrun_tf = (REPO / "terraform" / "cloudrun.tf").read_text()
+    assert 'attempt_deadline = "${local.initiator_timeout_seconds}s"' in cloudrun_tf
 
 
-def test_the_processor_starts_with_the_push_timeouts_it_is_deployed_with(deploy_commands):
+def test_the_processor_starts_with_the_push_timeouts_it_is_deployed_with(deploy_commands, rendered):
     """Cloud Run's request timeout is the processor's PUSH_REQUEST_TIMEOUT_SECONDS, the processor accepts
     it (room to wait out a crashed delivery's lease, then handle), and Pub/Sub waits longer for the answer."""
-    processor = find(deploy_commands, "deploy", "processor")
-    timeout = seconds(flags(processor)["timeout"])
+    processor = rendered["processor.yaml"]
+    timeout = pod_spec(processor)["timeoutSeconds"]
     env = env_of(processor)
     assert int(env["PUSH_REQUEST_TIMEOUT_SECONDS"]) == timeout
-    knative = yaml.safe_load((REPO / "deploy" / "cloudrun" / "processor.yaml").read_text())
-    spec = knative["spec"]["template"]["spec"]
-    knative_env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
-    assert spec["timeoutSeconds"] == int(knative_env["PUSH_REQUEST_TIMEOUT_SECONDS"]) == timeout
-    terraform = (REPO / "terraform" / "cloudrun.tf").read_text() + (REPO / "terraform" / "main.tf").read_text()
-    assert f'timeout = "{timeout}s"' in terraform and f'PUSH_REQUEST_TIMEOUT_SECONDS = "{timeout}"' in terraform
     subscriptions = [c for c in deploy_commands if "subscriptions" in c and ("create" in c or "update" in c)]
     assert subscriptions and all(seconds(flags(c)["ack-deadline"]) > timeout for c in subscriptions)
+    variables_tf = (REPO / "terraform" / "variables.tf").read_text()
+    ack_deadline = variables_tf[variables_tf.index('variable "ack_deadline_seconds"') :]
+    assert int(re.search(r"default\s+=\s+(\d+)", ack_deadline).group(1)) > timeout
+    assert "ack_deadline_seconds = var.ack_deadline_seconds" in (REPO / "terraform" / "pubsub.tf").read_text()
 
+    secrets = {name: f"value-of-{name}" for name in secret_env_names(processor)}
     started = subprocess.run(
         [
             sys.executable,
@@ -98,7 +181,7 @@ def test_the_processor_starts_with_the_push_timeouts_it_is_deployed_with(deploy_
             "from binpay_processor.config import Settings; Settings.from_env(environ=dict(__import__('os').environ))",
         ],
         cwd=REPO / "processor",
-        env={**os.environ, **env, "PAYMENT_GATEWAY_API_KEY": "sk_test_deployed"},
+        env={**os.environ, **env, **secrets},
         capture_output=True,
         text=True,
         timeout=60,
@@ -106,9 +189,33 @@ def test_the_processor_starts_with_the_push_timeouts_it_is_deployed_with(deploy_
     assert started.returncode == 0, started.stderr
 
 
-def test_push_and_scheduler_tokens_never_open_each_others_endpoint(deploy_commands):
-    initiator_env = env_of(find(deploy_commands, "deploy", "initiator"))
-    processor = find(deploy_commands, "deploy", "processor")
+@pytest.mark.parametrize("name", ["initiator.yaml", "initiator-migrate-job.yaml", "initiator-relay-job.yaml"])
+def test_the_initiator_starts_with_the_environment_it_is_deployed_with(rendered, name, tmp_path):
+    document = rendered[name]
+    secrets = {key: f"value-of-{key}" for key in secret_env_names(document)}
+    result = start_service("initiator", ["manage.py", "check"], env_of(document) | secrets, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def start_service(service: str, command: list[str], env: dict[str, str], home) -> subprocess.CompletedProcess:
+    """Run a service's start-up check with exactly the environment a deployment gives it."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), **env}
+    if "DATABASE_URL" in env:
+        env["DATABASE_URL"] = "postgres://binpay:password@127.0.0.1:5432/binpay"
+    return subprocess.run(
+        [sys.executable, *command],
+        cwd=REPO / service,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_push_and_scheduler_tokens_never_open_each_others_endpoint(deploy_commands, rendered):
+    initiator_env = env_of(rendered["initiator.yaml"])
+    processor = rendered["processor.yaml"]
     scheduler = flags([c for c in deploy_commands if "binpay-reconcile" in c and "http" in c][0])
     push_audiences = {
         flags(c)["push-auth-token-audience"]
@@ -121,14 +228,20 @@ def test_push_and_scheduler_tokens_never_open_each_others_endpoint(deploy_comman
     assert scheduler["oidc-token-audience"] not in push_audiences
     assert scheduler["oidc-service-account-email"] != initiator_env["PUBSUB_PUSH_SERVICE_ACCOUNT"]
     assert initiator_env["PUBSUB_PUSH_AUDIENCE"] in push_audiences
+    assert env_of(processor)["PUBSUB_PUSH_AUDIENCE"] in push_audiences
     # Cloud Run strips the signature only where it checks IAM: the private processor, not the public initiator.
-    assert "--no-allow-unauthenticated" in processor and env_of(processor)["BEHIND_CLOUD_RUN_IAM"] == "true"
-    assert "--allow-unauthenticated" in find(deploy_commands, "deploy", "initiator")
+    invokers = {
+        (c[c.index("add-iam-policy-binding") + 1], flags(c)["member"])
+        for c in deploy_commands
+        if "services" in c and "add-iam-policy-binding" in c
+    }
+    assert ("initiator", "allUsers") in invokers and ("processor", "allUsers") not in invokers
+    assert processor["metadata"]["annotations"]["run.googleapis.com/ingress"] == "internal"
+    assert env_of(processor)["BEHIND_CLOUD_RUN_IAM"] == "true"
     assert "BEHIND_CLOUD_RUN_IAM" not in initiator_env
 
     main_tf = (REPO / "terraform" / "main.tf").read_text()
-    assert re.search(r"RECONCILE_AUDIENCE\s+= local.reconcile_url", main_tf)
-    assert re.search(r'BEHIND_CLOUD_RUN_IAM = "true"', main_tf)
+    assert 'reconcile_url = "https://${local.initiator_host}/internal/reconcile"' in main_tf
     cloudrun_tf = (REPO / "terraform" / "cloudrun.tf").read_text()
     reconcile_job = cloudrun_tf[cloudrun_tf.index('"google_cloud_scheduler_job" "reconcile"') :]
     assert "service_account_email = google_service_account.scheduler.email" in reconcile_job
@@ -229,11 +342,16 @@ def test_iam_table_is_the_same_in_docs_terraform_and_deploy_sh(deploy_commands):
         if "add-iam-policy-binding" in command:
             member = flags(command)["member"].removeprefix("serviceAccount:")
             granted.add((identity_of_email(member), flags(command)["role"]))
-    runtime = {pair for pair in table if pair[0] not in {"deployer", "allUsers"} and not pair[0].startswith("k8s:")}
+    runtime = {pair for pair in table if pair[0] != "deployer" and not pair[0].startswith("k8s:")}
     assert granted == runtime, f"deploy.sh differs: {granted ^ runtime}"
 
+    # The invoker grants on the Cloud Run services and job are deploy.sh's, which creates them.
+    on_cloud_run = {
+        (identity, "roles/run.invoker") for identity in ("binpay-pubsub-push", "binpay-scheduler", "allUsers")
+    }
+    expected = {pair for pair in table if pair[0] != "deployer"} - on_cloud_run
     terraform = terraform_grants()
-    assert terraform == {pair for pair in table if pair[0] != "deployer"}, f"terraform differs: {terraform ^ table}"
+    assert terraform == expected, f"terraform differs: {terraform ^ expected}"
 
 
 MEMBERS = {
@@ -307,77 +425,6 @@ def test_gke_pod_environment_starts_each_service(manifest, secret, command, cwd,
     [config] = [r for r in yaml.safe_load_all((REPO / "k8s" / manifest).read_text()) if r["kind"] == "ConfigMap"]
     keys = secret_keys(secret)
     assert keys, f"k8s/prepare.sh creates no {secret}"
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **config["data"]}
-    env |= {key: f"value-of-{key}" for key in keys}
-    if "DATABASE_URL" in keys:
-        env["DATABASE_URL"] = "postgres://binpay:password@127.0.0.1:5432/binpay"
-
-    result = subprocess.run(
-        [sys.executable, *command],
-        cwd=REPO / cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = start_service(cwd, command, config["data"] | {key: f"value-of-{key}" for key in keys}, tmp_path)
 
     assert result.returncode == 0, result.stderr[-2000:]
-
-
-# -- Cloud Run: the Knative YAML, deploy.sh and Terraform define the same two services ----------
-
-
-@pytest.fixture(scope="module")
-def placeholder_deploy_commands() -> list[list[str]]:
-    """deploy.sh run with the placeholders the Knative YAML carries, so both read the same."""
-    env = {
-        **os.environ,
-        "PROJECT_ID": "your-gcp-project-id",
-        "PAYMENT_GATEWAY_URL": "https://your-payment-gateway.com",
-        "TAG": SHA,
-    }
-    result = subprocess.run(
-        ["bash", str(REPO / "deploy" / "cloudrun" / "deploy.sh"), "--dry-run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return [shlex.split(line[2:]) for line in result.stdout.splitlines() if line.startswith("+ gcloud ")]
-
-
-def terraform_env_names(service: str) -> set[str]:
-    main_tf = (REPO / "terraform" / "main.tf").read_text()
-    common = main_tf[main_tf.index("common_env = {") :].split("}", 1)[0]
-    own = main_tf[main_tf.index(f"{service}_env = merge(local.common_env, {{") :].split("})", 1)[0]
-    names = set(re.findall(r"^\s+([A-Z_]+)\s+=", common + own, re.M))
-    if service == "initiator":
-        secrets = main_tf[main_tf.index("initiator_secrets = {") :].split("}", 1)[0]
-        names |= set(re.findall(r"^\s+([A-Z_]+)\s+=", secrets, re.M))
-    else:
-        names.add("PAYMENT_GATEWAY_API_KEY")  # cloudrun.tf's one secret env of the processor
-    return names
-
-
-@pytest.mark.parametrize("service", ["initiator", "processor"])
-def test_cloud_run_service_is_defined_alike_in_yaml_deploy_sh_and_terraform(placeholder_deploy_commands, service):
-    knative = yaml.safe_load((REPO / "deploy" / "cloudrun" / f"{service}.yaml").read_text())
-    template = knative["spec"]["template"]
-    container = template["spec"]["containers"][0]
-    yaml_env = {
-        e["name"]: e["value"] if "value" in e else "{name}:{key}".format(**e["valueFrom"]["secretKeyRef"])
-        for e in container["env"]
-    }
-    command = find(placeholder_deploy_commands, "deploy", service)
-    script = flags(command)
-    script_env = env_of(command) | dict(pair.split("=", 1) for pair in script["set-secrets"].split(","))
-
-    assert yaml_env == script_env, f"differs: {set(yaml_env.items()) ^ set(script_env.items())}"
-    assert template["spec"]["timeoutSeconds"] == seconds(script["timeout"])
-    assert template["spec"]["containerConcurrency"] == int(script["concurrency"])
-    assert template["spec"]["serviceAccountName"] == script["service-account"]
-    assert knative["metadata"]["annotations"]["run.googleapis.com/ingress"] == script["ingress"]
-    assert template["metadata"]["annotations"]["autoscaling.knative.dev/maxScale"] == script["max-instances"]
-    assert set(yaml_env) == terraform_env_names(service)

@@ -1,7 +1,7 @@
 """The process commands the images and manifests start are the project's real commands, and they run.
 
 Part 1 reads every place a command is written down (Dockerfile CMD, docker-compose.yml,
-k8s/*.yaml, deploy/cloudrun/*.yaml, deploy.sh, terraform/cloudrun.tf) and checks each against
+k8s/*.yaml, deploy/cloudrun/*.yaml) and checks each against
 the fixed process commands, so a typo in a manifest fails here. Part 2 runs those exact command
 lines from each service folder against the real Pub/Sub and Firestore emulators (SQLite for the
 initiator's database): web processes answer /healthz, one-shot commands exit 0, long-running
@@ -86,19 +86,13 @@ def written_commands() -> list[tuple[str, str, str]]:
         spec = spec["template"]["spec"] if doc["kind"] == "Job" else spec
         for container in spec["containers"]:
             service = image_service(container["image"])
-            found.append((path.name, service, " ".join(container.get("command", []) + container.get("args", []))))
-    deploy_sh = (REPO / "deploy" / "cloudrun" / "deploy.sh").read_text(encoding="utf-8").replace("\\\n", " ")
-    for line in deploy_sh.splitlines():
-        match = re.search(r"--command=(\S+) --args=(\S+)", line)
-        if match:
-            service = "processor" if "PROCESSOR_IMAGE" in line else "initiator"
-            found.append(("deploy.sh", service, " ".join([match.group(1), *match.group(2).split(",")])))
-    terraform = (REPO / "terraform" / "cloudrun.tf").read_text(encoding="utf-8")
-    for match in re.finditer(r"args\s*=\s*(\[[^\]]*\])", terraform):
-        args = json.loads(match.group(1))
-        command = ["python", *args] if args[0] == "manage.py" else args
-        service = "processor" if command[-1] == "app:app" else "initiator"
-        found.append(("terraform/cloudrun.tf", service, " ".join(command)))
+            found.append(
+                (
+                    f"deploy/cloudrun/{path.name}",
+                    service,
+                    " ".join(container.get("command", []) + container.get("args", [])),
+                )
+            )
     return found
 
 
@@ -128,11 +122,9 @@ def test_each_deployment_runs_every_process_it_needs() -> None:
         processor["web"],
         processor["worker"],
     } <= commands_in("k8s")
-    cloud_run = commands_in("deploy.sh")
+    # Cloud Run: the YAML deploy.sh applies is the one place its commands are written.
+    cloud_run = commands_in("deploy/cloudrun")
     assert {initiator["web"], initiator["migrate"], initiator["relay-once"], processor["web"]} <= cloud_run
-    assert cloud_run <= commands_in("terraform") | {initiator["migrate"]} | commands_in("deploy.sh")
-    yaml_commands = {c for where, _, c in found if where.endswith(".yaml") and not where.startswith(("k8s", "compose"))}
-    assert yaml_commands == cloud_run
 
 
 # ---- part 2: run them ------------------------------------------------------------------------

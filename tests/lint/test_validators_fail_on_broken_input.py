@@ -16,6 +16,7 @@ ALL_STEPS = [
     "cloudrun",
     "workflows",
     "terraform",
+    "checkov",
     "json",
     "python",
     "deploy-script",
@@ -107,11 +108,37 @@ BREAKAGES = {
         "        imagePullPolicy: IfNotPresent\n        restartPolicyy: Always\n",
     ),
     "k8s wrong type": ("kubernetes", "k8s/processor.yaml", "  replicas: 2\n", "  replicas: two\n"),
+    # checkov's policies
     "k8s writable root filesystem": (
-        "kubernetes",
+        "checkov",
         "k8s/processor.yaml",
         "readOnlyRootFilesystem: true",
         "readOnlyRootFilesystem: false",
+    ),
+    "k8s runs as root": (
+        "checkov",
+        "k8s/processor.yaml",
+        "        runAsNonRoot: true\n        runAsUser: 10001\n",
+        "        runAsUser: 0\n",
+    ),
+    "k8s latest image": (
+        "checkov",
+        "k8s/initiator.yaml",
+        "/binpay/initiator:COMMIT_SHA",
+        "/binpay/initiator:latest",
+    ),
+    "terraform Cloud SQL without backups": (
+        "checkov",
+        "terraform/cloudsql.tf",
+        "      enabled                        = true\n",
+        "      enabled                        = false\n",
+    ),
+    "dockerfile runs as root": ("checkov", "gateway/Dockerfile", "\nUSER ", "\n# USER "),
+    "workflow write-all token": (
+        "checkov",
+        ".github/workflows/ci.yml",
+        "permissions:\n  contents: read\n",
+        "permissions: write-all\n",
     ),
     "k8s kustomization names a missing file": (
         "kubernetes",
@@ -193,14 +220,20 @@ BREAKAGES = {
     "deploy.sh invalid choice": (
         "deploy-script",
         "deploy/cloudrun/deploy.sh",
-        "--ingress=internal",
-        "--ingress=sideways",
+        "--repository-format=docker",
+        "--repository-format=dockerr",
     ),
     "deploy.sh unknown command": (
         "deploy-script",
         "deploy/cloudrun/deploy.sh",
-        "gc run jobs deploy initiator-relay",
-        "gc run job deploy initiator-relay",
+        'gc run services replace "${RENDERED_DIR}/initiator.yaml"',
+        'gc run service replace "${RENDERED_DIR}/initiator.yaml"',
+    ),
+    "deploy.sh replace misspelled flag": (
+        "deploy-script",
+        "deploy/cloudrun/deploy.sh",
+        'replace "${RENDERED_DIR}/processor.yaml" --region=',
+        'replace "${RENDERED_DIR}/processor.yaml" --regions=',
     ),
     # gcloud's own Logging v2 / Monitoring v3 / v1 message parsing
     "monitoring unknown alert field": (
@@ -250,8 +283,8 @@ BREAKAGES = {
     "terraform undeclared resource": (
         "terraform",
         "terraform/cloudrun.tf",
-        "google_service_account.processor.email",
-        "google_service_account.processorr.email",
+        "google_service_account.scheduler.email",
+        "google_service_account.schedulerr.email",
     ),
     "terraform provider range": ("terraform", "terraform/versions.tf", 'version = "6.50.0"', 'version = ">= 6.0"'),
     # JSON Schema metaschema

@@ -196,7 +196,7 @@ class PaymentDetailTests(ConsoleTestCase):
         response = self.client.get(f"/console/payments/{payment.pk}/")
         problems = response.context["timeline"].problems
         self.assertIn("step CAPTURED cannot follow None", " ".join(problems["saga_log"]))
-        self.assertIn("0 of them unrefunded", " ".join(problems["gateway"]))
+        self.assertIn("completed but the gateway holds 0 of", " ".join(problems["gateway"]))
         self.assertNotIn("initiator", problems)
         self.assertContains(response, 'id="problems"')
         self.assertContains(response, 'class="inconsistent"')

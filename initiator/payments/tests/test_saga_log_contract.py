@@ -101,11 +101,16 @@ class SagaLogContractTests(GatewayMixin, TestCase):
         for payment, steps in expected.items():
             self.assertEqual(self.assert_follows_the_contract(payment), steps, payment.amount)
 
-    def test_the_consoles_step_paths_mirror_the_contract(self) -> None:
+    def test_the_invariant_rules_step_table_mirrors_the_contract(self) -> None:
         from payments import invariants
 
-        mirrored = {previous or "": sorted(steps) for previous, steps in invariants.NEXT_STEPS.items()}
-        self.assertEqual(mirrored, {previous: sorted(steps) for previous, steps in PATHS["next_steps"].items()})
+        contract = {
+            "steps": {name: {"writers": spec["writers"]} for name, spec in PATHS["steps"].items()},
+            "next_steps": PATHS["next_steps"],
+            "final_status": PATHS["final_status"],
+        }
+        self.assertEqual(invariants.STEP_TABLE, contract)
+        self.assertEqual(invariants.PATHS, invariants.SagaPaths.from_table(PATHS))
 
     def test_the_initiators_step_names_are_the_contracts(self) -> None:
         from payments import saga_log

@@ -15,7 +15,7 @@ from core.errors import ApplicationError, invalid_parameter, not_found, unproces
 from core.money import format_minor_units
 from payments import events
 from payments.models import HOLDING_STATUSES, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
-from payments.outbox import publish_event_now
+from payments.outbox import commit_publisher
 from payments.saga_log import STEP_CAPTURED, STEP_COMPENSATED, STEP_NEEDS_ATTENTION
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def payment_initiate(
         ),
     )
     if settings.OUTBOX_PUBLISH_ON_COMMIT:
-        transaction.on_commit(lambda: publish_event_now(event_id))
+        transaction.on_commit(lambda: commit_publisher.submit(event_id))
     logger.info("payment initiated: %s held for user %s", format_minor_units(amount_minor, currency), user_id)
     return payment
 

@@ -15,7 +15,7 @@ import threading
 import uuid
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -154,7 +154,9 @@ class CommitPublisher:
             except Exception:
                 logger.exception("outbox: publishing %d row(s) after commit failed; the relay will retry", len(batch))
             finally:
-                close_old_connections()
+                if self._queue.empty():
+                    # Idle: give the database connection back rather than hold one per idle worker.
+                    connection.close()
                 with self._changed:
                     self._done += len(batch)
                     self._changed.notify_all()

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
 
@@ -31,7 +32,8 @@ def insufficient_funds(available: int, currency: str) -> ApplicationError:
     )
 
 
-@transaction.atomic
+# No savepoint of its own inside the idempotency transaction: a failure rolls the whole request back.
+@transaction.atomic(savepoint=False)
 def payment_initiate(
     *,
     user_id: int,
@@ -52,17 +54,20 @@ def payment_initiate(
         raise unprocessable(
             "amount_too_large", f"Amount must be at most {format_minor_units(limit, currency)}.", "amount"
         )
-    # The row lock serialises concurrent payments of one account, so available never goes negative.
-    account = Account.objects.select_for_update().filter(user_id=user_id).first()
-    if account is None:
-        raise not_found("user", user_id, param="user_id")
-    if currency != account.currency:
-        raise unprocessable("currency_mismatch", f"The account holds {account.currency}, not {currency}.", "currency")
-    if amount_minor > account.available:
+    # One conditional UPDATE holds the amount: it takes the row lock, which serialises concurrent
+    # payments of one account, and re-checks the available funds under it, so they never go negative.
+    held = Account.objects.filter(user_id=user_id, currency=currency, balance__gte=F("held") + amount_minor).update(
+        held=F("held") + amount_minor, updated_at=timezone.now()
+    )
+    if not held:
+        account = Account.objects.filter(user_id=user_id).first()
+        if account is None:
+            raise not_found("user", user_id, param="user_id")
+        if currency != account.currency:
+            raise unprocessable(
+                "currency_mismatch", f"The account holds {account.currency}, not {currency}.", "currency"
+            )
         raise insufficient_funds(account.available, account.currency)
-
-    account.held += amount_minor
-    account.save(update_fields=["held", "updated_at"])
     payment = Payment.objects.create(
         user_id=user_id, amount=amount_minor, currency=currency, metadata=metadata, correlation_id=correlation_id
     )

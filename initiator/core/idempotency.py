@@ -66,16 +66,14 @@ def run_idempotently(
     """Run `execute` once per (api key, Idempotency-Key); later calls with the same key replay its response."""
     if key is None:
         return execute()
-    existing = IdempotencyRecord.objects.filter(api_key=api_key, key=key).first()
-    if existing is not None:
-        return _replay(existing, fingerprint)
+    # Insert first: a new key (the common case) costs no lookup; a used one fails on the unique index.
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(
                 api_key=api_key, key=key, request_fingerprint=fingerprint, response_status=0, response_body={}
             )
     except IntegrityError:
-        # A concurrent request with this key committed while we waited on the unique index.
+        # The key was used before, or by a concurrent request that committed while we waited on the index.
         existing = IdempotencyRecord.objects.filter(api_key=api_key, key=key).first()
         if existing is not None:
             return _replay(existing, fingerprint)

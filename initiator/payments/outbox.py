@@ -5,14 +5,17 @@ the web process and any number of relays never publish the same row at the same 
 between publish and marking the row re-publishes it later: consumers deduplicate on event_id.
 """
 
+import atexit
 import json
 import logging
 import os
+import queue
 import random
+import threading
 import uuid
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -96,21 +99,73 @@ def _mark(events: list[OutboxEvent]) -> None:
             )
 
 
-def publish_event_now(event_id: uuid.UUID) -> bool:
-    """Called after the commit that wrote the row; the relay covers any failure here."""
-    try:
-        with transaction.atomic():
-            event = (
-                OutboxEvent.objects.select_for_update(skip_locked=True)
-                .filter(pk=event_id, published_at__isnull=True)
-                .first()
-            )
-            if event is None:
-                return False
-            return _publish_locked([event]) == 1
-    except Exception:
-        logger.exception("outbox: immediate publish of %s failed; the relay will retry", event_id)
-        return False
+def publish_events_now(event_ids: list[uuid.UUID]) -> int:
+    """Publish these rows if nobody has (nor holds them); returns how many were published."""
+    with transaction.atomic():
+        events = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True).filter(pk__in=event_ids, published_at__isnull=True)
+        )
+        return _publish_locked(events) if events else 0
+
+
+class CommitPublisher:
+    """Publishes outbox rows right after the commit that wrote them, on one background thread per process.
+
+    The request that wrote a row returns once it committed: it never waits for Pub/Sub (a publish is a
+    round trip after up to 10 ms of client-side batching, and took a third of the request's CPU on a
+    second transaction). Rows committed close together go out in one transaction and one UPDATE. A row
+    this thread has not published when the process dies, or whose publish failed, is the relay's.
+    """
+
+    def __init__(self, batch_size: int = 100) -> None:
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._pid: int | None = None
+        self._queue: queue.SimpleQueue[uuid.UUID] = queue.SimpleQueue()
+        self._submitted = self._done = 0
+
+    def submit(self, event_id: uuid.UUID) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                # First use in this process (gunicorn forks workers after import): a thread of its own.
+                self._queue, self._submitted, self._done = queue.SimpleQueue(), 0, 0
+                threading.Thread(target=self._run, name="outbox-commit-publisher", daemon=True).start()
+                self._pid = os.getpid()
+            self._submitted += 1
+        self._queue.put(event_id)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every row submitted so far was handed to Pub/Sub (or left to the relay)."""
+        with self._changed:
+            target = self._submitted
+            return self._changed.wait_for(lambda: self._done >= target, timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                publish_events_now(batch)
+            except Exception:
+                logger.exception("outbox: publishing %d row(s) after commit failed; the relay will retry", len(batch))
+            finally:
+                if self._queue.empty():
+                    # Idle: give the database connection back rather than hold one per idle worker.
+                    connection.close()
+                with self._changed:
+                    self._done += len(batch)
+                    self._changed.notify_all()
+
+
+commit_publisher = CommitPublisher()
+# A worker that exits normally (SIGTERM, max_requests) publishes what it queued instead of leaving it
+# to the relay's next pass.
+atexit.register(commit_publisher.flush, timeout=5)
 
 
 def relay_batch(*, batch_size: int) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
 
@@ -15,7 +16,7 @@ from core.errors import ApplicationError, invalid_parameter, not_found, unproces
 from core.money import format_minor_units
 from payments import events
 from payments.models import HOLDING_STATUSES, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
-from payments.outbox import publish_event_now
+from payments.outbox import commit_publisher
 from payments.saga_log import STEP_CAPTURED, STEP_COMPENSATED, STEP_NEEDS_ATTENTION
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def insufficient_funds(available: int, currency: str) -> ApplicationError:
     )
 
 
-@transaction.atomic
+# No savepoint of its own inside the idempotency transaction: a failure rolls the whole request back.
+@transaction.atomic(savepoint=False)
 def payment_initiate(
     *,
     user_id: int,
@@ -52,17 +54,20 @@ def payment_initiate(
         raise unprocessable(
             "amount_too_large", f"Amount must be at most {format_minor_units(limit, currency)}.", "amount"
         )
-    # The row lock serialises concurrent payments of one account, so available never goes negative.
-    account = Account.objects.select_for_update().filter(user_id=user_id).first()
-    if account is None:
-        raise not_found("user", user_id, param="user_id")
-    if currency != account.currency:
-        raise unprocessable("currency_mismatch", f"The account holds {account.currency}, not {currency}.", "currency")
-    if amount_minor > account.available:
+    # One conditional UPDATE holds the amount: it takes the row lock, which serialises concurrent
+    # payments of one account, and re-checks the available funds under it, so they never go negative.
+    held = Account.objects.filter(user_id=user_id, currency=currency, balance__gte=F("held") + amount_minor).update(
+        held=F("held") + amount_minor, updated_at=timezone.now()
+    )
+    if not held:
+        account = Account.objects.filter(user_id=user_id).first()
+        if account is None:
+            raise not_found("user", user_id, param="user_id")
+        if currency != account.currency:
+            raise unprocessable(
+                "currency_mismatch", f"The account holds {account.currency}, not {currency}.", "currency"
+            )
         raise insufficient_funds(account.available, account.currency)
-
-    account.held += amount_minor
-    account.save(update_fields=["held", "updated_at"])
     payment = Payment.objects.create(
         user_id=user_id, amount=amount_minor, currency=currency, metadata=metadata, correlation_id=correlation_id
     )
@@ -92,7 +97,7 @@ def payment_initiate(
         ),
     )
     if settings.OUTBOX_PUBLISH_ON_COMMIT:
-        transaction.on_commit(lambda: publish_event_now(event_id))
+        transaction.on_commit(lambda: commit_publisher.submit(event_id))
     logger.info("payment initiated: %s held for user %s", format_minor_units(amount_minor, currency), user_id)
     return payment
 

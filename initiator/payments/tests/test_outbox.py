@@ -5,16 +5,18 @@ import uuid
 import jsonschema
 from django.core.management import call_command
 from django.db import connection
-from django.test import TestCase, TransactionTestCase, override_settings
+from django.test import TransactionTestCase, override_settings
 
 from payments.models import OutboxEvent
-from payments.outbox import relay_batch
+from payments.outbox import commit_publisher, relay_batch
 from testing.fixtures import api_client, contract_schema, create_subscription, create_topic, make_user, pull_messages
 
 FORM = "application/x-www-form-urlencoded"
 
 
-class OutboxPublishingTests(TestCase):
+class OutboxPublishingTests(TransactionTestCase):
+    """Real commits: the commit publisher's thread reads the rows on a connection of its own."""
+
     def setUp(self) -> None:
         self.topic = create_topic()
         self.subscription = create_subscription(self.topic)
@@ -32,10 +34,13 @@ class OutboxPublishingTests(TestCase):
         )
 
     def test_published_after_commit_with_the_contract_body_and_attributes(self) -> None:
-        with self.captureOnCommitCallbacks(execute=True) as callbacks:
+        with self.assertLogs("payments.outbox", "INFO") as logs:
             response = self.initiate(HTTP_X_CORRELATION_ID="corr-pub-1")
-        self.assertEqual(response.status_code, 202)
-        self.assertEqual(len(callbacks), 1)
+            self.assertEqual(response.status_code, 202)
+            self.assertTrue(commit_publisher.flush(timeout=30))
+        # The request never waited for Pub/Sub: the commit publisher's thread published the row.
+        [published] = [record for record in logs.records if record.getMessage().startswith("outbox: published")]
+        self.assertEqual(published.threadName, "outbox-commit-publisher")
 
         messages = pull_messages(self.subscription, expected=1)
 
@@ -69,8 +74,9 @@ class OutboxPublishingTests(TestCase):
         self.assertEqual(event.publish_attempts, 1)
 
     def test_relay_publishes_a_row_left_unpublished_by_a_crash(self) -> None:
-        # No on-commit callback runs: as if the web process died right after the commit.
-        response = self.initiate()
+        # Nothing published after the commit: as if the web process died right after it.
+        with override_settings(OUTBOX_PUBLISH_ON_COMMIT=False):
+            response = self.initiate()
         event = OutboxEvent.objects.get()
         self.assertIsNone(event.published_at)
         self.assertEqual(pull_messages(self.subscription, expected=1, deadline_seconds=1), [])
@@ -85,8 +91,8 @@ class OutboxPublishingTests(TestCase):
         self.assertIsNotNone(event.published_at)
 
     def test_crash_between_publish_and_mark_republishes_the_same_event_id(self) -> None:
-        with self.captureOnCommitCallbacks(execute=True):
-            self.initiate()
+        self.initiate()
+        self.assertTrue(commit_publisher.flush(timeout=30))
         first = pull_messages(self.subscription, expected=1)
         # The mark was lost: the relay publishes again, with the same event_id (consumers dedupe on it).
         OutboxEvent.objects.update(published_at=None)
@@ -101,8 +107,8 @@ class OutboxPublishingTests(TestCase):
 
     def test_publish_failure_leaves_the_row_for_the_relay(self) -> None:
         with override_settings(PUBSUB_TOPIC=f"missing-{uuid.uuid4().hex[:8]}"):
-            with self.captureOnCommitCallbacks(execute=True):
-                response = self.initiate()
+            response = self.initiate()
+            self.assertTrue(commit_publisher.flush(timeout=30))
         self.assertEqual(response.status_code, 202)
         event = OutboxEvent.objects.get()
         self.assertIsNone(event.published_at)
@@ -123,6 +129,7 @@ class ConcurrentRelayTests(TransactionTestCase):
                 response = client.post("/initiate-payment", f"user_id={user.pk}&amount=1.00", content_type=FORM)
                 self.assertEqual(response.status_code, 202)
             # Those requests published on commit; make every row look unpublished again.
+            self.assertTrue(commit_publisher.flush(timeout=30))
             pull_messages(subscription, expected=30)
             OutboxEvent.objects.update(published_at=None)
 

@@ -270,6 +270,13 @@ PAYMENT_TIMEOUT_SECONDS = env_int("PAYMENT_TIMEOUT_SECONDS", 600)
 if "SAGA_TIMEOUT_SECONDS" in os.environ and env_float("SAGA_TIMEOUT_SECONDS", 0) >= PAYMENT_TIMEOUT_SECONDS:
     # The processor must give up (cancel the charge) before the reconciler takes the payment over.
     raise ImproperlyConfigured("PAYMENT_TIMEOUT_SECONDS must exceed the processor's SAGA_TIMEOUT_SECONDS")
+# A pending payment whose payment.initiated went out this long ago while no processor delivery holds
+# it is published again (payments.reconciler): Pub/Sub may not redeliver a message whose subscriber
+# died, and never redelivers a dead-lettered one. Shorter than PAYMENT_TIMEOUT_SECONDS, and than the
+# processor's SAGA_TIMEOUT_SECONDS so that the message is still charged rather than canceled.
+PAYMENT_REDRIVE_AFTER_SECONDS = env_int("PAYMENT_REDRIVE_AFTER_SECONDS", min(120, PAYMENT_TIMEOUT_SECONDS // 2))
+if not 0 < PAYMENT_REDRIVE_AFTER_SECONDS < PAYMENT_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("PAYMENT_REDRIVE_AFTER_SECONDS must be positive and under PAYMENT_TIMEOUT_SECONDS")
 RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 60)
 # One pass examines at most this many open payments and as many rolled-back ones, and stops
 # starting new ones after the time budget (keep it under the scheduler's attempt deadline).

@@ -108,6 +108,19 @@ def publish_events_now(event_ids: list[uuid.UUID]) -> int:
         return _publish_locked(events) if events else 0
 
 
+def republish(payment, event_type: str) -> bool:
+    """Publish a payment's event again with its event id (the reconciler's redrive); True if published."""
+    with transaction.atomic():
+        requeued = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True).filter(
+                payment=payment, event_type=event_type, published_at__isnull=False
+            )
+        )
+        for event in requeued:
+            event.published_at = None
+        return _publish_locked(requeued) > 0 if requeued else False
+
+
 class CommitPublisher:
     """Publishes outbox rows right after the commit that wrote them, on one background thread per process.
 

@@ -13,6 +13,13 @@ gateway was unreachable):
    pass, and after twice the timeout `needs_attention (gateway_unreachable)`, which later passes
    retry by themselves once the gateway answers.
 
+Per payment pending longer than PAYMENT_REDRIVE_AFTER_SECONDS but not yet PAYMENT_TIMEOUT_SECONDS
+whose payment.initiated went out that long ago while no processor delivery holds it and none has
+published an outcome: publish payment.initiated again (the same event id). Pub/Sub may not
+deliver a message again after the subscriber that held it died (the emulator loses such messages
+for minutes, see the README), and a dead-lettered message is never delivered again; the processor
+deduplicates by payment.
+
 Then the late-charge sweeper (payments.late_charges) looks at rolled-back payments of the last
 LATE_CHARGE_WINDOW_SECONDS. A pass is bounded by RECONCILE_BATCH_SIZE payments of each kind and
 RECONCILE_TIME_BUDGET_SECONDS, and recorded as a ReconcilerPass. Settling goes through
@@ -33,7 +40,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.context import correlation_id_var, payment_id_var
-from payments import clients, events, late_charges, saga_log, settlement
+from payments import clients, events, late_charges, outbox, saga_log, settlement
 from payments.gateway import GatewayUnavailable
 from payments.models import Payment, PaymentStatus, ReconcilerPass
 from payments.services import Applied, OutcomeResult
@@ -56,6 +63,8 @@ class Result(enum.StrEnum):
     GATEWAY_UNREACHABLE = "gateway_unreachable"
     ALREADY_SETTLED = "already_settled"
     LATE_CHARGES_REFUNDED = "late_charges_refunded"
+    REDRIVEN = "redriven"
+    IN_PROGRESS = "skipped_in_progress"
     ERROR = "error"
 
 
@@ -153,6 +162,18 @@ def reconcile_payment(payment: Payment, *, timeout: timedelta) -> Result:
     return _capture(payment, charge["id"], payment.amount, payment.currency)
 
 
+def _redrive(payment: Payment) -> Result:
+    document = saga_log.read_document(payment.pk)
+    if document.get(saga_log.FENCED) or saga_log.processor_finished(document) or saga_log.lease_live(document):
+        return Result.IN_PROGRESS
+    republished = outbox.republish(payment, events.PAYMENT_INITIATED)
+    logger.warning(
+        "payment.initiated published again: no processor has taken the payment up since it was published (saga log %s)",
+        document.get("state") or "absent",
+    )
+    return Result.REDRIVEN if republished else Result.IN_PROGRESS
+
+
 def _sweep_late_charges(payment: Payment) -> Result:
     refunds = late_charges.refund_standing_charges(payment, detail={"source": SOURCE, "late_charge": True})
     Payment.objects.filter(pk=payment.pk).update(late_charge_checked_at=timezone.now())
@@ -193,8 +214,21 @@ def reconcile(*, older_than_seconds: int) -> dict[str, int]:
             updated_at__gte=started_at - timedelta(seconds=settings.LATE_CHARGE_WINDOW_SECONDS),
         ).order_by(F("late_charge_checked_at").asc(nulls_first=True), "updated_at")[:batch]
     )
+    redrive_after = timedelta(seconds=settings.PAYMENT_REDRIVE_AFTER_SECONDS)
+    stalled = []
+    if redrive_after < timeout:
+        stalled = list(
+            Payment.objects.filter(
+                status=PaymentStatus.PENDING,
+                created_at__lte=started_at - redrive_after,
+                created_at__gt=started_at - timeout,
+                outbox_events__event_type=events.PAYMENT_INITIATED,
+                outbox_events__published_at__lte=started_at - redrive_after,
+            ).order_by("created_at", "id")[:batch]
+        )
     summary: Counter[str] = Counter()
     work = [(payment, lambda p: reconcile_payment(p, timeout=timeout)) for payment in open_payments]
+    work += [(payment, _redrive) for payment in stalled]
     work += [(payment, _sweep_late_charges) for payment in rolled_back]
     examined = 0
     for payment, step in work:

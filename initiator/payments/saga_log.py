@@ -34,6 +34,8 @@ SERVICE_NAME = "initiator"
 # The field that tells the processor the initiator took the payment over: its claim
 # (processor/binpay_processor/saga_log.py) refuses a fenced document, its step writes stop.
 FENCED = "fenced"
+# Set by the processor once the payment's outcome event is published.
+OUTCOME_PUBLISHED = "outcome_published"
 CONTENTION_ROUNDS = 4
 # A processor lease counts as live until this long after it expires (clock skew between services).
 LEASE_GRACE = timedelta(seconds=30)
@@ -123,6 +125,17 @@ def _with_contention_retries(run):
     raise AssertionError("unreachable")
 
 
+def lease_live(document: dict) -> bool:
+    """A processor delivery holds the payment (its lease, plus LEASE_GRACE for clock skew)."""
+    lease_expires_at = document.get("lease_expires_at")
+    return lease_expires_at is not None and lease_expires_at + LEASE_GRACE > datetime.now(UTC)
+
+
+def processor_finished(document: dict) -> bool:
+    """The processor published its outcome event (the flag it sets after the publish)."""
+    return bool(document.get(OUTCOME_PUBLISHED))
+
+
 def fence(*, payment: Payment) -> bool:
     """Set `fenced: true` on the payment's document so no processor starts (or resumes) its saga.
 
@@ -139,8 +152,7 @@ def fence(*, payment: Payment) -> bool:
             transaction.set(document, {**_new_document(payment), FENCED: True, "fenced_at": firestore.SERVER_TIMESTAMP})
             return True
         current = snapshot.to_dict() or {}
-        lease_expires_at = current.get("lease_expires_at")
-        if lease_expires_at is not None and lease_expires_at + LEASE_GRACE > datetime.now(UTC):
+        if lease_live(current):
             return False
         if not current.get(FENCED):
             transaction.update(

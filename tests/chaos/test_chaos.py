@@ -49,6 +49,7 @@ PUSH_REQUEST_TIMEOUT = 130
 PUSH_ACK_DEADLINE = 140
 SAGA_TIMEOUT = 240
 PAYMENT_TIMEOUT = 300
+REDRIVE_AFTER = 60
 # Where the processor is taken down on purpose, the reconciler settles what stays pending past this.
 OUTAGE_TIMEOUT = 20
 # The slow gateway of the race scenarios: every charge takes longer than the processor's read timeout.
@@ -426,6 +427,9 @@ def stack_settings(scenario: str, mode: str) -> dict[str, str]:
     env = {
         "SANDBOX_ALLOW_CONFIG": "true",
         "PAYMENT_TIMEOUT_SECONDS": str(PAYMENT_TIMEOUT),
+        # The emulator does not deliver again some messages a killed worker held (README): the
+        # reconciler publishes those again once no lease holds them, as it would a dead-lettered one.
+        "PAYMENT_REDRIVE_AFTER_SECONDS": str(REDRIVE_AFTER),
         "SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT),
         # One delivery's worst case here is a charge and a cancel, each 3 attempts x (3 s connect +
         # 2 s read) + 2 x 5 s backoff = 25 s, plus Firestore: the lease outlives it (the processor

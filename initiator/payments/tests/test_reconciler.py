@@ -28,10 +28,13 @@ from testing.fixtures import (
     api_client,
     child_env,
     completion_event,
+    create_subscription,
+    create_topic,
     gateway_client,
     is_postgresql,
     make_user,
     pending_payment,
+    pull_messages,
     rollback_event,
     saga_steps,
     wait_until,
@@ -246,6 +249,73 @@ class ReconcilerTests(GatewayMixin, TestCase):
 
         self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["compensated"], 2)
         self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["compensated"], 1)
+
+
+class RedriveTests(GatewayMixin, TestCase):
+    """A payment.initiated Pub/Sub accepted but no processor ever took up: the emulator, measured, does not
+    deliver again the messages a SIGKILLed subscriber held (README), and a dead-lettered message is never
+    delivered again. Before its timeout, the reconciler publishes it again rather than cancel it later."""
+
+    REDRIVE_AFTER = 120
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.user = make_user(balance=100_000)
+        self.topic = create_topic()
+        self.subscription = create_subscription(self.topic)
+        self.topic_override = override_settings(
+            PUBSUB_TOPIC=self.topic, PAYMENT_REDRIVE_AFTER_SECONDS=self.REDRIVE_AFTER
+        )
+        self.topic_override.enable()
+
+    def tearDown(self) -> None:
+        self.topic_override.disable()
+        super().tearDown()
+
+    def published_long_ago(self, seconds: int) -> Payment:
+        """A pending payment whose payment.initiated went out `seconds` ago (and was lost)."""
+        payment = age(pending_payment(self.user), seconds)
+        payment.outbox_events.update(published_at=timezone.now() - timedelta(seconds=seconds))
+        return payment
+
+    def test_a_payment_no_processor_took_up_is_published_again_with_its_event_id(self) -> None:
+        payment = self.published_long_ago(self.REDRIVE_AFTER + 30)
+        event = payment.outbox_events.get()
+
+        summary = reconcile(older_than_seconds=TIMEOUT)
+
+        self.assertEqual(summary["redriven"], 1)
+        [message] = pull_messages(self.subscription, expected=1)
+        self.assertEqual(
+            (message.attributes["event_id"], message.attributes["payment_id"]), (str(event.pk), str(payment.pk))
+        )
+        event.refresh_from_db()
+        self.assertGreater(event.published_at, timezone.now() - timedelta(seconds=30))
+        payment.refresh_from_db()
+        self.assertEqual(payment.status, PaymentStatus.PENDING)
+        self.assertEqual(saga_document(payment), {})  # nothing fenced: the processor may still take it
+        # Published again just now: the next pass leaves it to the processor.
+        self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["redriven"], 0)
+
+    def test_a_payment_a_processor_holds_or_finished_or_that_is_young_is_not_published_again(self) -> None:
+        young = self.published_long_ago(self.REDRIVE_AFTER - 30)
+        held = self.published_long_ago(self.REDRIVE_AFTER + 30)
+        finished = self.published_long_ago(self.REDRIVE_AFTER + 30)
+        collection = clients.firestore_client().collection(settings.FIRESTORE_COLLECTION)
+        collection.document(str(held.pk)).set(
+            {
+                "state": "RECEIVED",
+                "lease_owner": "worker-1",
+                "lease_expires_at": datetime.now(UTC) + timedelta(seconds=60),
+            }
+        )
+        collection.document(str(finished.pk)).set({"state": "COMPLETED", "outcome_published": True})
+
+        summary = reconcile(older_than_seconds=TIMEOUT)
+
+        self.assertEqual((summary["redriven"], summary["skipped_in_progress"]), (0, 2))
+        self.assertEqual(pull_messages(self.subscription, expected=1, deadline_seconds=2), [])
+        self.assertEqual(saga_document(young), {})
 
 
 class LateChargeTests(GatewayMixin, TestCase):

@@ -18,7 +18,7 @@ from collections import Counter
 import requests
 import schemathesis
 from django.db.models import Sum
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky, Unsatisfiable
 from schemathesis import GenerationMode
@@ -71,6 +71,17 @@ def database_state() -> dict:
         "idempotency": IdempotencyRecord.objects.count(),
         "api_keys": ApiKey.objects.count(),
     }
+
+
+GUNICORN_REQUEST_LINE_LIMIT = 4094
+
+
+def request_line(case, base_url: str) -> str:
+    kwargs = case.as_transport_kwargs(base_url=base_url)
+    prepared = requests.Request(
+        method=kwargs["method"], url=kwargs["url"], params=kwargs.get("params"), headers=kwargs.get("headers")
+    ).prepare()
+    return f"{prepared.method} {prepared.path_url} HTTP/1.1"
 
 
 class FuzzTestCase(GunicornTestCase):
@@ -135,6 +146,9 @@ class SchemathesisTests(FuzzTestCase):
         @FUZZ_SETTINGS
         @given(case=strategy)
         def check(case) -> None:
+            # gunicorn answers a request line longer than its limit_request_line (4094 bytes) with its
+            # own 414 page before the app sees it (found by this test): no API answer to check.
+            assume(len(request_line(case, self.base)) <= GUNICORN_REQUEST_LINE_LIMIT)
             before = database_state()
             response = case.call_and_validate(
                 base_url=self.base, session=self.session, headers=self.headers, checks=CHECKS, timeout=30

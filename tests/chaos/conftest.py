@@ -65,6 +65,7 @@ COLUMNS = [
     ("relay_crash", 12),
     ("duplicates", 11),
     ("redeliver", 10),
+    ("redriven", 9),
     ("gw_faults", 10),
     ("gw_slow", 8),
     ("late", 5),

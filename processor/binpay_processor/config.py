@@ -42,6 +42,9 @@ class Settings:
     pubsub_completion_topic: str = "binpay-completion"
     pubsub_rollback_topic: str = "rollback"
     pubsub_flow_control_max_messages: int = 10
+    # Longest ack-deadline extension the streaming-pull client asks for: what a worker held comes back
+    # this soon after the worker dies (the client's own default is 60 s, then up to 600 s).
+    pubsub_max_lease_extension_seconds: int = 30
     pubsub_push_audience: str | None = None
     pubsub_push_service_account: str | None = None
     pubsub_push_certs_url: str | None = None
@@ -105,6 +108,8 @@ class Settings:
             raise ConfigurationError("GATEWAY_MAX_RETRIES and SAGA_TIMEOUT_SECONDS must not be negative")
         if self.pubsub_flow_control_max_messages < 1:
             raise ConfigurationError("PUBSUB_FLOW_CONTROL_MAX_MESSAGES must be at least 1")
+        if not 10 <= self.pubsub_max_lease_extension_seconds <= 600:
+            raise ConfigurationError("PUBSUB_MAX_LEASE_EXTENSION_SECONDS must be between 10 and 600 (Pub/Sub's range)")
         self._validate_timeouts()
 
     def _validate_timeouts(self) -> None:

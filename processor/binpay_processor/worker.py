@@ -70,7 +70,11 @@ def nack_delay(delivery_attempt: int | None) -> float:
 
 
 def subscribe(
-    subscriber: pubsub_v1.SubscriberClient, subscription: str, callback, max_messages: int
+    subscriber: pubsub_v1.SubscriberClient,
+    subscription: str,
+    callback,
+    max_messages: int,
+    max_lease_extension_seconds: int = 30,
 ) -> pubsub_v1.subscriber.futures.StreamingPullFuture:
     """Streaming pull with one callback thread for every message flow control lets in.
 
@@ -80,7 +84,11 @@ def subscribe(
     return subscriber.subscribe(
         subscription,
         callback=callback,
-        flow_control=pubsub_v1.types.FlowControl(max_messages=max_messages),
+        # The bound also sets the stream's ack deadline: messages a killed worker held come back after
+        # at most this long, not the client's 60 s default (or the p99 of its ack latency, up to 600 s).
+        flow_control=pubsub_v1.types.FlowControl(
+            max_messages=max_messages, max_duration_per_lease_extension=max_lease_extension_seconds
+        ),
         scheduler=ThreadScheduler(ThreadPoolExecutor(max_workers=max_messages, thread_name_prefix="saga")),
         await_callbacks_on_shutdown=True,
     )
@@ -92,7 +100,11 @@ def run(settings: Settings, stop: threading.Event) -> int:
     subscriber = clients.subscriber
     subscription = subscriber.subscription_path(settings.project_id, settings.pubsub_subscription)
     streaming_pull = subscribe(
-        subscriber, subscription, make_callback(processor, stop), settings.pubsub_flow_control_max_messages
+        subscriber,
+        subscription,
+        make_callback(processor, stop),
+        settings.pubsub_flow_control_max_messages,
+        settings.pubsub_max_lease_extension_seconds,
     )
     logger.info("pulling %s (at most %d messages in flight)", subscription, settings.pubsub_flow_control_max_messages)
     streaming_pull.add_done_callback(lambda _future: stop.set())

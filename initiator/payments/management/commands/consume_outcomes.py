@@ -69,7 +69,8 @@ class Command(BaseCommand):
     def handle(self, *args, max_messages: int | None, **options) -> None:
         stop = stop_on_signals()
         flow_control = pubsub_v1.types.FlowControl(
-            max_messages=max_messages or settings.PUBSUB_FLOW_CONTROL_MAX_MESSAGES
+            max_messages=max_messages or settings.PUBSUB_FLOW_CONTROL_MAX_MESSAGES,
+            max_duration_per_lease_extension=settings.PUBSUB_MAX_LEASE_EXTENSION_SECONDS,
         )
         subscriber = clients.subscriber()
         futures = []

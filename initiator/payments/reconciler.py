@@ -166,12 +166,14 @@ def _redrive(payment: Payment) -> Result:
     document = saga_log.read_document(payment.pk)
     if document.get(saga_log.FENCED) or saga_log.processor_finished(document) or saga_log.lease_live(document):
         return Result.IN_PROGRESS
-    republished = outbox.republish(payment, events.PAYMENT_INITIATED)
+    if not outbox.republish(payment, events.PAYMENT_INITIATED):
+        # Another reconciler holds the row, or the publish failed (the outbox logged why): next pass.
+        return Result.IN_PROGRESS
     logger.warning(
         "payment.initiated published again: no processor has taken the payment up since it was published (saga log %s)",
         document.get("state") or "absent",
     )
-    return Result.REDRIVEN if republished else Result.IN_PROGRESS
+    return Result.REDRIVEN
 
 
 def _sweep_late_charges(payment: Payment) -> Result:

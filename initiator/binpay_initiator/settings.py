@@ -226,7 +226,7 @@ PUBSUB_DEAD_LETTER_SUBSCRIPTION = env_str("PUBSUB_DEAD_LETTER_SUBSCRIPTION", "de
 PUBSUB_FLOW_CONTROL_MAX_MESSAGES = env_int("PUBSUB_FLOW_CONTROL_MAX_MESSAGES", 100)
 # Longest ack-deadline extension the consumer's streaming pull asks for: what a consumer held comes back
 # this soon after it dies (the client's own default is 60 s, then up to 600 s). Pub/Sub allows 10..600.
-PUBSUB_MAX_LEASE_EXTENSION_SECONDS = env_int("PUBSUB_MAX_LEASE_EXTENSION_SECONDS", 30)
+PUBSUB_MAX_LEASE_EXTENSION_SECONDS = env_int("PUBSUB_MAX_LEASE_EXTENSION_SECONDS", 60)
 if not 10 <= PUBSUB_MAX_LEASE_EXTENSION_SECONDS <= 600:
     raise ImproperlyConfigured("PUBSUB_MAX_LEASE_EXTENSION_SECONDS must be between 10 and 600")
 PUBSUB_PUBLISH_TIMEOUT_SECONDS = env_int("PUBSUB_PUBLISH_TIMEOUT_SECONDS", 10)

@@ -44,7 +44,7 @@ class Settings:
     pubsub_flow_control_max_messages: int = 10
     # Longest ack-deadline extension the streaming-pull client asks for: what a worker held comes back
     # this soon after the worker dies (the client's own default is 60 s, then up to 600 s).
-    pubsub_max_lease_extension_seconds: int = 30
+    pubsub_max_lease_extension_seconds: int = 60
     pubsub_push_audience: str | None = None
     pubsub_push_service_account: str | None = None
     pubsub_push_certs_url: str | None = None

@@ -74,7 +74,7 @@ def subscribe(
     subscription: str,
     callback,
     max_messages: int,
-    max_lease_extension_seconds: int = 60,
+    max_lease_extension_seconds: int,
 ) -> pubsub_v1.subscriber.futures.StreamingPullFuture:
     """Streaming pull with one callback thread for every message flow control lets in.
 

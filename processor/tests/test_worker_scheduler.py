@@ -31,7 +31,11 @@ def test_every_message_flow_control_lets_in_gets_its_own_callback_thread(clients
         publisher.publish(topic, b"{}", n=str(index)).result(timeout=30)
 
     streaming_pull = subscribe(
-        clients.subscriber, topics.subscription_path(topics.initiation), slow_callback, IN_FLIGHT
+        clients.subscriber,
+        topics.subscription_path(topics.initiation),
+        slow_callback,
+        IN_FLIGHT,
+        Settings().pubsub_max_lease_extension_seconds,
     )
     try:
         # Every callback returns within the barrier's timeout, held together or broken.

@@ -1,8 +1,8 @@
 """The payment's saga log in Firestore (layout in docs/contracts.md).
 
 The initiator appends CAPTURED / COMPENSATED (and NEEDS_ATTENTION) steps and reads the log for
-GET /payments/<id>. A step is written in a Firestore transaction that refuses a step already in
-the document's `steps_done`, so a replayed step is detected, never duplicated.
+GET /payments/<id>. A step is written only while it is not in the document's `steps_done` (read
+and write under one condition), so a replayed step is detected, never duplicated.
 """
 
 import logging
@@ -68,48 +68,68 @@ def _new_document(payment: Payment) -> dict:
 
 
 def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
-    """Append `step` unless the log already has it. Returns True if this call wrote it."""
+    """Append `step` unless the log already has it. Returns True if this call wrote it.
+
+    One read and one conditional commit: the step is written on the condition that the document is
+    unchanged since the read (or still absent). A document changed meanwhile (the processor, another
+    redelivery) is done again in a transaction, which reads and writes under Firestore's lock.
+    """
     document = _document(payment.pk)
     client = clients.firestore_client()
-
-    @firestore.transactional
-    def append(transaction: firestore.Transaction) -> bool:
-        snapshot = document.get(transaction=transaction, timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
-        current = snapshot.to_dict() if snapshot.exists else _new_document(payment)
-        steps_done = list(current.get("steps_done", []))
-        if step in steps_done:
-            return False
-        seq = int(current.get("version", 0)) + 1
-        transaction.create(
-            document.collection("steps").document(step_id(seq, step)),
-            {"step": step, "seq": seq, "at": firestore.SERVER_TIMESTAMP, "service": SERVICE_NAME, "detail": detail},
-        )
-        parent = {
-            "state": step,
-            "version": seq,
-            "steps_done": [*steps_done, step],
-            "updated_at": firestore.SERVER_TIMESTAMP,
-        }
-        if detail.get("charge_id") and not current.get("charge_id"):
-            parent["charge_id"] = detail["charge_id"]
-        if snapshot.exists:
-            transaction.set(document, parent, merge=True)
-        else:
-            # Normally the processor creates the document at RECEIVED; never leave a step without its parent.
-            transaction.set(document, {**current, **parent})
-        return True
-
-    # Cheap check first: a redelivered outcome usually finds its step already there.
-    snapshot = document.get(field_paths=["steps_done"], timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
-    if snapshot.exists and step in ((snapshot.to_dict() or {}).get("steps_done") or []):
+    snapshot = document.get(timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+    current = snapshot.to_dict() if snapshot.exists else None
+    if current is not None and step in (current.get("steps_done") or []):
         logger.info("saga log: %s already present", step)
         return False
-    written = _with_contention_retries(lambda: append(client.transaction()))
-    if written:
-        logger.info("saga log: %s written", step)
-    else:
-        logger.info("saga log: %s already present", step)
+    batch = client.batch()
+    _append(batch, document, payment, current, step, detail, snapshot.update_time if snapshot.exists else None)
+    try:
+        batch.commit(timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+        written = True
+    except (google_exceptions.FailedPrecondition, google_exceptions.Conflict):
+        logger.debug("saga log: the document changed since it was read; writing %s in a transaction", step)
+
+        @firestore.transactional
+        def append(transaction: firestore.Transaction) -> bool:
+            snapshot = document.get(transaction=transaction, timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
+            current = snapshot.to_dict() if snapshot.exists else None
+            if current is not None and step in (current.get("steps_done") or []):
+                return False
+            _append(transaction, document, payment, current, step, detail)
+            return True
+
+        written = _with_contention_retries(lambda: append(client.transaction()))
+    logger.info("saga log: %s %s", step, "written" if written else "already present")
     return written
+
+
+def _append(writes, document, payment: Payment, current: dict | None, step: str, detail: dict, read_at=None) -> None:
+    """Add the step and the parent's new fields to `writes` (a batch or a transaction).
+
+    `read_at`: the update time of the document `current` was read from; the parent write is then
+    conditional on it (a batch outside a transaction).
+    """
+    steps_done = list((current or {}).get("steps_done") or [])
+    seq = int((current or {}).get("version") or 0) + 1
+    writes.create(
+        document.collection("steps").document(step_id(seq, step)),
+        {"step": step, "seq": seq, "at": firestore.SERVER_TIMESTAMP, "service": SERVICE_NAME, "detail": detail},
+    )
+    parent = {
+        "state": step,
+        "version": seq,
+        "steps_done": [*steps_done, step],
+        "updated_at": firestore.SERVER_TIMESTAMP,
+    }
+    if detail.get("charge_id") and not (current or {}).get("charge_id"):
+        parent["charge_id"] = detail["charge_id"]
+    if current is None:
+        # Normally the processor creates the document at RECEIVED; never leave a step without its parent.
+        writes.create(document, {**_new_document(payment), **parent})
+    elif read_at is not None:
+        writes.update(document, parent, option=clients.firestore_client().write_option(last_update_time=read_at))
+    else:
+        writes.update(document, parent)
 
 
 def _with_contention_retries(run):

@@ -133,6 +133,17 @@ def hold_release(*, event: dict) -> OutcomeResult:
     return _settle_hold(event_type=events.PAYMENT_ROLLBACK, event=event)
 
 
+def _lock_account_of(payment_id) -> Account:
+    """Lock the account of the payment's user, in one statement; the caller locks the payment next.
+
+    Lock order account → payment, as in payment_initiate, so settlements and initiations never deadlock.
+    """
+    account = Account.objects.select_for_update(of=("self",)).filter(user__payments__pk=payment_id).first()
+    if account is None:
+        raise UnknownPayment(f"no payment {payment_id}")
+    return account
+
+
 @transaction.atomic
 def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
     """Capture or release a payment's hold once per event_id.
@@ -145,11 +156,7 @@ def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
     target = PaymentStatus.COMPLETED if completing else PaymentStatus.ROLLED_BACK
     step = STEP_CAPTURED if completing else STEP_COMPENSATED
 
-    payment_user = Payment.objects.filter(pk=event["payment_id"]).values_list("user_id", flat=True).first()
-    if payment_user is None:
-        raise UnknownPayment(f"no payment {event['payment_id']}")
-    # Lock order account → payment, as in payment_initiate, so the two never deadlock.
-    account = Account.objects.select_for_update().get(user_id=payment_user)
+    account = _lock_account_of(event["payment_id"])
     payment = Payment.objects.select_for_update().get(pk=event["payment_id"])
 
     if ProcessedEvent.objects.filter(event_id=event["event_id"]).exists():
@@ -208,11 +215,7 @@ def payment_mark_needs_attention(*, payment_id, reason: str) -> OutcomeResult:
 
     Any other state is left as it is (a payment settled meanwhile, or already needs_attention).
     """
-    payment_user = Payment.objects.filter(pk=payment_id).values_list("user_id", flat=True).first()
-    if payment_user is None:
-        raise UnknownPayment(f"no payment {payment_id}")
-    # Same lock order as payment_initiate and _settle_hold.
-    Account.objects.select_for_update().get(user_id=payment_user)
+    _lock_account_of(payment_id)
     payment = Payment.objects.select_for_update().get(pk=payment_id)
     if payment.status == PaymentStatus.NEEDS_ATTENTION:
         if payment.failure_reason != reason:

@@ -18,7 +18,7 @@ from .config import GATEWAY_BACKOFF_MAX_SECONDS, Settings
 RETRIED_STATUSES = (500, 502, 503, 504)
 
 
-def build_gateway_session(max_retries: int) -> requests.Session:
+def build_gateway_session(max_retries: int, pool_size: int) -> requests.Session:
     """A pooled session retrying connection errors, read errors and 5xx with exponential backoff.
 
     POST is retried too: every gateway POST carries an Idempotency-Key, so a retry replays the
@@ -40,7 +40,8 @@ def build_gateway_session(max_retries: int) -> requests.Session:
         respect_retry_after_header=False,
     )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
+    # A connection per message in flight: a full pool drops connections and each call pays a new one.
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -80,7 +81,9 @@ class Clients:
     def gateway_session(self) -> requests.Session:
         with self._lock:
             if self._gateway_session is None:
-                self._gateway_session = build_gateway_session(self.settings.gateway_max_retries)
+                self._gateway_session = build_gateway_session(
+                    self.settings.gateway_max_retries, max(32, self.settings.pubsub_flow_control_max_messages)
+                )
             return self._gateway_session
 
     def close(self) -> None:

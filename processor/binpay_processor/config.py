@@ -41,7 +41,9 @@ class Settings:
     pubsub_subscription: str = "initiator-sub"
     pubsub_completion_topic: str = "binpay-completion"
     pubsub_rollback_topic: str = "rollback"
-    pubsub_flow_control_max_messages: int = 10
+    # Messages in flight per pull worker, each on its own thread: enough that payments waiting on a
+    # slow gateway (10% at 2.5 s is 25 slots at 100/s) leave slots for the others.
+    pubsub_flow_control_max_messages: int = 64
     # Longest ack-deadline extension the streaming-pull client asks for: what a worker held comes back
     # this soon after the worker dies (the client's own default is 60 s, then up to 600 s).
     pubsub_max_lease_extension_seconds: int = 60

@@ -266,11 +266,6 @@ except ValueError as error:
     raise ImproperlyConfigured(f"PAYMENT_MAX_AMOUNTS / DEPOSIT_MAX_AMOUNTS: {error}") from None
 # An API key's last_used_at is written at most once per this many seconds (not on every request).
 API_KEY_LAST_USED_INTERVAL_SECONDS = env_int("API_KEY_LAST_USED_INTERVAL_SECONDS", 300)
-# A web process keeps the API keys it looked up this long: a revocation made elsewhere reaches it
-# within this time (0: look every key up on every request).
-API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
-if API_KEY_CACHE_SECONDS < 0:
-    raise ImproperlyConfigured("API_KEY_CACHE_SECONDS must not be negative")
 OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 1)
 # false leaves all publishing to `manage.py relay_outbox` (chaos runs: every event goes through the relay).
 OUTBOX_PUBLISH_ON_COMMIT = env_bool("OUTBOX_PUBLISH_ON_COMMIT", True)

@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from core.auth import recent_keys
 from core.models import ApiKey, IdempotencyRecord
 
 
@@ -22,7 +21,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected API keys")
     def revoke(self, request, queryset) -> None:
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        recent_keys.clear()  # an UPDATE sends no signal
         self.message_user(request, f"{revoked} API key(s) revoked.")
 
 

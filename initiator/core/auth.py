@@ -1,5 +1,3 @@
-import threading
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,7 +21,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw_key = raw_key.strip()
         if scheme.lower() != self.keyword or not raw_key:
             raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <api key>'.")
-        api_key = recent_keys.lookup(hash_api_key(raw_key))
+        api_key = ApiKey.objects.filter(key_hash=hash_api_key(raw_key)).first()
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid API key provided.")
         now = timezone.now()
@@ -36,42 +34,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="binpay"'
-
-
-class RecentKeys:
-    """The API keys this process looked up in the last API_KEY_CACHE_SECONDS, by hash.
-
-    The lookup was a fifth of an initiation's CPU. The price: a change made elsewhere (a revocation
-    by `manage.py revoke_api_key`, new scopes) reaches a process within API_KEY_CACHE_SECONDS; a
-    change saved in this process (signals, the admin) clears it at once. Revocation and expiry
-    themselves are checked on every request against the cached row.
-    """
-
-    MAX_KEYS = 1024
-
-    def __init__(self, clock=time.monotonic) -> None:
-        self.clock = clock
-        self._keys: dict[str, tuple[ApiKey, float]] = {}
-        self._lock = threading.Lock()
-
-    def lookup(self, key_hash: str) -> ApiKey | None:
-        cached = self._keys.get(key_hash)
-        if cached is not None and cached[1] > self.clock():
-            return cached[0]
-        api_key = ApiKey.objects.filter(key_hash=key_hash).first()
-        if api_key is not None and settings.API_KEY_CACHE_SECONDS > 0:
-            with self._lock:
-                if len(self._keys) >= self.MAX_KEYS:
-                    self._keys.clear()
-                self._keys[key_hash] = (api_key, self.clock() + settings.API_KEY_CACHE_SECONDS)
-        return api_key
-
-    def clear(self, **_signal_arguments) -> None:
-        with self._lock:
-            self._keys.clear()
-
-
-recent_keys = RecentKeys()
 
 
 def note_use(api_key: ApiKey, now) -> None:

@@ -108,8 +108,6 @@ class ProcessTestCase(TransactionTestCase):
 class GunicornTestCase(ProcessTestCase):
     """One gunicorn (2 workers) for the class, started exactly as the Dockerfile does, plus a bind."""
 
-    server_env: dict[str, str] = {}
-
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
@@ -117,7 +115,7 @@ class GunicornTestCase(ProcessTestCase):
         cls.base = f"http://127.0.0.1:{port}"
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         cls.server, cls.server_log = cls.start(
-            [gunicorn, "binpay_initiator.wsgi:application", "-b", f"127.0.0.1:{port}"], "gunicorn.log", **cls.server_env
+            [gunicorn, "binpay_initiator.wsgi:application", "-b", f"127.0.0.1:{port}"], "gunicorn.log"
         )
         try:
             wait_for_http(f"{cls.base}/healthz", cls.server, cls.server_log)

@@ -86,7 +86,8 @@ def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
     try:
         batch.commit(timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
         written = True
-    except (google_exceptions.FailedPrecondition, google_exceptions.Conflict):
+    except (google_exceptions.FailedPrecondition, google_exceptions.Conflict, google_exceptions.Aborted):
+        # Changed since the read, or a transaction holds it now.
         logger.debug("saga log: the document changed since it was read; writing %s in a transaction", step)
 
         @firestore.transactional

@@ -82,7 +82,8 @@ def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
         logger.info("saga log: %s already present", step)
         return False
     batch = client.batch()
-    _append(batch, document, payment, current, step, detail, snapshot.update_time if snapshot.exists else None)
+    unchanged = client.write_option(last_update_time=snapshot.update_time) if snapshot.exists else None
+    _append(batch, document, payment, current, step, detail, option=unchanged)
     try:
         batch.commit(timeout=settings.FIRESTORE_TIMEOUT_SECONDS)
         written = True
@@ -104,14 +105,13 @@ def ensure_step(*, payment: Payment, step: str, detail: dict) -> bool:
     return written
 
 
-def _append(writes, document, payment: Payment, current: dict | None, step: str, detail: dict, read_at=None) -> None:
+def _append(writes, document, payment: Payment, current: dict | None, step: str, detail: dict, option=None) -> None:
     """Add the step and the parent's new fields to `writes` (a batch or a transaction).
 
-    `read_at`: the update time of the document `current` was read from; the parent write is then
-    conditional on it (a batch outside a transaction).
+    `current`: the document as read (None: absent). `option`: the precondition of the parent's update.
     """
-    steps_done = list((current or {}).get("steps_done") or [])
-    seq = int((current or {}).get("version") or 0) + 1
+    known = current or {}
+    seq = int(known.get("version") or 0) + 1
     writes.create(
         document.collection("steps").document(step_id(seq, step)),
         {"step": step, "seq": seq, "at": firestore.SERVER_TIMESTAMP, "service": SERVICE_NAME, "detail": detail},
@@ -119,18 +119,16 @@ def _append(writes, document, payment: Payment, current: dict | None, step: str,
     parent = {
         "state": step,
         "version": seq,
-        "steps_done": [*steps_done, step],
+        "steps_done": [*(known.get("steps_done") or []), step],
         "updated_at": firestore.SERVER_TIMESTAMP,
     }
-    if detail.get("charge_id") and not (current or {}).get("charge_id"):
+    if detail.get("charge_id") and not known.get("charge_id"):
         parent["charge_id"] = detail["charge_id"]
     if current is None:
         # Normally the processor creates the document at RECEIVED; never leave a step without its parent.
         writes.create(document, {**_new_document(payment), **parent})
-    elif read_at is not None:
-        writes.update(document, parent, option=clients.firestore_client().write_option(last_update_time=read_at))
     else:
-        writes.update(document, parent)
+        writes.update(document, parent, option=option)
 
 
 def _with_contention_retries(run):

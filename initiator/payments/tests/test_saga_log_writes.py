@@ -3,7 +3,7 @@
 import threading
 
 from django.conf import settings
-from django.test import TransactionTestCase
+from django.test import TestCase
 
 from payments import clients, saga_log
 from testing.fixtures import make_user, pending_payment
@@ -12,7 +12,7 @@ from testing.fixtures import make_user, pending_payment
 STEPS = (saga_log.STEP_CHARGED, saga_log.STEP_REFUNDED, saga_log.STEP_NEEDS_ATTENTION, saga_log.STEP_CAPTURED)
 
 
-class EnsureStepTests(TransactionTestCase):
+class EnsureStepTests(TestCase):
     def setUp(self) -> None:
         self.user = make_user(balance=1_000_000)
 

@@ -59,6 +59,7 @@ def suites(python: str) -> list[Suite]:
             "lint", ".", ["bash", "-c", "bash devtools/lint/install-tools.sh && bash devtools/lint/lint.sh"], "command"
         ),
         Suite("lint-tests", ".", [*pytest, "tests/lint"], "pytest"),
+        Suite("common", "common", pytest, "pytest"),
         Suite("gateway", "gateway", pytest, "pytest"),
         Suite("processor", "processor", pytest, "pytest"),
         Suite("initiator-sqlite", "initiator", django, "django"),

@@ -25,13 +25,14 @@
 # checkov        k8s/, terraform/, */Dockerfile,         checkov's policies (pod hardening, GCP, Dockerfile,
 #                .github/workflows                       workflow), offline; CHECKOV_SKIPS below says what and why
 # json           contracts/events/*.schema.json          JSON Schema metaschema check
-# python         initiator processor gateway devtools tests   ruff check + ruff format --check
+# common         */binpay_common                         the services' copies of common/ and contracts/ are current
+# python         initiator processor gateway common devtools tests   ruff check + ruff format --check
 set -euo pipefail
 
 SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ROOT="$SCRIPT_ROOT"
 TOOLS="${LINT_TOOLS_DIR:-${SCRIPT_ROOT}/.tools}"
-ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script monitoring workflows terraform checkov json python)
+ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script monitoring workflows terraform checkov json common python)
 steps=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -300,9 +301,13 @@ step_json() {
   "${VENV}/check-jsonschema" --check-metaschema "${schemas[@]}"
 }
 
+step_common() {
+  python3 "$ROOT/devtools/sync_common.py" --check --root "$ROOT"
+}
+
 step_python() {
   local folders=() folder
-  for folder in initiator processor gateway devtools tests; do
+  for folder in initiator processor gateway common devtools tests; do
     [[ -d "$ROOT/$folder" ]] && folders+=("$ROOT/$folder")
   done
   [[ ${#folders[@]} -gt 0 ]] || { echo "no Python folders"; return 1; }

@@ -25,6 +25,10 @@ ARTIFACTS = [
     "devtools/lint/install-tools.sh",
     "contracts",
     "monitoring",
+    "common",
+    "devtools/sync_common.py",
+    "initiator/binpay_common",
+    "processor/binpay_common",
 ]
 
 

@@ -18,6 +18,7 @@ ALL_STEPS = [
     "terraform",
     "checkov",
     "json",
+    "common",
     "python",
     "deploy-script",
     "monitoring",
@@ -293,6 +294,19 @@ BREAKAGES = {
         "contracts/events/payment.completed.schema.json",
         '"type": "object"',
         '"type": 5',
+    ),
+    # the shared package's generated copies
+    "common copy edited by hand": (
+        "common",
+        "processor/binpay_common/contracts.py",
+        "def contracts_dir",
+        "def contracts_folder",
+    ),
+    "common source changed, copies not regenerated": (
+        "common",
+        "common/binpay_common/contracts.py",
+        "def contracts_dir",
+        "def contracts_folder",
     ),
     # ruff
     "python unused import": ("python", "tests/sample.py", "ANSWER = 42", "import os\n\nANSWER = 42"),

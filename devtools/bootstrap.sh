@@ -26,3 +26,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$digest" >"$stamp"
 fi
+# The shared package's source (common/) is importable in the root virtualenv, for the cross-service
+# tools and suites (devtools/, tests/); each service imports its own generated copy first.
+"$venv/bin/python" - <<'PY'
+import pathlib, site, sys
+root = pathlib.Path.cwd()
+pathlib.Path(site.getsitepackages()[0], "binpay_common_source.pth").write_text(f"{root / 'common'}\n")
+PY

@@ -1,22 +1,21 @@
 """Check BinPay's money and saga invariants across the three sources of truth.
 
 Reads the initiator's API (users, accounts, payments; deposits unless the caller passes its own
-record), the Firestore saga log and the sandbox gateway's whole ledger, and reports counts by
-final state, charges, refunds and every violation:
+record), the Firestore saga log and the payment provider through the gateway port, and reports
+counts by final state, intents, refunds and every violation:
 
-- the gateway: a completed payment holds exactly its amount in one standing charge; a rolled-back
-  one holds nothing (refunded amount == charged amount); no standing charge on a reference that
-  is no payment;
+- the provider: for every intent the saga log names (read by id — the log is the index, never a
+  search), what it holds: a completed payment has exactly its amount standing in its own intent, a
+  rolled-back one nothing (a refund that failed is surfaced, not a violation); and, scanning every
+  intent of the account created since the oldest checked payment, no money stands in an intent no
+  saga log names;
 - the saga log: only the paths in contracts/saga-log/steps.json, ending as the final status
-  requires; every charge id it names (CHARGED / REFUNDED detail, the document's charge_id, the
-  payment's) is one of the gateway's charges for the payment, and a completed payment's is the
-  standing one;
+  requires, every announced call resolved; every intent and charge id it names is the provider's;
 - the accounts: balance == deposits - completed payments, held == open holds.
 
-The per-payment rules are initiator/payments/invariants.py (the operator console's too), given
-the step table of contracts/saga-log/steps.json; this module fetches what they judge, scans the
-whole ledger for charges on no payment, and reports. A library (``check`` and the per-source
-checks the tests call) and a command:
+The rules are binpay_common.invariants and binpay_common.steps (the operator console runs the same
+ones on one payment); this module fetches what they judge and reports. A library (``check``, which
+the tests call) and a command:
 
     python devtools/check_invariants.py [--user ID ...]    # defaults fit `make run`
 
@@ -29,21 +28,16 @@ import argparse
 import collections
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import requests
+from binpay_common import invariants, steps
+from binpay_common.gateway import GatewayError, Intent
+from binpay_common.gateway.stripe_api import StripeGateway
+from binpay_common.saga_log import INITIATOR, SagaLog
 from google.cloud import firestore
-from saga_paths import SagaPaths, invariants, load_saga_paths
-
-# The per-payment rules are the initiator's (initiator/payments/invariants.py, the console's too);
-# this module fetches what they judge and scans the whole ledger.
-check_account = invariants.check_account
-check_charge_ids = invariants.check_charge_ids
-check_gateway = invariants.check_gateway
-standing = invariants.standing
-PATHS = load_saga_paths()
 
 
 @dataclass
@@ -60,8 +54,10 @@ class Sources:
 class Report:
     payments: int = 0
     by_status: collections.Counter = field(default_factory=collections.Counter)
-    charges: int = 0
+    intents: int = 0
+    intents_succeeded: int = 0
     refunds: int = 0
+    refunds_failed: int = 0
     amount_charged: int = 0
     amount_refunded: int = 0
     violations: list[str] = field(default_factory=list)
@@ -69,7 +65,8 @@ class Report:
     def table(self) -> str:
         rows = [("payments", self.payments)]
         rows += [(f"  {status}", count) for status, count in sorted(self.by_status.items())]
-        rows += [("gateway charges", self.charges), ("gateway refunds", self.refunds)]
+        rows += [("intents", self.intents), ("  succeeded", self.intents_succeeded)]
+        rows += [("refunds", self.refunds), ("  failed (surfaced)", self.refunds_failed)]
         rows += [("amount charged", self.amount_charged), ("amount refunded", self.amount_refunded)]
         rows += [("violations", len(self.violations))]
         lines = [f"{name:<24}{value:>12}" for name, value in rows]
@@ -92,56 +89,30 @@ def _pages(session: requests.Session, url: str) -> list[dict]:
         params["starting_after"] = body["data"][-1]["id"]
 
 
-def _saga(db: firestore.Client, collection: str, payment_id: str) -> tuple[dict, list[dict]]:
-    document = db.collection(collection).document(payment_id)
-    snapshot = document.get()
-    steps = (step.to_dict() | {"id": step.id} for step in document.collection("steps").stream())
-    return (snapshot.to_dict() or {}) if snapshot.exists else {}, sorted(steps, key=lambda step: step.get("seq", 0))
-
-
-def check_saga_log(payment: dict, steps: list[dict], paths: SagaPaths = PATHS) -> list[str]:
-    """The per-payment rule against contracts/saga-log/steps.json itself (not the initiator's mirror)."""
-    return invariants.check_saga_log(payment, steps, paths)
-
-
-def check_ledger_references(
-    ledger: list[dict], known_payments: set[str], is_payment: Callable[[str], bool] = lambda reference: False
-) -> list[str]:
-    """A standing charge whose reference is no known payment (asks `is_payment` about references that
-    belong to payments outside the checked users)."""
-    return [
-        f"charge of {standing(row)} stands on reference {row['reference']}, which is no payment"
-        for row in ledger
-        if standing(row) and row["reference"] not in known_payments and not is_payment(row["reference"])
-    ]
-
-
 def check(
     sources: Sources,
     user_ids: list[int] | None = None,
     require_terminal: bool = True,
     deposits: dict[int, int] | None = None,
 ) -> Report:
-    """Check the given users (default: all) against the whole gateway ledger.
+    """Check the given users (default: all) and every intent of the provider account since their first payment.
 
     `deposits` is the caller's own record of what each user deposited, in minor units; without it
     the initiator's deposit list is believed.
     """
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {sources.api_key}"
-    gateway = requests.Session()
-    gateway.headers["Authorization"] = f"Bearer {sources.gateway_api_key}"
-    gateway_url = sources.gateway_url.rstrip("/")
-    db = firestore.Client(project=sources.project_id)
+    gateway = StripeGateway(
+        api_base=sources.gateway_url, api_key=sources.gateway_api_key, connect_timeout=5, read_timeout=30
+    )
+    saga_log = SagaLog(firestore.Client(project=sources.project_id), sources.collection, 0, INITIATOR)
     report = Report()
     base = sources.initiator_url.rstrip("/")
     if user_ids is None:
         user_ids = [user["id"] for user in _pages(session, f"{base}/users")]
-    answer = gateway.get(f"{gateway_url}/v1/ledger", timeout=30)
-    answer.raise_for_status()
-    ledger_rows = answer.json()["data"]
-    ledger = {row["reference"]: row for row in ledger_rows}
-    known: set[str] = set()
+    named: set[str] = set()
+    checked: set[str] = set()
+    first_created: float | None = None
     for user_id in user_ids:
         user = session.get(f"{base}/users/{user_id}", timeout=30)
         user.raise_for_status()
@@ -150,35 +121,68 @@ def check(
             deposited = sum(d["amount"] for d in _pages(session, f"{base}/users/{user_id}/deposits"))
         else:
             deposited = deposits[user_id]
-        report.violations += check_account(user.json(), deposited, payments)
+        report.violations += invariants.check_account(user.json(), deposited, payments)
         for payment in payments:
-            known.add(payment["id"])
             report.payments += 1
             report.by_status[payment["status"]] += 1
-            entry = ledger.get(payment["id"])
-            if entry:
-                report.charges += entry["charges_succeeded"]
-                report.refunds += entry["refunds"]
+            checked.add(payment["id"])
+            created = datetime.fromisoformat(payment["created_at"].replace("Z", "+00:00")).timestamp()
+            first_created = created if first_created is None else min(first_created, created)
             if require_terminal and payment["status"] not in invariants.TERMINAL_STATUSES:
                 report.violations.append(f"{payment['id']}: still {payment['status']}")
                 continue
-            report.violations += check_gateway(payment, entry)
-            document, steps = _saga(db, sources.collection, payment["id"])
-            report.violations += check_saga_log(payment, steps)
-            charges: list[dict] = []
-            if entry or document.get("charge_id") or payment.get("charge_id"):
-                listed = gateway.get(f"{gateway_url}/v1/charges", params={"reference": payment["id"]}, timeout=30)
-                listed.raise_for_status()
-                charges = listed.json()["data"]
-            report.violations += check_charge_ids(payment, document, steps, charges)
-
-    def is_payment(reference: str) -> bool:
-        return session.get(f"{base}/payments/{reference}", timeout=30).status_code == 200
-
-    report.violations += check_ledger_references(ledger_rows, known, is_payment)
-    report.amount_charged = sum(row["amount_charged"] for row in ledger_rows)
-    report.amount_refunded = sum(row["amount_refunded"] for row in ledger_rows)
+            found = saga_log.read_with_steps(payment["id"])
+            document, steps_read = found or ({}, [])
+            report.violations += steps.check_saga_log(payment, document, steps_read)
+            intent_ids = _named_intents(document, steps_read)
+            named.update(intent_ids)
+            intents = [gateway.retrieve_intent(intent_id) for intent_id in intent_ids]
+            refunds = {intent.id: gateway.refunds_of(intent.id) for intent in intents}
+            _count(report, intents, refunds)
+            report.violations += invariants.check_provider(payment, document.get("intent_id"), intents, refunds)
+            report.violations += invariants.check_charge_ids(payment, steps_read, intents)
+    if first_created is not None:
+        report.violations += _unnamed_money(gateway, int(first_created), named, checked, base, session)
     return report
+
+
+def _named_intents(document: dict, steps_read: list[dict]) -> list[str]:
+    named = [document["intent_id"]] if document.get("intent_id") else []
+    for step in steps_read:
+        intent_id = (step.get("detail") or {}).get("intent_id")
+        if intent_id and intent_id not in named:
+            named.append(intent_id)
+    return named
+
+
+def _count(report: Report, intents: list[Intent], refunds: dict) -> None:
+    report.intents += len(intents)
+    report.intents_succeeded += sum(1 for intent in intents if intent.captured)
+    report.amount_charged += sum(intent.captured for intent in intents)
+    for given in refunds.values():
+        report.refunds += len(given)
+        report.refunds_failed += sum(1 for refund in given if refund.status == "failed")
+        report.amount_refunded += sum(refund.amount for refund in given if refund.gives_money_back)
+
+
+def _unnamed_money(
+    gateway: StripeGateway, since: int, named: set[str], checked: set[str], base: str, session
+) -> list[str]:
+    """Money standing in an intent no saga log of the checked payments names (the account scan).
+
+    An intent whose metadata names a payment of another user is that payment's check's business.
+    """
+    problems = []
+    for intent in gateway.list_intents(created_gte=since - 60):
+        if intent.id in named or not intent.captured:
+            continue
+        other_payment = intent.payment_id and intent.payment_id not in checked
+        if other_payment and session.get(f"{base}/payments/{intent.payment_id}", timeout=30).status_code == 200:
+            continue
+        held = invariants.standing(intent, gateway.refunds_of(intent.id))
+        if held:
+            problems.append(f"intent {intent.id} holds {held} {intent.currency} and no saga log names it")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         report = check(sources, args.user)
-    except requests.RequestException as error:
+    except (requests.RequestException, GatewayError) as error:
         print(f"check_invariants: cannot read a source: {error}", file=sys.stderr)
         return 2
     print(report.table())

@@ -8,6 +8,11 @@ class User(models.Model):
 
     email = models.EmailField()
     name = models.CharField(max_length=200)
+    # The payment provider's objects the user pays with (Stripe: pm_..., cus_...): the default payment
+    # method of their payments, and the customer it belongs to, if any. BinPay's own account below
+    # stays the limit on what the user may spend (docs/architecture.md).
+    default_payment_method = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    provider_customer = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

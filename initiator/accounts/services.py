@@ -20,12 +20,34 @@ def require_supported_currency(currency: str, param: str = "currency") -> None:
 
 
 @transaction.atomic
-def user_create(*, email: str, name: str, currency: str, opening_balance: int = 0) -> User:
+def user_create(
+    *,
+    email: str,
+    name: str,
+    currency: str,
+    opening_balance: int = 0,
+    default_payment_method: str | None = None,
+    provider_customer: str | None = None,
+) -> User:
     require_supported_currency(currency)
-    user = User.objects.create(email=email, name=name)
+    user = User.objects.create(
+        email=email, name=name, default_payment_method=default_payment_method, provider_customer=provider_customer
+    )
     Account.objects.create(user=user, currency=currency, balance=opening_balance)
     logger.info("user %s created with a %s account", user.pk, currency)
     return user
+
+
+@transaction.atomic
+def user_set_payment_method(*, user_id: int, default_payment_method: str, provider_customer: str | None) -> User:
+    """The provider objects the user's payments are charged to from now on (payments already made keep theirs)."""
+    updated = User.objects.filter(pk=user_id).update(
+        default_payment_method=default_payment_method, provider_customer=provider_customer
+    )
+    if not updated:
+        raise not_found("user", user_id)
+    logger.info("user %s pays with %s from now on", user_id, default_payment_method)
+    return User.objects.get(pk=user_id)
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ from accounts.serializers import (
     DepositInputSerializer,
     DepositListOutputSerializer,
     DepositOutputSerializer,
+    PaymentMethodInputSerializer,
     UserCreateInputSerializer,
     UserListOutputSerializer,
     UserOutputSerializer,
@@ -47,7 +48,13 @@ class UserListCreateView(ApiView):
         params.setdefault("currency", settings.DEFAULT_CURRENCY)
 
         def execute() -> StoredResponse:
-            user = services.user_create(email=params["email"], name=params["name"], currency=params["currency"])
+            user = services.user_create(
+                email=params["email"],
+                name=params["name"],
+                currency=params["currency"],
+                default_payment_method=params.get("default_payment_method"),
+                provider_customer=params.get("provider_customer"),
+            )
             user = selectors.user_get(user_id=user.pk)
             return StoredResponse(status.HTTP_201_CREATED, UserOutputSerializer(user).data)
 
@@ -78,6 +85,37 @@ class UserDetailView(ApiView):
         return Response(
             UserOutputSerializer(selectors.user_get(user_id=user_id, visible_to=acting_user_id(request))).data
         )
+
+
+class UserPaymentMethodView(ApiView):
+    required_scopes = {"POST": (SCOPE_USERS_WRITE,)}
+
+    @extend_schema(
+        operation_id="users_set_payment_method",
+        description=(
+            "Set the provider payment method (and customer) the user's payments are charged to by default. "
+            "A payment may still name its own. Only the id's shape is checked here; the provider answers "
+            f"when a payment is charged. {scopes_note(SCOPE_USERS_WRITE)}"
+        ),
+        request={media_type: PaymentMethodInputSerializer for media_type in FORM_OR_JSON},
+        parameters=[idempotency_parameter()],
+        responses={200: UserOutputSerializer, **errors(400, 401, 403, 404, 409, 415)},
+    )
+    def post(self, request, user_id: int):
+        serializer = PaymentMethodInputSerializer(data=form_to_payload(request.data))
+        serializer.is_valid(raise_exception=True)
+        params = dict(serializer.validated_data)
+        selectors.user_get(user_id=user_id, visible_to=acting_user_id(request))
+
+        def execute() -> StoredResponse:
+            services.user_set_payment_method(
+                user_id=user_id,
+                default_payment_method=params["default_payment_method"],
+                provider_customer=params.get("provider_customer"),
+            )
+            return StoredResponse(status.HTTP_200_OK, UserOutputSerializer(selectors.user_get(user_id=user_id)).data)
+
+        return idempotent_response(request, params=params, execute=execute)
 
 
 class DepositListCreateView(ApiView):

@@ -287,14 +287,37 @@ RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 60)
 # starting new ones after the time budget (keep it under the scheduler's attempt deadline).
 RECONCILE_BATCH_SIZE = env_int("RECONCILE_BATCH_SIZE", 200)
 RECONCILE_TIME_BUDGET_SECONDS = env_float("RECONCILE_TIME_BUDGET_SECONDS", 45.0)
-# Late-charge sweeper: rolled-back payments are asked about standing charges for this long, at most
-# once per interval each.
+# A payment the reconciler could not settle (the provider not definitive) is tried again after
+# RECONCILE_BACKOFF_SECONDS, doubling per attempt up to RECONCILE_BACKOFF_MAX_SECONDS.
+RECONCILE_BACKOFF_SECONDS = env_int("RECONCILE_BACKOFF_SECONDS", 60)
+RECONCILE_BACKOFF_MAX_SECONDS = env_int("RECONCILE_BACKOFF_MAX_SECONDS", 3600)
+# Sweeper: a settled payment's provider objects are looked at for this long after it settled, at
+# most once per interval (a webhook about the payment makes it due at once); the provider's search,
+# eventually consistent, is trusted only this long after the payment was created.
 LATE_CHARGE_WINDOW_SECONDS = env_int("LATE_CHARGE_WINDOW_SECONDS", 7 * 24 * 3600)
 LATE_CHARGE_CHECK_INTERVAL_SECONDS = env_int("LATE_CHARGE_CHECK_INTERVAL_SECONDS", 3600)
+PROVIDER_SEARCH_LAG_SECONDS = env_int("PROVIDER_SEARCH_LAG_SECONDS", 3600)
 PAYMENT_GATEWAY_URL = env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090").rstrip("/")
 PAYMENT_GATEWAY_API_KEY = os.environ.get("PAYMENT_GATEWAY_API_KEY") or "sk_test_sandbox"
 PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS", 3.0)
 PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS", 10.0)
+# The provider's webhook signing secret (Stripe: whsec_...); without it POST /webhooks/stripe refuses
+# every event (they only speed work up: the reconciler and the sweeper find everything without them).
+PAYMENT_GATEWAY_WEBHOOK_SECRET = os.environ.get("PAYMENT_GATEWAY_WEBHOOK_SECRET") or None
+# How long an initiator actor (reconciler, sweeper, consumer, operator) holds a payment's claim: more
+# than its longest conversation with the provider (a cancel, a retrieve, a refund and a list).
+SETTLEMENT_LEASE_SECONDS = env_int("SETTLEMENT_LEASE_SECONDS", 120)
+_SETTLEMENT_CALLS = 4
+_SETTLEMENT_WORST_CASE = (
+    _SETTLEMENT_CALLS * (3 * PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS + PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS)
+    + 4 * FIRESTORE_TIMEOUT_SECONDS
+)
+if SETTLEMENT_LEASE_SECONDS <= _SETTLEMENT_WORST_CASE:
+    raise ImproperlyConfigured(
+        f"SETTLEMENT_LEASE_SECONDS={SETTLEMENT_LEASE_SECONDS} must exceed one settlement's worst case, "
+        f"{_SETTLEMENT_WORST_CASE:.0f} s ({_SETTLEMENT_CALLS} provider calls and the saga-log writes): a claim "
+        "must not lapse while its holder's call may be in flight"
+    )
 
 # Chaos hooks, honoured only when FAULT_INJECTION_ENABLED=true (refused in production).
 FAULT_INJECTION_ENABLED = env_bool("FAULT_INJECTION_ENABLED", False)

@@ -2,11 +2,11 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from accounts.views import DepositListCreateView, UserDetailView, UserListCreateView
+from accounts.views import DepositListCreateView, UserDetailView, UserListCreateView, UserPaymentMethodView
 from core.views import HealthView, ReadyView
 from payments.internal import ReconcileView
 from payments.push import PubSubPushView
-from payments.views import PaymentDetailView, PaymentInitiateView, UserPaymentListView
+from payments.views import PaymentDetailView, PaymentInitiateView, ProviderWebhookView, UserPaymentListView
 
 
 class DatabaseIdConverter:
@@ -32,11 +32,13 @@ urlpatterns = [
     ),
     path("users", UserListCreateView.as_view(), name="users"),
     path("users/<id:user_id>", UserDetailView.as_view(), name="user-detail"),
+    path("users/<id:user_id>/payment-method", UserPaymentMethodView.as_view(), name="user-payment-method"),
     path("users/<id:user_id>/deposits", DepositListCreateView.as_view(), name="user-deposits"),
     path("users/<id:user_id>/payments", UserPaymentListView.as_view(), name="user-payments"),
     path("initiate-payment", PaymentInitiateView.as_view(), name="initiate-payment"),
     path("payments/<str:payment_id>", PaymentDetailView.as_view(), name="payment-detail"),
     path("pubsub/push", PubSubPushView.as_view(), name="pubsub-push"),
+    path("webhooks/stripe", ProviderWebhookView.as_view(), name="provider-webhook"),
     path("internal/reconcile", ReconcileView.as_view(), name="internal-reconcile"),
     path("admin/", admin.site.urls),
     path("console/", include("console.urls")),

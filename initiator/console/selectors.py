@@ -1,8 +1,7 @@
-"""Reads for the operator console: the initiator's rows, the Firestore saga log, the gateway's charges."""
+"""Reads for the operator console: the initiator's rows, the Firestore saga log, the provider's intents."""
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -11,9 +10,10 @@ from django.utils import timezone
 from google.api_core import exceptions as google_exceptions
 
 from accounts.models import Account, Deposit
+from binpay_common import invariants, steps
+from binpay_common.gateway import GatewayError, Intent, Refund
 from core.money import format_minor_units
-from payments import clients, invariants, saga_log
-from payments.gateway import GatewayUnavailable
+from payments import clients, saga_log
 from payments.models import (
     DeadLetter,
     OperatorAction,
@@ -21,7 +21,6 @@ from payments.models import (
     Payment,
     PaymentStatus,
     ProcessedEvent,
-    ReconcilerPass,
 )
 
 SETTLED_STATUSES = (PaymentStatus.COMPLETED, PaymentStatus.ROLLED_BACK)
@@ -107,13 +106,13 @@ def rates_last_hour(*, now: datetime | None = None) -> HourlyRates:
 
 INITIATOR = "initiator"
 SAGA_LOG = "saga_log"
-GATEWAY = "gateway"
+PROVIDER = "provider"
 
 
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
-    source: str  # INITIATOR, SAGA_LOG or GATEWAY
+    source: str  # INITIATOR, SAGA_LOG or PROVIDER
     title: str
     detail: str = ""
     service: str = ""
@@ -129,10 +128,12 @@ class PaymentTimeline:
     inbox: list[ProcessedEvent]
     dead_letters: list[DeadLetter]
     operator_actions: list[OperatorAction]
+    saga_document: dict | None
     saga_steps: list[dict] | None
     saga_error: str | None
-    charges: list[dict] | None
-    gateway_error: str | None
+    intents: list[Intent] | None
+    refunds: dict[str, list[Refund]] | None
+    provider_error: str | None
     entries: list[TimelineEntry] = field(default_factory=list)
     problems: dict[str, list[str]] = field(default_factory=dict)
 
@@ -153,19 +154,33 @@ def _detail_text(detail: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in sorted(detail.items()) if value not in (None, ""))
 
 
-def _read_saga_log(payment: Payment) -> tuple[list[dict] | None, str | None]:
+def _read_saga_log(payment: Payment) -> tuple[dict | None, list[dict] | None, str | None]:
     try:
-        log = saga_log.read_saga_log(payment.pk)
+        found = clients.saga_log().read_with_steps(str(payment.pk))
     except (google_exceptions.GoogleAPIError, google_exceptions.RetryError) as error:
-        return None, f"Firestore could not be read: {type(error).__name__}: {error}"
-    return (log or {}).get("steps") or [], None
+        return None, None, f"Firestore could not be read: {type(error).__name__}: {error}"
+    document, steps_read = found or ({}, [])
+    return document, [saga_log.plain(step) for step in steps_read], None
 
 
-def _read_charges(payment: Payment) -> tuple[list[dict] | None, str | None]:
+def named_intents(document: dict, steps_read: list[dict]) -> list[str]:
+    """The intents the saga log names: the payment's own, then any a step is about."""
+    named = [document["intent_id"]] if document.get("intent_id") else []
+    for step in steps_read:
+        intent_id = (step.get("detail") or {}).get("intent_id")
+        if intent_id and intent_id not in named:
+            named.append(intent_id)
+    return named
+
+
+def _read_provider(intent_ids: list[str]) -> tuple[list[Intent] | None, dict | None, str | None]:
+    """The named intents and their refunds, read by id (strongly consistent; never a search)."""
+    gateway = clients.gateway()
     try:
-        return clients.gateway().charges_for_reference(str(payment.pk)), None
-    except GatewayUnavailable as error:
-        return None, f"The gateway could not be asked: {error}"
+        intents = [gateway.retrieve_intent(intent_id) for intent_id in intent_ids]
+        return intents, {intent.id: gateway.refunds_of(intent.id) for intent in intents}, None
+    except GatewayError as error:
+        return None, None, f"The provider could not be asked: {error}"
 
 
 def _initiator_entries(timeline: PaymentTimeline) -> list[TimelineEntry]:
@@ -237,24 +252,30 @@ def _saga_entries(steps: list[dict]) -> list[TimelineEntry]:
     return entries
 
 
-def _gateway_entries(charges: list[dict]) -> list[TimelineEntry]:
+def _provider_entries(intents: list[Intent], refunds: dict[str, list[Refund]]) -> list[TimelineEntry]:
     entries = []
-    for charge in charges:
-        created = charge.get("created")
-        if not isinstance(created, int | float):
-            continue
-        outcome = charge.get("status", "?")
-        if charge.get("failure_code"):
-            outcome += f" ({charge['failure_code']})"
-        refunded = f", refunded {charge.get('amount_refunded')}" if charge.get("amount_refunded") else ""
+    for intent in intents:
+        outcome = str(intent.status)
+        if intent.decline_code:
+            outcome += f" (last decline: {intent.decline_code})"
         entries.append(
             TimelineEntry(
-                datetime.fromtimestamp(created, UTC),
-                GATEWAY,
-                f"charge {charge.get('id')}",
-                f"{outcome}, {charge.get('amount')} {str(charge.get('currency', '')).upper()}{refunded}",
+                datetime.fromtimestamp(intent.created, UTC),
+                PROVIDER,
+                f"intent {intent.id}",
+                f"{outcome}, {format_minor_units(intent.amount, intent.currency)}, charge {intent.charge_id or '-'}",
             )
         )
+        for refund in refunds.get(intent.id, ()):
+            failure = f" ({refund.failure_reason})" if refund.failure_reason else ""
+            entries.append(
+                TimelineEntry(
+                    datetime.fromtimestamp(refund.created, UTC),
+                    PROVIDER,
+                    f"refund {refund.id}",
+                    f"{refund.status}{failure}, {refund.amount} of intent {intent.id}",
+                )
+            )
     return entries
 
 
@@ -288,14 +309,17 @@ def _problems(timeline: PaymentTimeline) -> dict[str, list[str]]:
         "amount": payment.amount,
         "currency": payment.currency,
         "charge_id": payment.charge_id,
+        "refund_failed": payment.refund_failed_at is not None,
     }
     problems: dict[str, list[str]] = {}
+    document = timeline.saga_document or {}
     if timeline.saga_steps is not None and payment.status in invariants.TERMINAL_STATUSES:
-        problems[SAGA_LOG] = invariants.check_saga_log(facts, timeline.saga_steps)
-    if timeline.charges is not None:
-        problems[GATEWAY] = invariants.check_gateway(facts, invariants.ledger_entry(timeline.charges))
-        if timeline.saga_steps is not None:
-            problems[GATEWAY] += invariants.check_charge_ids(facts, {}, timeline.saga_steps, timeline.charges)
+        problems[SAGA_LOG] = steps.check_saga_log(facts, document, timeline.saga_steps)
+    if timeline.intents is not None:
+        problems[PROVIDER] = invariants.check_provider(
+            facts, document.get("intent_id"), timeline.intents, timeline.refunds or {}
+        )
+        problems[PROVIDER] += invariants.check_charge_ids(facts, timeline.saga_steps or [], timeline.intents)
     if timeline.account is not None:
         account = timeline.account
         problems[INITIATOR] = invariants.check_account(
@@ -310,8 +334,10 @@ def _problems(timeline: PaymentTimeline) -> dict[str, list[str]]:
 
 
 def payment_timeline(*, payment: Payment) -> PaymentTimeline:
-    steps, saga_error = _read_saga_log(payment)
-    charges, gateway_error = _read_charges(payment)
+    document, steps_read, saga_error = _read_saga_log(payment)
+    intents, refunds, provider_error = (
+        _read_provider(named_intents(document, steps_read)) if document is not None else (None, None, None)
+    )
     timeline = PaymentTimeline(
         payment=payment,
         account=Account.objects.filter(user_id=payment.user_id).first(),
@@ -319,99 +345,16 @@ def payment_timeline(*, payment: Payment) -> PaymentTimeline:
         inbox=list(payment.processed_events.order_by("processed_at")),
         dead_letters=list(DeadLetter.objects.filter(payment_id=payment.pk).order_by("received_at")),
         operator_actions=list(payment.operator_actions.order_by("created_at")),
-        saga_steps=steps,
+        saga_document=document,
+        saga_steps=steps_read,
         saga_error=saga_error,
-        charges=charges,
-        gateway_error=gateway_error,
+        intents=intents,
+        refunds=refunds,
+        provider_error=provider_error,
     )
-    entries = _initiator_entries(timeline) + _saga_entries(steps or []) + _gateway_entries(charges or [])
+    entries = (
+        _initiator_entries(timeline) + _saga_entries(steps_read or []) + _provider_entries(intents or [], refunds or {})
+    )
     timeline.entries = _with_gaps(entries, payment.created_at)
     timeline.problems = _problems(timeline)
     return timeline
-
-
-# --- queues and system ------------------------------------------------------------------------
-
-
-def needs_attention_queue() -> QuerySet[Payment]:
-    """Oldest first: the payments whose holds have waited longest for a person."""
-    return Payment.objects.filter(status=PaymentStatus.NEEDS_ATTENTION).select_related("user").order_by("created_at")
-
-
-def dead_letter_list() -> QuerySet[DeadLetter]:
-    return DeadLetter.objects.order_by("-received_at", "-id")
-
-
-def payments_by_id(payment_ids) -> dict:
-    return {payment.pk: payment for payment in Payment.objects.filter(pk__in=[p for p in payment_ids if p])}
-
-
-@dataclass(frozen=True)
-class Lag:
-    """Figures over recent rows: count, median and maximum in seconds (None when nothing to measure)."""
-
-    count: int
-    median_seconds: float | None
-    max_seconds: float | None
-
-
-def _lag(durations: list[timedelta]) -> Lag:
-    seconds = [duration.total_seconds() for duration in durations]
-    if not seconds:
-        return Lag(0, None, None)
-    return Lag(len(seconds), statistics.median(seconds), max(seconds))
-
-
-@dataclass(frozen=True)
-class PassSummary:
-    started_at: datetime
-    duration: timedelta
-    counts: dict[str, int]
-
-
-@dataclass(frozen=True)
-class SystemStatus:
-    unpublished: int
-    oldest_unpublished_age: timedelta | None
-    publish_lag: Lag  # outbox row written → published, recent rows
-    outcome_lag: Lag  # payment.initiated published → outcome applied, recent outcomes
-    oldest_pending_age: timedelta | None
-    dead_letters_last_hour: int
-    reconciler_passes: list[PassSummary]  # newest first
-
-
-def system_status(*, now: datetime | None = None) -> SystemStatus:
-    now = now or timezone.now()
-    unpublished = OutboxEvent.objects.filter(published_at__isnull=True)
-    oldest_unpublished = unpublished.order_by("created_at").values_list("created_at", flat=True).first()
-    published = OutboxEvent.objects.filter(published_at__isnull=False).order_by("-published_at")[:RECENT_ROWS]
-    outcomes = ProcessedEvent.objects.order_by("-processed_at")[:RECENT_ROWS]
-    initiated_at = dict(
-        OutboxEvent.objects.filter(
-            payment_id__in=[event.payment_id for event in outcomes], published_at__isnull=False
-        ).values_list("payment_id", "published_at")
-    )
-    oldest_pending = (
-        Payment.objects.filter(status=PaymentStatus.PENDING)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
-    return SystemStatus(
-        unpublished=unpublished.count(),
-        oldest_unpublished_age=now - oldest_unpublished if oldest_unpublished else None,
-        publish_lag=_lag([event.published_at - event.created_at for event in published]),
-        outcome_lag=_lag(
-            [
-                event.processed_at - initiated_at[event.payment_id]
-                for event in outcomes
-                if event.payment_id in initiated_at
-            ]
-        ),
-        oldest_pending_age=now - oldest_pending if oldest_pending else None,
-        dead_letters_last_hour=DeadLetter.objects.filter(received_at__gte=now - timedelta(hours=1)).count(),
-        reconciler_passes=[
-            PassSummary(row.started_at, row.finished_at - row.started_at, row.counts)
-            for row in ReconcilerPass.objects.order_by("-started_at", "-id")[:RECENT_PASSES]
-        ],
-    )

@@ -13,7 +13,6 @@ from console import selectors
 from console.forms import PaymentFilterForm, SettleForm
 from core.errors import ApplicationError
 from payments import operator
-from payments.gateway import GatewayUnavailable
 from payments.models import Payment, PaymentStatus
 
 SETTLED_MESSAGES = {
@@ -99,8 +98,6 @@ def settle(request, payment_id):
         )
     except ApplicationError as error:
         messages.error(request, f"Refused ({error.code}): {error.message}")
-    except GatewayUnavailable as error:
-        messages.error(request, f"The gateway could not be asked, nothing changed: {error}")
     else:
         messages.success(request, SETTLED_MESSAGES[action].format(status=payment.status))
     return back

@@ -84,6 +84,27 @@ class IdField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+PROVIDER_ID_PATTERN = r"^[A-Za-z0-9_]{1,255}$"
+
+
+class ProviderIdField(serializers.RegexField):
+    """An id of the payment provider's (Stripe: pm_..., cus_...): letters, digits and underscores.
+
+    Only its shape is checked here; whether the provider knows it is its answer to the charge.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault(
+            "error_messages", {"invalid": "Must be the provider's id: letters, digits and _, at most 255 characters."}
+        )
+        super().__init__(PROVIDER_ID_PATTERN, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 @extend_schema_field({"type": "string", "enum": sorted(CURRENCY_EXPONENTS)})
 class CurrencyField(serializers.RegexField):
     """An upper-case ISO 4217 alphabetic code; one BinPay does not hold is refused later (422)."""

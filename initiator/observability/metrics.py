@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from payments import events
+from binpay_common import events
 from payments.models import DeadLetter, OutboxEvent, Payment, PaymentStatus, ProcessedEvent, ReconcilerPass
 
 # Seconds. A saga settles in well under a second when all is well; the reconciler's timeout is ten minutes.

@@ -2,8 +2,16 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from core.errors import ApplicationError
-from payments.gateway import GatewayUnavailable
-from payments.models import DeadLetter, OperatorAction, OutboxEvent, Payment, ProcessedEvent, ReconcilerPass
+from payments.models import (
+    DeadLetter,
+    OperatorAction,
+    OutboxEvent,
+    OutboxStep,
+    Payment,
+    ProcessedEvent,
+    ProviderEvent,
+    ReconcilerPass,
+)
 from payments.operator import SettleAction, settle_payment
 
 
@@ -39,8 +47,6 @@ def _settle_action(action: SettleAction, description: str):
                 settle_payment(payment_id=payment.pk, action=action, reason=reason, actor=actor)
             except ApplicationError as error:
                 modeladmin.message_user(request, f"{payment.pk}: refused: {error.message}", messages.ERROR)
-            except GatewayUnavailable as error:
-                modeladmin.message_user(request, f"{payment.pk}: gateway unavailable: {error}", messages.ERROR)
             else:
                 modeladmin.message_user(request, f"{payment.pk}: {action.value} done", messages.SUCCESS)
         return None
@@ -54,11 +60,11 @@ def _settle_action(action: SettleAction, description: str):
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
     list_display = ("id", "user", "amount", "currency", "status", "failure_reason", "created_at")
-    list_filter = ("status", "currency", "failure_reason")
     search_fields = ("id", "charge_id", "correlation_id", "user__email")
+    list_filter = ("status", "currency", "failure_reason", ("refund_failed_at", admin.EmptyFieldListFilter))
     date_hierarchy = "created_at"
     actions = [
-        _settle_action(SettleAction.CAPTURE, "Settle (needs attention): capture the standing charge"),
+        _settle_action(SettleAction.CAPTURE, "Settle (needs attention): capture the succeeded charge"),
         _settle_action(SettleAction.RELEASE, "Settle (needs attention): release the hold"),
         _settle_action(SettleAction.REFUND_AND_RELEASE, "Settle (needs attention): refund and release"),
     ]
@@ -69,8 +75,8 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 @admin.register(OperatorAction)
 class OperatorActionAdmin(ReadOnlyAdmin):
-    list_display = ("payment", "action", "actor", "reason", "created_at")
-    list_filter = ("action",)
+    list_display = ("payment", "action", "actor", "reason", "state", "created_at", "finished_at")
+    list_filter = ("action", "state")
     search_fields = ("payment__id", "actor", "reason")
 
 
@@ -84,6 +90,20 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "event_type", "payment", "created_at", "published_at", "publish_attempts")
     list_filter = ("event_type", ("published_at", admin.EmptyFieldListFilter))
     search_fields = ("id", "payment__id")
+
+
+@admin.register(OutboxStep)
+class OutboxStepAdmin(ReadOnlyAdmin):
+    list_display = ("payment", "step", "created_at", "delivered_at", "delivery_attempts")
+    list_filter = ("step", ("delivered_at", admin.EmptyFieldListFilter))
+    search_fields = ("payment__id",)
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(ReadOnlyAdmin):
+    list_display = ("event_id", "event_type", "payment", "received_at")
+    list_filter = ("event_type",)
+    search_fields = ("event_id", "payment__id")
 
 
 @admin.register(ProcessedEvent)

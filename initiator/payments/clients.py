@@ -1,7 +1,7 @@
-"""The process-wide Google Cloud clients, built lazily on first use.
+"""The process-wide clients, built lazily on first use.
 
-One Pub/Sub publisher, one subscriber, one Firestore client and one gateway client per process, never per request or
-event. Tests swap them with `set_clients(...)` / `reset_clients()`. The clients read
+One Pub/Sub publisher, one subscriber, one Firestore client, the saga log and the provider gateway per process,
+never per request or event. Tests swap them with `set_clients(...)` / `reset_clients()`. The clients read
 PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST from the environment when set.
 """
 
@@ -11,7 +11,8 @@ from django.conf import settings
 from google.auth.transport import requests as google_requests
 from google.cloud import firestore, pubsub_v1
 
-from payments.gateway import GatewayClient
+from binpay_common.gateway.stripe_api import StripeGateway
+from binpay_common.saga_log import INITIATOR, SagaLog
 
 _lock = threading.Lock()
 _clients: dict[str, object] = {}
@@ -40,8 +41,26 @@ def firestore_client() -> firestore.Client:
     return _get("firestore", lambda: firestore.Client(project=settings.PROJECT_ID))
 
 
-def gateway() -> GatewayClient:
-    return _get("gateway", GatewayClient.from_settings)
+def gateway() -> StripeGateway:
+    return _get(
+        "gateway",
+        lambda: StripeGateway(
+            api_base=settings.PAYMENT_GATEWAY_URL,
+            api_key=settings.PAYMENT_GATEWAY_API_KEY,
+            connect_timeout=settings.PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=settings.PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS,
+            webhook_secret=settings.PAYMENT_GATEWAY_WEBHOOK_SECRET,
+        ),
+    )
+
+
+def saga_log() -> SagaLog:
+    return _get(
+        "saga_log",
+        lambda: SagaLog(
+            firestore_client(), settings.FIRESTORE_COLLECTION, settings.SETTLEMENT_LEASE_SECONDS, INITIATOR
+        ),
+    )
 
 
 def topic_path(topic: str) -> str:
@@ -53,7 +72,7 @@ def subscription_path(subscription: str) -> str:
 
 
 def set_clients(**clients: object) -> None:
-    """Replace clients (keys: publisher, subscriber, firestore, gateway)."""
+    """Replace clients (keys: publisher, subscriber, firestore, gateway, saga_log)."""
     with _lock:
         _clients.update(clients)
 

@@ -1,11 +1,11 @@
 """Messages forwarded to the dead-letter topic after they kept failing ("Dead letters" in docs/contracts.md).
 
 Each one is stored once (per message id) for operators. The payment it names is left to the
-reconciler, which settles it only on a definitive answer from the gateway: a dead-lettered message
-says that deliveries failed (a slow gateway, a processor holding the lease), not that no charge
-exists, and parking the payment as needs_attention stranded charged customers' holds. If the
-payment is settled already, the saga step its killed consumer never wrote is written here. Called
-by the push endpoint and the pull consumer; raises TransientError when it must be redelivered.
+reconciler, which settles it only on a definitive answer from the provider: a dead-lettered message
+says that deliveries failed (a slow provider, a processor holding the lease), not that no money
+moved, and parking the payment as needs_attention stranded charged customers' holds. (A step a
+killed consumer never wrote is not owed here: settlement steps are in the step outbox.) Called by
+the push endpoint and the pull consumer; raises TransientError when it must be redelivered.
 """
 
 import logging
@@ -16,9 +16,8 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from core.context import correlation_id_var, payment_id_var
-from payments import saga_log
 from payments.handlers import TransientError
-from payments.models import DeadLetter, Payment, PaymentStatus
+from payments.models import DeadLetter, Payment
 
 logger = logging.getLogger(__name__)
 
@@ -34,26 +33,6 @@ def _payment_id(attributes: Mapping[str, str]) -> uuid.UUID | None:
         return uuid.UUID(str(attributes.get("payment_id")))
     except ValueError:
         return None
-
-
-# The step the initiator writes when a payment settles (after the commit, so it can be lost).
-SETTLED_STEPS = {PaymentStatus.COMPLETED: saga_log.STEP_CAPTURED, PaymentStatus.ROLLED_BACK: saga_log.STEP_COMPENSATED}
-
-
-def _owed_step(payment: Payment, message_id: str, attributes: Mapping[str, str]) -> tuple[str | None, dict]:
-    """The saga-log step a settled payment may still owe (ensure_step skips one already there)."""
-    step = SETTLED_STEPS.get(payment.status)
-    if step is None:
-        return None, {}
-    settled = (
-        {"charge_id": payment.charge_id} if step == saga_log.STEP_CAPTURED else {"reason_code": payment.failure_reason}
-    )
-    source = {
-        "message_id": message_id,
-        "event_type": attributes.get("event_type"),
-        "event_id": attributes.get("event_id"),
-    }
-    return step, {**settled, "source": "dead_letter", **source}
 
 
 def handle_dead_letter(
@@ -81,8 +60,7 @@ def handle_dead_letter(
                         "payment_id": payment_id,
                     },
                 )
-                payment = Payment.objects.filter(pk=payment_id).first() if payment_id is not None else None
-                if payment_id is not None and payment is None:
+                if payment_id is not None and not Payment.objects.filter(pk=payment_id).exists():
                     logger.error("dead letter %s names an unknown payment", message_id)
         except DatabaseError as error:
             raise TransientError(f"database: {error}") from error
@@ -94,13 +72,6 @@ def handle_dead_letter(
             attributes.get("event_type"),
             attributes.get("CloudPubSubDeadLetterSourceSubscription"),
         )
-        step, detail = _owed_step(payment, message_id, attributes) if payment is not None else (None, {})
-        if step is not None:
-            try:
-                saga_log.ensure_step(payment=payment, step=step, detail=detail)
-            except Exception as error:
-                # Stored and marked; the redelivery finds both and only writes the step.
-                raise TransientError(f"firestore: {type(error).__name__}: {error}") from error
         return "stored" if created else "duplicate"
     finally:
         correlation_id_var.reset(correlation_token)

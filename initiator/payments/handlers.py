@@ -4,17 +4,18 @@ Returns what it did ("applied", "duplicate", "rejected", "poison") when the mess
 acknowledged, and raises TransientError when it must be redelivered (database or Firestore down).
 """
 
-import json
 import logging
 from collections.abc import Mapping
 
 from django.db import DatabaseError
 from google.api_core.exceptions import GoogleAPIError
 
+from binpay_common import events
+from binpay_common.gateway import GatewayAmbiguous, GatewayRejected
 from core.context import correlation_id_var, payment_id_var
 from observability import tracing
-from payments import events, late_charges, settlement
-from payments.gateway import GatewayUnavailable
+from payments import settlement, sweeper
+from payments.claims import ClaimBusy
 from payments.models import PaymentStatus
 from payments.services import Applied, OutcomeResult, UnknownPayment
 
@@ -30,32 +31,14 @@ class PoisonMessage(Exception):
 
 
 def parse_outcome(data: bytes, attributes: Mapping[str, str]) -> tuple[str, dict]:
-    event_type = attributes.get("event_type")
-    serializer_class = events.OUTCOME_SERIALIZERS.get(event_type)
-    if serializer_class is None:
-        raise PoisonMessage(f"unknown event_type {event_type!r}")
-    if attributes.get("schema_version") != str(events.SCHEMA_VERSION):
-        raise PoisonMessage(f"unsupported schema_version {attributes.get('schema_version')!r}")
     try:
-        body = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PoisonMessage(f"data is not UTF-8 JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise PoisonMessage("data is not a JSON object")
-    serializer = serializer_class(data=body)
-    if not serializer.is_valid():
-        raise PoisonMessage(f"body does not match the {event_type} schema: {serializer.errors}")
-    event = serializer.validated_data
-    if event["event_type"] != event_type:
-        raise PoisonMessage(f"attribute event_type {event_type} but body says {event['event_type']}")
-    for key in ("event_id", "payment_id"):
-        if attributes.get(key) not in (None, str(event[key])):
-            raise PoisonMessage(f"attribute {key} {attributes.get(key)} differs from the body's {event[key]}")
-    return event_type, event
+        return events.decode(data, attributes, (events.PAYMENT_COMPLETED, events.PAYMENT_ROLLBACK))
+    except events.PoisonMessage as error:
+        raise PoisonMessage(str(error)) from None
 
 
 def _step_detail(event_type: str, event: dict) -> dict:
-    detail = {"event_id": str(event["event_id"]), "charge_id": event.get("charge_id") or None}
+    detail = {"event_id": event["event_id"], "charge_id": event.get("charge_id") or None}
     if event_type == events.PAYMENT_ROLLBACK:
         detail.update(
             {"reason_code": event["reason_code"], "failed_step": event["failed_step"], "refunded": event["refunded"]}
@@ -81,17 +64,15 @@ def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str
         try:
             outcome = _settle(event_type, event)
             if outcome.result is Applied.REJECTED and _charged_after_rollback(event_type, outcome):
-                # A charge landed on a payment we already rolled back: refund it now, not only log it.
-                refunds = late_charges.refund_standing_charges(
-                    outcome.payment, detail={"source": "consumer", "late_charge": True}
-                )
+                # Money took on a payment we already rolled back: sweep it now, under its claim.
+                refunds = sweeper.sweep_payment(outcome.payment, holder="consumer")
                 return "late_charge_refunded" if refunds else outcome.result
         except UnknownPayment as error:
             logger.error("poison message acknowledged without effect: %s (%s)", error, event_type)
             return "poison"
         except DatabaseError as error:
             raise TransientError(f"database: {error}") from error
-        except (GatewayUnavailable, GoogleAPIError, ValueError) as error:
+        except (ClaimBusy, GatewayAmbiguous, GatewayRejected, GoogleAPIError, ValueError) as error:
             # The database change is committed and the inbox remembers it; the redelivery does the rest.
             raise TransientError(f"{type(error).__name__}: {error}") from error
         return outcome.result

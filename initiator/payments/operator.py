@@ -1,13 +1,19 @@
 """A person settles a payment that needs attention: `manage.py settle_payment`, the admin, the console.
 
-Every action asks the gateway first and refuses what contradicts its ledger; it fences the saga
-log so no processor charges meanwhile, records who did it and why (OperatorAction) and writes the
-operator's steps (source: operator, actor, reason) to the saga log.
+Every action runs under the payment's claim (docs/protocol.md §5), so no reconciler, sweeper, other
+operator or browser tab acts beside it; it re-checks `needs_attention` under the claim, records who
+and why (OperatorAction) before any money moves, asks the provider and refuses what contradicts it:
 
-- capture: a standing charge of the payment's amount exists → CHARGED (if the log lacks it), CAPTURED.
-- release: the charge key is canceled at the gateway (or its charge was declined) and no standing
-  charge exists → CHARGE_CANCELED, COMPENSATED.
-- refund_and_release: cancel the key, refund every standing charge → REFUNDED, COMPENSATED.
+- capture: the intent the log names succeeded with the payment's amount and is not refunded →
+  CAPTURED.
+- release: every intent the log names is canceled (announced, then canceled at the provider) →
+  COMPENSATED. Refused while an intent's money stands.
+- refund_and_release: the intent is canceled, or, if it succeeded, refunded (announced first) →
+  COMPENSATED.
+
+A refund the log announced (REFUND_REQUESTED) is irrevocable: only refund_and_release may follow it.
+The record is finished in the settlement's own transaction; an action refused on the way is recorded
+as refused with the reason.
 """
 
 import enum
@@ -15,12 +21,17 @@ import logging
 import uuid
 
 from django.db import transaction
+from django.utils import timezone
 from rest_framework import status
 
+from binpay_common import steps
+from binpay_common.gateway import GatewayAmbiguous, IntentStatus
 from core.errors import ApplicationError
-from payments import clients, late_charges, saga_log, settlement
-from payments.models import OperatorAction, Payment, PaymentStatus
+from payments import clients, settlement, sweeper
+from payments.claims import ClaimBusy, PaymentClaim, claimed
+from payments.models import OperatorAction, OperatorActionState, Payment, PaymentStatus
 from payments.selectors import payment_get
+from payments.services import Applied, OutcomeResult
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +49,24 @@ class SettleRefused(ApplicationError):
         super().__init__(status_code=status_code, type="invalid_request_error", code=code, message=message)
 
 
+class ProviderUnavailable(ApplicationError):
+    """The provider could not say what stands: nothing was settled; try again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            type="api_error",
+            code="provider_unavailable",
+            message=message,
+        )
+
+
 def _event_id(payment: Payment, action: SettleAction) -> uuid.UUID:
     return uuid.uuid5(payment.pk, f"operator:{action.value}")
 
 
 def settle_payment(*, payment_id, action: SettleAction, reason: str, actor: str) -> Payment:
-    """Settle a needs_attention payment by hand; raises SettleRefused or payments.gateway.GatewayUnavailable."""
+    """Settle a needs_attention payment by hand; raises SettleRefused or ProviderUnavailable, settling nothing."""
     action = SettleAction(action)
     reason = (reason or "").strip()
     if not reason:
@@ -51,86 +74,144 @@ def settle_payment(*, payment_id, action: SettleAction, reason: str, actor: str)
     payment = payment_get(payment_id=str(payment_id))
     if payment.status != PaymentStatus.NEEDS_ATTENTION:
         raise SettleRefused("payment_not_in_needs_attention", f"The payment is {payment.status}, not needs_attention.")
-    if not saga_log.fence(payment=payment):
-        raise SettleRefused("processor_active", "A processor holds the payment's lease; try again after it lapses.")
-    who = {"source": "operator", "actor": actor, "reason": reason}
-    gateway = clients.gateway()
-    if action is SettleAction.CAPTURE:
-        detail = _capture(payment, gateway, who)
-    elif action is SettleAction.RELEASE:
-        detail = _release(payment, gateway, who)
-    else:
-        detail = _refund_and_release(payment, gateway, who)
+    try:
+        with claimed(payment, f"operator:{actor}", actor=actor, reason=reason) as claim:
+            return _settle_claimed(claim, action, actor=actor, reason=reason)
+    except ClaimBusy as busy:
+        raise SettleRefused("payment_busy", str(busy)) from busy
+
+
+def _settle_claimed(claim: PaymentClaim, action: SettleAction, *, actor: str, reason: str) -> Payment:
+    payment = claim.payment
+    if payment.status != PaymentStatus.NEEDS_ATTENTION:
+        # Settled by someone else between the look and the claim.
+        raise SettleRefused(
+            "payment_not_in_needs_attention", f"The payment is {payment.status} now, not needs_attention."
+        )
+    if claim.has(steps.REFUND_REQUESTED) and action is not SettleAction.REFUND_AND_RELEASE:
+        raise SettleRefused(
+            "refund_in_flight", "A refund of this payment's charge was started: only refund_and_release can finish it."
+        )
     with transaction.atomic():
-        OperatorAction.objects.create(payment=payment, action=action.value, actor=actor, reason=reason, detail=detail)
+        record = OperatorAction.objects.create(payment=payment, action=action.value, actor=actor, reason=reason)
+    try:
+        detail = _ACTIONS[action](claim, record)
+    except (SettleRefused, GatewayAmbiguous) as error:
+        _refused(record, str(error))
+        if isinstance(error, GatewayAmbiguous):
+            raise ProviderUnavailable(
+                f"The provider could not say what stands ({error}); nothing was settled."
+            ) from error
+        raise
     logger.warning(
-        "payment settled by %s: %s (%s)", actor, action.value, reason, extra={"operator_action": action.value}
+        "payment settled by %s: %s (%s)", actor, action.value, reason, extra={"operator_action": action.value, **detail}
     )
     payment.refresh_from_db()
     return payment
 
 
-def _capture(payment: Payment, gateway, who: dict) -> dict:
-    standing = late_charges.standing(gateway.charges_for_reference(str(payment.pk)))
-    matching = [
-        c for c in standing if (c.get("amount"), str(c.get("currency")).upper()) == (payment.amount, payment.currency)
-    ]
-    if len(standing) != 1 or not matching:
+def _capture(claim: PaymentClaim, record: OperatorAction) -> dict:
+    payment = claim.payment
+    intent_id = claim.intent_id
+    intent = clients.gateway().retrieve_intent(intent_id) if intent_id else None
+    if intent is None or intent.status is not IntentStatus.SUCCEEDED:
+        state = intent.status if intent else "none was created"
         raise SettleRefused(
-            "no_single_matching_charge",
-            f"The gateway holds {len(standing)} standing charge(s) for this payment, "
-            f"{len(matching)} of {payment.amount} {payment.currency}: nothing to capture.",
+            "no_charge_to_capture", f"The payment's intent did not succeed ({state}): nothing to capture."
         )
-    charge = matching[0]
-    settlement.log_gateway_fact(payment=payment, step=saga_log.STEP_CHARGED, detail={"charge_id": charge["id"], **who})
+    if (intent.amount, intent.currency) != (payment.amount, payment.currency) or sweeper.refunded(intent.id):
+        raise SettleRefused(
+            "charge_not_capturable",
+            f"Intent {intent.id} took {intent.amount} {intent.currency} (or was refunded); the payment is "
+            f"{payment.amount} {payment.currency}: refund and release instead.",
+        )
+    if not claim.has(steps.CHARGED):
+        claim.log(claim.step(steps.CHARGED, intent.id, charge_id=intent.charge_id))
     event_id = _event_id(payment, SettleAction.CAPTURE)
-    settlement.capture(
+    outcome = settlement.capture(
         event={
             "event_id": event_id,
             "payment_id": payment.pk,
-            "charge_id": charge["id"],
+            "charge_id": intent.charge_id,
             "amount": payment.amount,
             "currency": payment.currency,
         },
-        detail={"event_id": str(event_id), "charge_id": charge["id"], **who},
+        detail={"event_id": str(event_id), "charge_id": intent.charge_id, **claim.who},
+        operator_action=record,
     )
-    return {"charge_id": charge["id"]}
+    _require_applied(outcome, "capture")
+    return {"intent_id": intent.id, "charge_id": intent.charge_id}
 
 
-def _release(payment: Payment, gateway, who: dict) -> dict:
-    cancellation = gateway.cancel_charge(payment.pk)
-    if not cancellation.canceled and cancellation.charge.get("status") == "succeeded":
+def _release(claim: PaymentClaim, record: OperatorAction) -> dict:
+    if claim.intent_id:
+        intent = claim.close(claim.intent_id, reason_code=RELEASED_BY_OPERATOR)
+        if intent.status is IntentStatus.SUCCEEDED:
+            raise SettleRefused(
+                "charge_stands", f"Intent {intent.id} succeeded: its money stands. Capture it, or refund and release."
+            )
+    return _released(claim, record, charge_id=None)
+
+
+def _refund_and_release(claim: PaymentClaim, record: OperatorAction) -> dict:
+    refund_id = None
+    intent_id = claim.intent_id
+    if intent_id and not claim.has(steps.REFUND_REQUESTED):
+        intent = claim.close(intent_id, reason_code=RELEASED_BY_OPERATOR)
+        if intent.status is IntentStatus.SUCCEEDED:
+            refund_id = _refund(claim, intent_id)
+    elif intent_id:
+        refund_id = _refund(claim, intent_id)
+    return {**_released(claim, record, charge_id=claim.doc.get("charge_id")), "refund_id": refund_id}
+
+
+def _refund(claim: PaymentClaim, intent_id: str) -> str:
+    refund = claim.refund(intent_id, reason_code=RELEASED_BY_OPERATOR)
+    if not refund.gives_money_back:
         raise SettleRefused(
-            "charge_stands",
-            f"Charge {cancellation.charge.get('id')} stands at the gateway: capture it or refund and release.",
+            "refund_failed",
+            f"Refund {refund.id} of intent {intent_id} failed ({refund.failure_reason}): the money did not go back.",
         )
-    standing = late_charges.standing(gateway.charges_for_reference(str(payment.pk)))
-    if standing:
-        raise SettleRefused("charge_stands", f"{len(standing)} charge(s) stand at the gateway: refund and release.")
-    if cancellation.canceled:
-        settlement.log_gateway_fact(payment=payment, step=saga_log.STEP_CHARGE_CANCELED, detail=who)
-    return _released(payment, who, charge_id=None)
+    return refund.id
 
 
-def _refund_and_release(payment: Payment, gateway, who: dict) -> dict:
-    # Cancel first: a charge still in flight must not land after the refunds.
-    cancellation = gateway.cancel_charge(payment.pk)
-    refunds = late_charges.refund_standing_charges(payment, detail=who)
-    if not refunds and cancellation.canceled:
-        settlement.log_gateway_fact(payment=payment, step=saga_log.STEP_CHARGE_CANCELED, detail=who)
-    charge_id = refunds[0]["charge"] if refunds else None
-    return {**_released(payment, who, charge_id=charge_id), "refund_ids": [refund["id"] for refund in refunds]}
-
-
-def _released(payment: Payment, who: dict, *, charge_id: str | None) -> dict:
+def _released(claim: PaymentClaim, record: OperatorAction, *, charge_id: str | None) -> dict:
+    payment = claim.payment
     event_id = _event_id(payment, SettleAction.RELEASE)
-    settlement.release(
+    outcome = settlement.release(
         event={
             "event_id": event_id,
             "payment_id": payment.pk,
             "reason_code": RELEASED_BY_OPERATOR,
             "charge_id": charge_id,
         },
-        detail={"event_id": str(event_id), "reason_code": RELEASED_BY_OPERATOR, "charge_id": charge_id, **who},
+        detail={"event_id": str(event_id), "reason_code": RELEASED_BY_OPERATOR, "charge_id": charge_id, **claim.who},
+        operator_action=record,
     )
+    _require_applied(outcome, "release")
     return {"charge_id": charge_id}
+
+
+def _require_applied(outcome: OutcomeResult, what: str) -> None:
+    """Under the claim nothing else settles the payment; if it was settled anyway, say so loudly."""
+    if outcome.result is not Applied.APPLIED:
+        logger.critical(
+            "operator %s found the payment %s after money moved: this must not happen under the claim",
+            what,
+            outcome.payment.status,
+            extra={"alert": "settled_meanwhile"},
+        )
+        raise SettleRefused("settled_meanwhile", f"The payment was {outcome.payment.status} already: nothing released.")
+
+
+def _refused(record: OperatorAction, why: str) -> None:
+    OperatorAction.objects.filter(pk=record.pk).update(
+        state=OperatorActionState.REFUSED, finished_at=timezone.now(), detail={**record.detail, "refused": why}
+    )
+
+
+_ACTIONS = {
+    SettleAction.CAPTURE: _capture,
+    SettleAction.RELEASE: _release,
+    SettleAction.REFUND_AND_RELEASE: _refund_and_release,
+}

@@ -1,30 +1,22 @@
-"""Settles payments the saga left open ("Reconciliation and the fence" in docs/contracts.md).
+"""Settles payments the saga left open (docs/protocol.md §6, "Reconciler").
 
-Per payment pending longer than PAYMENT_TIMEOUT_SECONDS (or parked as needs_attention because the
-gateway was unreachable):
+A pass does three kinds of work, each with its own share of the pass's time budget so that none
+starves the others, and each ordered by when it is due:
 
-1. fence the saga-log document (skipped while a processor lease is live, plus grace);
-2. if the processor logged an outcome whose event never arrived, follow it;
-3. otherwise cancel the payment's charge key at the gateway — the only proof that no charge
-   exists: canceled → CHARGE_CANCELED and release (`expired`); the key already made a charge →
-   CHARGED (when the log lacks it) and capture (release if it was refunded already), or
-   `needs_attention (charge_mismatch)` when its amount or currency is not the payment's; a decline
-   → release with its code; gateway unreachable → retry next
-   pass, and after twice the timeout `needs_attention (gateway_unreachable)`, which later passes
-   retry by themselves once the gateway answers.
+- **settle**: payments pending past PAYMENT_TIMEOUT_SECONDS, and `needs_attention(gateway_unreachable)`
+  ones whose retry is due. Under the payment's claim (the fence: no processor acts on it again): a
+  processor outcome the log holds is followed; an announced refund is finished and the hold
+  released; otherwise the intent the log names is closed — canceled: release (`expired`, or the
+  decline's code); it succeeded first: capture; another amount: `needs_attention(charge_mismatch)`;
+  no intent named: nothing can land, release. A provider that is not definitive leaves the payment
+  for a later pass, with exponential backoff; past twice the payment timeout it becomes
+  `needs_attention(gateway_unreachable)`, still retried with backoff.
+- **redrive**: payments pending past PAYMENT_REDRIVE_AFTER_SECONDS whose payment.initiated went out
+  that long ago while no processor delivery holds them: published again (same event id).
+- **sweep**: settled payments whose sweep is due (payments.sweeper).
 
-Per payment pending longer than PAYMENT_REDRIVE_AFTER_SECONDS but not yet PAYMENT_TIMEOUT_SECONDS
-whose payment.initiated went out that long ago while no processor delivery holds it and none has
-published an outcome: publish payment.initiated again (the same event id). Pub/Sub may not
-deliver a message again after the subscriber that held it died (the emulator loses such messages
-for minutes, see the README), and a dead-lettered message is never delivered again; the processor
-deduplicates by payment.
-
-Then the late-charge sweeper (payments.late_charges) looks at rolled-back payments of the last
-LATE_CHARGE_WINDOW_SECONDS. A pass is bounded by RECONCILE_BATCH_SIZE payments of each kind and
-RECONCILE_TIME_BUDGET_SECONDS, and recorded as a ReconcilerPass. Settling goes through
-payments.settlement with deterministic event ids, so concurrent reconcilers and late events
-change nothing twice.
+Every pass is recorded as a ReconcilerPass with its counts. Settling goes through payments.settlement
+with deterministic event ids, so a repeat changes nothing twice.
 """
 
 import enum
@@ -39,9 +31,12 @@ from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone
 
+from binpay_common import events, steps
+from binpay_common.gateway import GatewayAmbiguous, IntentStatus
+from binpay_common.saga_log import FENCED, LeaseLost, lease_live
 from core.context import correlation_id_var, payment_id_var
-from payments import clients, events, late_charges, outbox, saga_log, settlement
-from payments.gateway import GatewayUnavailable
+from payments import clients, outbox, settlement, sweeper
+from payments.claims import ClaimBusy, PaymentClaim, claimed
 from payments.models import Payment, PaymentStatus, ReconcilerPass
 from payments.services import Applied, OutcomeResult
 
@@ -50,7 +45,10 @@ logger = logging.getLogger("payments.reconciler")
 REASON_EXPIRED = "expired"
 REASON_GATEWAY_UNREACHABLE = "gateway_unreachable"
 REASON_CHARGE_MISMATCH = "charge_mismatch"
-SOURCE = "reconciler"
+REASON_REFUND_FAILED = "refund_failed"
+HOLDER = "reconciler"
+# Each kind of work gets this share of a pass's budget first; what one leaves unused goes to the next.
+BUDGET_SHARES = (("settle", 0.5), ("redrive", 0.2), ("sweep", 0.3))
 
 
 class Result(enum.StrEnum):
@@ -63,6 +61,7 @@ class Result(enum.StrEnum):
     GATEWAY_UNREACHABLE = "gateway_unreachable"
     ALREADY_SETTLED = "already_settled"
     LATE_CHARGES_REFUNDED = "late_charges_refunded"
+    SWEPT = "swept"
     REDRIVEN = "redriven"
     IN_PROGRESS = "skipped_in_progress"
     ERROR = "error"
@@ -77,94 +76,119 @@ def _settled(outcome: OutcomeResult, result: Result) -> Result:
     return result if outcome.result is Applied.APPLIED else Result.ALREADY_SETTLED
 
 
-def _capture(payment: Payment, charge_id: str, amount: int, currency: str) -> Result:
+def _capture(claim: PaymentClaim, charge_id: str | None) -> Result:
+    payment = claim.payment
     event_id = reconciler_event_id(payment, events.PAYMENT_COMPLETED)
     outcome = settlement.capture(
         event={
             "event_id": event_id,
             "payment_id": payment.pk,
             "charge_id": charge_id,
-            "amount": amount,
-            "currency": currency,
+            "amount": payment.amount,
+            "currency": payment.currency,
         },
-        detail={"event_id": str(event_id), "charge_id": charge_id, "source": SOURCE},
+        detail={"event_id": str(event_id), "charge_id": charge_id, **claim.who},
     )
     return _settled(outcome, Result.CAPTURED)
 
 
-def _release(payment: Payment, reason_code: str, charge_id: str | None = None) -> Result:
+def _release(claim: PaymentClaim, reason_code: str, charge_id: str | None = None) -> Result:
+    payment = claim.payment
     event_id = reconciler_event_id(payment, events.PAYMENT_ROLLBACK)
     outcome = settlement.release(
         event={"event_id": event_id, "payment_id": payment.pk, "reason_code": reason_code, "charge_id": charge_id},
-        detail={"event_id": str(event_id), "reason_code": reason_code, "charge_id": charge_id, "source": SOURCE},
+        detail={"event_id": str(event_id), "reason_code": reason_code, "charge_id": charge_id, **claim.who},
     )
     return _settled(outcome, Result.COMPENSATED)
 
 
-def _hold(payment: Payment, reason: str, **detail) -> Result:
-    outcome = settlement.hold_for_attention(payment_id=payment.pk, reason=reason, detail={**detail, "source": SOURCE})
-    return Result.NEEDS_ATTENTION if outcome.step is not None else Result.ALREADY_SETTLED
+def _hold(claim: PaymentClaim, reason: str, *, retry: bool = False, **detail) -> Result:
+    retry_at = _next_attempt(claim.payment) if retry else None
+    outcome = settlement.hold_for_attention(
+        payment_id=claim.payment.pk, reason=reason, detail={**detail, **claim.who}, retry_at=retry_at
+    )
+    return Result.NEEDS_ATTENTION if outcome.result is not Applied.REJECTED else Result.ALREADY_SETTLED
 
 
-def _follow_logged_outcome(payment: Payment, document: dict) -> Result | None:
-    """The processor logged an outcome whose event never reached us: settle as it says."""
-    steps = set(document.get("steps_done") or [])
-    event = (document.get("outcome") or {}).get("event") or {}
-    if saga_log.STEP_COMPLETED in steps and event.get("charge_id"):
-        return _capture(payment, event["charge_id"], event["amount"], event["currency"])
-    if steps & {saga_log.STEP_FAILED, saga_log.STEP_REFUNDED} and event.get("reason_code"):
-        return _release(payment, event["reason_code"], event.get("charge_id"))
+def _follow_logged_outcome(claim: PaymentClaim) -> Result | None:
+    """The processor logged its outcome and its event never reached us: settle as it says."""
+    event = (claim.doc.get("outcome") or {}).get("event") or {}
+    if event.get("event_type") == events.PAYMENT_COMPLETED:
+        return _capture(claim, event["charge_id"])
+    if event.get("event_type") == events.PAYMENT_ROLLBACK:
+        return _release(claim, event["reason_code"], event.get("charge_id"))
     return None
 
 
-def _matches(payment: Payment, charge: dict) -> bool:
-    return (charge.get("amount"), str(charge.get("currency", "")).upper()) == (payment.amount, payment.currency)
+def _settle(claim: PaymentClaim) -> Result:
+    """Decide a claimed payment from its log and the provider (docs/protocol.md §6)."""
+    followed = _follow_logged_outcome(claim)
+    if followed is not None:
+        return followed
+    intent_id = claim.intent_id
+    if intent_id is None:
+        # No intent was ever logged, so no confirm was ever sent: nothing can land.
+        return _release(claim, REASON_EXPIRED)
+    if claim.has(steps.REFUND_REQUESTED):
+        # A refund was announced (its sender died): it is irrevocable. Finish it, then release.
+        refund = claim.refund(intent_id, reason_code=REASON_EXPIRED)
+        if not refund.gives_money_back:
+            return _hold(claim, REASON_REFUND_FAILED, refund_id=refund.id, intent_id=intent_id)
+        return _release(claim, claim.doc.get("refund_reason") or REASON_EXPIRED, claim.doc.get("charge_id"))
+    intent = claim.close(intent_id, reason_code=REASON_EXPIRED)
+    if intent.status is IntentStatus.CANCELED:
+        return _release(claim, claim.doc.get("decline_code") or REASON_EXPIRED)
+    payment = claim.payment
+    if (intent.amount, intent.currency) != (payment.amount, payment.currency):
+        logger.error("intent %s took %s %s, not the payment's amount", intent.id, intent.amount, intent.currency)
+        return _hold(claim, REASON_CHARGE_MISMATCH, intent_id=intent.id, charge_id=intent.charge_id)
+    if sweeper.refunded(intent.id):
+        # Succeeded and refunded already (outside the saga): the money is back.
+        claim.refund(intent.id, reason_code=REASON_EXPIRED)
+        return _release(claim, REASON_EXPIRED, intent.charge_id)
+    return _capture(claim, intent.charge_id)
 
 
 def reconcile_payment(payment: Payment, *, timeout: timedelta) -> Result:
-    if not saga_log.fence(payment=payment):
-        return Result.LEASE_LIVE
-    document = saga_log.read_document(payment.pk)
-    followed = _follow_logged_outcome(payment, document)
-    if followed is not None:
-        return followed
     try:
-        cancellation = clients.gateway().cancel_charge(payment.pk)
-    except GatewayUnavailable as error:
-        if payment.status == PaymentStatus.NEEDS_ATTENTION or timezone.now() - payment.created_at < 2 * timeout:
-            logger.warning("gateway unreachable; retrying next pass: %s", error)
-            return Result.GATEWAY_UNREACHABLE
-        return _hold(payment, REASON_GATEWAY_UNREACHABLE, error=str(error)[:500])
-    if cancellation.canceled:
-        settlement.log_gateway_fact(payment=payment, step=saga_log.STEP_CHARGE_CANCELED, detail={"source": SOURCE})
-        return _release(payment, REASON_EXPIRED)
-    charge = cancellation.charge
-    if charge.get("status") == "failed":
-        code = charge.get("failure_code") or "card_declined"
-        settlement.log_gateway_fact(
-            payment=payment,
-            step=saga_log.STEP_CHARGE_DECLINED,
-            detail={"reason_code": code, "charge_id": charge.get("id"), "source": SOURCE},
-        )
-        return _release(payment, code)
-    if not _matches(payment, charge):
-        logger.error("charge %s does not match the payment: %s", charge.get("id"), charge)
-        return _hold(payment, REASON_CHARGE_MISMATCH, charge_id=charge.get("id"))
-    settlement.log_gateway_fact(
-        payment=payment, step=saga_log.STEP_CHARGED, detail={"charge_id": charge["id"], "source": SOURCE}
+        with claimed(payment, HOLDER) as claim:
+            current = claim.payment
+            if current.status == PaymentStatus.PENDING or (
+                current.status == PaymentStatus.NEEDS_ATTENTION and current.failure_reason == REASON_GATEWAY_UNREACHABLE
+            ):
+                try:
+                    return _settle(claim)
+                except GatewayAmbiguous as error:
+                    return _not_definitive(claim, timeout, error)
+            return Result.ALREADY_SETTLED
+    except ClaimBusy:
+        return Result.LEASE_LIVE
+    except LeaseLost as error:
+        logger.warning("claim lost mid-settlement (a holder paused past its lease?): %s", error)
+        return Result.LEASE_LIVE
+
+
+def _not_definitive(claim: PaymentClaim, timeout: timedelta, error: GatewayAmbiguous) -> Result:
+    payment = claim.payment
+    if payment.status == PaymentStatus.PENDING and timezone.now() - payment.created_at >= 2 * timeout:
+        return _hold(claim, REASON_GATEWAY_UNREACHABLE, retry=True, error=str(error)[:500])
+    Payment.objects.filter(pk=payment.pk).update(
+        reconcile_attempts=F("reconcile_attempts") + 1, next_attempt_at=_next_attempt(payment)
     )
-    if charge.get("refunded"):
-        # Charged and refunded already (a processor that died before logging it): the money is back.
-        settlement.log_gateway_fact(
-            payment=payment, step=saga_log.STEP_REFUNDED, detail={"charge_id": charge["id"], "source": SOURCE}
-        )
-        return _release(payment, REASON_EXPIRED, charge["id"])
-    return _capture(payment, charge["id"], payment.amount, payment.currency)
+    logger.warning("provider not definitive; retried with backoff: %s", error)
+    return Result.GATEWAY_UNREACHABLE
+
+
+def _next_attempt(payment: Payment):
+    backoff = min(
+        settings.RECONCILE_BACKOFF_MAX_SECONDS, settings.RECONCILE_BACKOFF_SECONDS * 2**payment.reconcile_attempts
+    )
+    return timezone.now() + timedelta(seconds=backoff)
 
 
 def _redrive(payment: Payment) -> Result:
-    document = saga_log.read_document(payment.pk)
-    if document.get(saga_log.FENCED) or saga_log.processor_finished(document) or saga_log.lease_live(document):
+    document = clients.saga_log().read(str(payment.pk))
+    if document.get(FENCED) or document.get("outcome_published") or lease_live(document):
         return Result.IN_PROGRESS
     if not outbox.republish(payment, events.PAYMENT_INITIATED):
         # Another reconciler holds the row, or the publish failed (the outbox logged why): next pass.
@@ -176,10 +200,12 @@ def _redrive(payment: Payment) -> Result:
     return Result.REDRIVEN
 
 
-def _sweep_late_charges(payment: Payment) -> Result:
-    refunds = late_charges.refund_standing_charges(payment, detail={"source": SOURCE, "late_charge": True})
-    Payment.objects.filter(pk=payment.pk).update(late_charge_checked_at=timezone.now())
-    return Result.LATE_CHARGES_REFUNDED if refunds else Result.ALREADY_SETTLED
+def _sweep(payment: Payment) -> Result:
+    try:
+        refunds = sweeper.sweep_payment(payment, holder="sweeper")
+    except ClaimBusy:
+        return Result.LEASE_LIVE
+    return Result.LATE_CHARGES_REFUNDED if refunds else Result.SWEPT
 
 
 def _in_context(payment: Payment, work) -> Result:
@@ -188,7 +214,7 @@ def _in_context(payment: Payment, work) -> Result:
     try:
         return work(payment)
     except Exception as error:
-        # Database, Firestore or gateway trouble: the payment stays as it is and the next pass tries again.
+        # Database, Firestore or provider trouble: the payment stays as it is and the next pass tries again.
         logger.error("reconciling failed: %s: %s", type(error).__name__, error)
         close_old_connections()
         return Result.ERROR
@@ -197,24 +223,18 @@ def _in_context(payment: Payment, work) -> Result:
         payment_id_var.reset(payment_token)
 
 
-def reconcile(*, older_than_seconds: int) -> dict[str, int]:
-    """One bounded pass; returns counts by result (and records them as a ReconcilerPass)."""
-    started_at, started = timezone.now(), time.monotonic()
-    timeout = timedelta(seconds=older_than_seconds)
+def _work(started_at, timeout: timedelta) -> dict[str, tuple[list[Payment], object]]:
+    """The pass's work by kind, each list ordered by when it is due."""
     batch = settings.RECONCILE_BATCH_SIZE
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=started_at)
     open_payments = list(
         Payment.objects.filter(
-            Q(status=PaymentStatus.PENDING, created_at__lte=started_at - timeout)
-            | Q(status=PaymentStatus.NEEDS_ATTENTION, failure_reason=REASON_GATEWAY_UNREACHABLE)
-        ).order_by("created_at", "id")[:batch]
-    )
-    recheck_before = started_at - timedelta(seconds=settings.LATE_CHARGE_CHECK_INTERVAL_SECONDS)
-    rolled_back = list(
-        Payment.objects.filter(
-            Q(late_charge_checked_at__isnull=True) | Q(late_charge_checked_at__lte=recheck_before),
-            status=PaymentStatus.ROLLED_BACK,
-            updated_at__gte=started_at - timedelta(seconds=settings.LATE_CHARGE_WINDOW_SECONDS),
-        ).order_by(F("late_charge_checked_at").asc(nulls_first=True), "updated_at")[:batch]
+            due
+            & (
+                Q(status=PaymentStatus.PENDING, created_at__lte=started_at - timeout)
+                | Q(status=PaymentStatus.NEEDS_ATTENTION, failure_reason=REASON_GATEWAY_UNREACHABLE)
+            )
+        ).order_by(F("next_attempt_at").asc(nulls_first=True), "created_at", "id")[:batch]
     )
     redrive_after = timedelta(seconds=settings.PAYMENT_REDRIVE_AFTER_SECONDS)
     stalled = []
@@ -228,18 +248,36 @@ def reconcile(*, older_than_seconds: int) -> dict[str, int]:
                 outbox_events__published_at__lte=started_at - redrive_after,
             ).order_by("created_at", "id")[:batch]
         )
+    to_sweep = list(Payment.objects.filter(sweep_due_at__lte=started_at).order_by("sweep_due_at", "id")[:batch])
+    return {
+        "settle": (open_payments, lambda p: reconcile_payment(p, timeout=timeout)),
+        "redrive": (stalled, _redrive),
+        "sweep": (to_sweep, _sweep),
+    }
+
+
+def reconcile(*, older_than_seconds: int) -> dict[str, int]:
+    """One bounded pass; returns counts by result (and records them as a ReconcilerPass)."""
+    started_at, started = timezone.now(), time.monotonic()
+    work = _work(started_at, timedelta(seconds=older_than_seconds))
     summary: Counter[str] = Counter()
-    work = [(payment, lambda p: reconcile_payment(p, timeout=timeout)) for payment in open_payments]
-    work += [(payment, _redrive) for payment in stalled]
-    work += [(payment, _sweep_late_charges) for payment in rolled_back]
     examined = 0
-    for payment, step in work:
-        if time.monotonic() - started > settings.RECONCILE_TIME_BUDGET_SECONDS:
-            logger.warning("reconcile pass stopped at its time budget; the next pass goes on")
-            break
-        examined += 1
-        summary[_in_context(payment, step)] += 1
+    budget = settings.RECONCILE_TIME_BUDGET_SECONDS
+    spent_before = 0.0
+    for kind, share in BUDGET_SHARES:
+        payments, step = work[kind]
+        # This kind's share, plus whatever the kinds before it left unused.
+        allowance = budget * sum(s for _, s in BUDGET_SHARES[: BUDGET_SHARES.index((kind, share)) + 1])
+        for payment in payments:
+            if time.monotonic() - started > allowance:
+                logger.warning(
+                    "reconcile pass: %s stopped at its share of the time budget; the next pass goes on", kind
+                )
+                break
+            examined += 1
+            summary[_in_context(payment, step)] += 1
+        spent_before = time.monotonic() - started
     counts = {"examined": examined, **{result.value: summary[result] for result in Result}}
     ReconcilerPass.objects.create(started_at=started_at, finished_at=timezone.now(), counts=counts)
-    logger.info("reconcile pass: %s", counts, extra={"reconcile_counts": counts})
+    logger.info("reconcile pass: %s (%.1f s)", counts, spent_before, extra={"reconcile_counts": counts})
     return counts

@@ -7,6 +7,7 @@ from core.serializers import (
     CurrencyField,
     IdField,
     PrintableCharField,
+    ProviderIdField,
     StrictSerializer,
     has_unprintable,
 )
@@ -56,6 +57,10 @@ class PaymentInitiateInputSerializer(StrictSerializer):
     user_id = IdField(help_text="The paying user; a user-bound key may name only its own user.")
     amount = AmountField()
     currency = CurrencyField(required=False, help_text="ISO 4217 code, upper case; default DEFAULT_CURRENCY.")
+    payment_method = ProviderIdField(
+        required=False,
+        help_text="The provider's payment method to charge (Stripe: pm_...); default: the user's default_payment_method.",
+    )
     metadata = MetadataField(
         required=False,
         help_text=(
@@ -78,6 +83,7 @@ class PaymentOutputSerializer(serializers.Serializer):
     currency = serializers.CharField()
     failure_reason = serializers.CharField(allow_null=True)
     charge_id = serializers.CharField(allow_null=True)
+    payment_method = serializers.CharField(help_text="The provider's payment method charged.")
     metadata = serializers.DictField(child=serializers.CharField())
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

@@ -2,6 +2,7 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -9,15 +10,24 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
 
-from accounts.models import Account
+from accounts.models import Account, User
 from accounts.services import require_supported_currency
+from binpay_common import events, steps
 from core.context import payment_id_var
 from core.errors import ApplicationError, invalid_parameter, not_found, unprocessable
 from core.money import format_minor_units
-from payments import events
-from payments.models import HOLDING_STATUSES, OutboxEvent, Payment, PaymentStatus, ProcessedEvent
+from observability import tracing
+from payments.models import (
+    HOLDING_STATUSES,
+    OperatorAction,
+    OperatorActionState,
+    OutboxEvent,
+    Payment,
+    PaymentStatus,
+    ProcessedEvent,
+)
 from payments.outbox import commit_publisher
-from payments.saga_log import STEP_CAPTURED, STEP_COMPENSATED, STEP_NEEDS_ATTENTION
+from payments.saga_log import record_step
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +51,12 @@ def payment_initiate(
     currency: str,
     metadata: dict[str, str],
     correlation_id: str,
+    payment_method: str | None = None,
 ) -> Payment:
     """Reserve the amount, create the PENDING payment and its payment.initiated outbox row (one transaction).
 
-    The API edge parses the decimal string (core.money.to_minor_units); this takes minor units.
+    The API edge parses the decimal string (core.money.to_minor_units); this takes minor units. The
+    payment is charged to `payment_method`, else to the user's default payment method.
     """
     require_supported_currency(currency)
     if amount_minor <= 0:
@@ -68,33 +80,44 @@ def payment_initiate(
                 "currency_mismatch", f"The account holds {account.currency}, not {currency}.", "currency"
             )
         raise insufficient_funds(account.available, account.currency)
+    payer = User.objects.values("default_payment_method", "provider_customer").get(pk=user_id)
+    payment_method = payment_method or payer["default_payment_method"]
+    if not payment_method:
+        # Rolls back the hold taken above with the rest of the transaction.
+        raise unprocessable(
+            "payment_method_required",
+            "Name a payment_method, or set the user's default (POST /users/{id}/payment-method).",
+            "payment_method",
+        )
     payment = Payment.objects.create(
-        user_id=user_id, amount=amount_minor, currency=currency, metadata=metadata, correlation_id=correlation_id
+        user_id=user_id,
+        amount=amount_minor,
+        currency=currency,
+        metadata=metadata,
+        correlation_id=correlation_id,
+        payment_method=payment_method,
+        provider_customer=payer["provider_customer"],
     )
     payment_id_var.set(str(payment.pk))
     event_id = uuid.uuid4()
+    body = events.initiated_event(
+        event_id=event_id,
+        payment_id=payment.pk,
+        user_id=user_id,
+        amount=amount_minor,
+        currency=currency,
+        payment_method=payment_method,
+        customer=payer["provider_customer"],
+        created_at=payment.created_at,
+        metadata=metadata,
+    )
     OutboxEvent.objects.create(
         id=event_id,
         event_type=events.PAYMENT_INITIATED,
         payment=payment,
         topic=settings.PUBSUB_TOPIC,
-        body={
-            "event_id": str(event_id),
-            "event_type": events.PAYMENT_INITIATED,
-            "schema_version": events.SCHEMA_VERSION,
-            "payment_id": str(payment.pk),
-            "user_id": user_id,
-            "amount": amount_minor,
-            "currency": currency,
-            "created_at": events.rfc3339(payment.created_at),
-            "metadata": metadata,
-        },
-        attributes=events.event_attributes(
-            event_type=events.PAYMENT_INITIATED,
-            event_id=event_id,
-            payment_id=payment.pk,
-            correlation_id=correlation_id,
-        ),
+        body=body,
+        attributes={**events.attributes(body, correlation_id), **tracing.trace_attributes()},
     )
     if settings.OUTBOX_PUBLISH_ON_COMMIT:
         transaction.on_commit(lambda: commit_publisher.submit(event_id))
@@ -116,21 +139,24 @@ class Applied(enum.StrEnum):
 
 @dataclass(frozen=True)
 class OutcomeResult:
-    """What settling did. `step` is the saga-log step to ensure, if any."""
+    """What settling did to the database (its saga-log step, if any, is in the step outbox)."""
 
     result: Applied
     payment: Payment
-    step: str | None
 
 
-def hold_capture(*, event: dict) -> OutcomeResult:
+def hold_capture(*, event: dict, step_detail: dict, operator_action: OperatorAction | None = None) -> OutcomeResult:
     """payment.completed: the hold becomes a debit (event: event_id, payment_id, charge_id, amount, currency)."""
-    return _settle_hold(event_type=events.PAYMENT_COMPLETED, event=event)
+    return _settle_hold(
+        event_type=events.PAYMENT_COMPLETED, event=event, step_detail=step_detail, operator_action=operator_action
+    )
 
 
-def hold_release(*, event: dict) -> OutcomeResult:
+def hold_release(*, event: dict, step_detail: dict, operator_action: OperatorAction | None = None) -> OutcomeResult:
     """payment.rollback: the hold is released (event: event_id, payment_id, reason_code, charge_id)."""
-    return _settle_hold(event_type=events.PAYMENT_ROLLBACK, event=event)
+    return _settle_hold(
+        event_type=events.PAYMENT_ROLLBACK, event=event, step_detail=step_detail, operator_action=operator_action
+    )
 
 
 def _lock_account_of(payment_id) -> Account:
@@ -145,27 +171,29 @@ def _lock_account_of(payment_id) -> Account:
 
 
 @transaction.atomic
-def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
+def _settle_hold(
+    *, event_type: str, event: dict, step_detail: dict, operator_action: OperatorAction | None
+) -> OutcomeResult:
     """Capture or release a payment's hold once per event_id.
 
-    The inbox row is written in the same transaction as the state change. An event for a payment
-    already in the target state changes nothing; one that contradicts the payment's final state is
-    rejected (logged at ERROR, nothing written).
+    The inbox row, the saga-log step (step outbox) and the operator's record are written in the same
+    transaction as the state change. An event for a payment already in the target state changes
+    nothing; one that contradicts the payment's final state is rejected (logged at ERROR, nothing
+    written).
     """
     completing = event_type == events.PAYMENT_COMPLETED
     target = PaymentStatus.COMPLETED if completing else PaymentStatus.ROLLED_BACK
-    step = STEP_CAPTURED if completing else STEP_COMPENSATED
 
     account = _lock_account_of(event["payment_id"])
     payment = Payment.objects.select_for_update().get(pk=event["payment_id"])
 
     if ProcessedEvent.objects.filter(event_id=event["event_id"]).exists():
         logger.info("%s %s already processed", event_type, event["event_id"])
-        return OutcomeResult(Applied.DUPLICATE, payment, step if payment.status == target else None)
+        return OutcomeResult(Applied.DUPLICATE, payment)
     if payment.status == target:
         logger.info("%s for a payment already %s: nothing to change", event_type, payment.status)
         ProcessedEvent.objects.create(event_id=event["event_id"], event_type=event_type, payment=payment)
-        return OutcomeResult(Applied.DUPLICATE, payment, step)
+        return OutcomeResult(Applied.DUPLICATE, payment)
     if payment.status not in HOLDING_STATUSES:
         logger.error(
             "illegal transition rejected: %s for a payment already %s (event %s); nothing changed",
@@ -173,7 +201,7 @@ def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
             payment.status,
             event["event_id"],
         )
-        return OutcomeResult(Applied.REJECTED, payment, None)
+        return OutcomeResult(Applied.REJECTED, payment)
     if completing and (event["amount"] != payment.amount or event["currency"] != payment.currency):
         logger.error(
             "payment.completed %s says %s %s but the payment is %s %s; nothing changed",
@@ -183,7 +211,7 @@ def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
             payment.amount,
             payment.currency,
         )
-        return OutcomeResult(Applied.REJECTED, payment, None)
+        return OutcomeResult(Applied.REJECTED, payment)
 
     account.held -= payment.amount
     if completing:
@@ -196,9 +224,19 @@ def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
         if event.get("charge_id"):
             payment.charge_id = event["charge_id"]
     payment.status = target
+    payment.next_attempt_at = None
+    # Rolled back: the sweeper looks for money standing at the provider after all (docs/protocol.md §6).
+    payment.sweep_due_at = (
+        None if completing else timezone.now() + timedelta(seconds=settings.LATE_CHARGE_CHECK_INTERVAL_SECONDS)
+    )
     account.save(update_fields=["balance", "held", "updated_at"])
-    payment.save(update_fields=["status", "charge_id", "failure_reason", "updated_at"])
+    payment.save(
+        update_fields=["status", "charge_id", "failure_reason", "next_attempt_at", "sweep_due_at", "updated_at"]
+    )
     ProcessedEvent.objects.create(event_id=event["event_id"], event_type=event_type, payment=payment)
+    record_step(payment, steps.CAPTURED if completing else steps.COMPENSATED, step_detail)
+    if operator_action is not None:
+        _finish(operator_action, OperatorActionState.DONE)
     logger.info(
         "payment %s after %s %s",
         target,
@@ -206,28 +244,38 @@ def _settle_hold(*, event_type: str, event: dict) -> OutcomeResult:
         event["event_id"],
         extra={"saga_duration_seconds": round((timezone.now() - payment.created_at).total_seconds(), 3)},
     )
-    return OutcomeResult(Applied.APPLIED, payment, step)
+    return OutcomeResult(Applied.APPLIED, payment)
 
 
 @transaction.atomic
-def payment_mark_needs_attention(*, payment_id, reason: str) -> OutcomeResult:
+def payment_mark_needs_attention(*, payment_id, reason: str, step_detail: dict, retry_at=None) -> OutcomeResult:
     """Move a still-pending payment to needs_attention; its hold stays until a person settles it.
 
-    Any other state is left as it is (a payment settled meanwhile, or already needs_attention).
+    `retry_at`: when the reconciler tries again by itself (gateway_unreachable), else never. Any other
+    state is left as it is (a payment settled meanwhile).
     """
     _lock_account_of(payment_id)
     payment = Payment.objects.select_for_update().get(pk=payment_id)
     if payment.status == PaymentStatus.NEEDS_ATTENTION:
-        if payment.failure_reason != reason:
-            # Still held, for a new reason (e.g. the gateway answered again, with a mismatching charge).
-            payment.failure_reason = reason
-            payment.save(update_fields=["failure_reason", "updated_at"])
-        return OutcomeResult(Applied.DUPLICATE, payment, STEP_NEEDS_ATTENTION)
+        # Still held, maybe for a new reason (e.g. the provider answered again, with a mismatching charge).
+        payment.failure_reason = reason
+        payment.next_attempt_at = retry_at
+        payment.save(update_fields=["failure_reason", "next_attempt_at", "updated_at"])
+        return OutcomeResult(Applied.DUPLICATE, payment)
     if payment.status != PaymentStatus.PENDING:
         logger.info("payment already %s: not moved to needs_attention (%s)", payment.status, reason)
-        return OutcomeResult(Applied.DUPLICATE, payment, None)
+        return OutcomeResult(Applied.DUPLICATE, payment)
     payment.status = PaymentStatus.NEEDS_ATTENTION
     payment.failure_reason = reason
-    payment.save(update_fields=["status", "failure_reason", "updated_at"])
+    payment.next_attempt_at = retry_at
+    payment.save(update_fields=["status", "failure_reason", "next_attempt_at", "updated_at"])
+    record_step(payment, steps.NEEDS_ATTENTION, {"reason_code": reason, **step_detail})
     logger.error("payment needs attention: %s; the hold stays until a person settles it", reason)
-    return OutcomeResult(Applied.APPLIED, payment, STEP_NEEDS_ATTENTION)
+    return OutcomeResult(Applied.APPLIED, payment)
+
+
+def _finish(action: OperatorAction, state: OperatorActionState, **detail) -> None:
+    action.state = state
+    action.finished_at = timezone.now()
+    action.detail = {**action.detail, **detail}
+    action.save(update_fields=["state", "finished_at", "detail"])

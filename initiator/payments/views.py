@@ -2,11 +2,13 @@ import logging
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.services import require_supported_currency
+from binpay_common.gateway import WebhookInvalid
 from core.api import (
     FORM_OR_JSON,
     LIMIT_PARAMETER,
@@ -17,13 +19,13 @@ from core.api import (
     scopes_note,
 )
 from core.context import payment_id_var
-from core.errors import not_found
+from core.errors import ApplicationError, not_found
 from core.idempotency import StoredResponse, idempotent_response
 from core.models import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE
 from core.pagination import list_body, page_request_from_query
 from core.permissions import acting_user_id
-from core.serializers import form_to_payload
-from payments import saga_log, selectors, services
+from core.serializers import ErrorSerializer, form_to_payload
+from payments import saga_log, selectors, services, webhooks
 from payments.serializers import (
     PaymentDetailOutputSerializer,
     PaymentInitiateInputSerializer,
@@ -33,6 +35,13 @@ from payments.serializers import (
 )
 
 logger = logging.getLogger(__name__)
+WebhookResultSerializer = inline_serializer("WebhookResult", {"status": serializers.CharField()})
+
+
+def invalid_webhook(message: str) -> ApplicationError:
+    return ApplicationError(
+        status_code=status.HTTP_400_BAD_REQUEST, type="invalid_request_error", code="webhook_invalid", message=message
+    )
 
 
 class PaymentInitiateView(ApiView):
@@ -65,6 +74,7 @@ class PaymentInitiateView(ApiView):
             "amount_minor": minor_units(data["amount"], currency),
             "currency": currency,
             "metadata": data.get("metadata", {}),
+            "payment_method": data.get("payment_method"),
         }
 
         def execute() -> StoredResponse:
@@ -122,3 +132,30 @@ class UserPaymentListView(ApiView):
         return Response(
             list_body(PaymentOutputSerializer(payments, many=True).data, has_more=has_more, url=request.path)
         )
+
+
+class ProviderWebhookView(APIView):
+    """POST /webhooks/stripe: the provider's signed events (payments.webhooks)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="provider_webhook",
+        description=(
+            "The payment provider's webhook endpoint (Stripe's event format). The Stripe-Signature header is "
+            "verified with PAYMENT_GATEWAY_WEBHOOK_SECRET; each event id is acted on once, and an event only "
+            "makes its payment due for the reconciler or the sweeper, which read the provider themselves."
+        ),
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: WebhookResultSerializer, 400: ErrorSerializer},
+        auth=[],
+    )
+    def post(self, request):
+        # The signature covers the exact bytes: read them before anything parses the body.
+        payload = request.body
+        try:
+            result = webhooks.receive(payload, request.headers.get("Stripe-Signature"))
+        except WebhookInvalid as error:
+            raise invalid_webhook(str(error)) from error
+        return Response({"status": result})

@@ -18,12 +18,12 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client, override_settings
 from google.api_core import exceptions as google_exceptions
+from payments.gateway import GatewayClient
 
 from accounts.services import deposit_create, user_create
 from core.models import SCOPES
 from core.services import api_key_create
 from payments import clients
-from payments.gateway import GatewayClient
 from payments.services import payment_initiate
 
 INITIATOR_DIR = Path(__file__).resolve().parent.parent

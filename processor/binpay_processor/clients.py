@@ -1,4 +1,4 @@
-"""The process-wide clients: one Pub/Sub publisher and subscriber, one Firestore client, one gateway session.
+"""The process-wide clients: one Pub/Sub publisher and subscriber, one Firestore client, one provider gateway.
 
 Built lazily on first use (never at import, so gunicorn can fork first) and then shared by every
 request, message and thread of the process. Tests replace them with `install()`.
@@ -8,43 +8,11 @@ from __future__ import annotations
 
 import threading
 
-import requests
+from binpay_common.gateway.stripe_api import StripeGateway
 from google.cloud import firestore, pubsub_v1
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from .config import GATEWAY_BACKOFF_MAX_SECONDS, Settings
-
-RETRIED_STATUSES = (500, 502, 503, 504)
-
-
-def build_gateway_session(max_retries: int, pool_size: int) -> requests.Session:
-    """A pooled session retrying connection errors, read errors and 5xx with exponential backoff.
-
-    POST is retried too: every gateway POST carries an Idempotency-Key, so a retry replays the
-    first result instead of charging twice.
-    """
-    retry = Retry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries,
-        status=max_retries,
-        other=0,
-        redirect=0,
-        allowed_methods=frozenset({"GET", "POST"}),
-        status_forcelist=RETRIED_STATUSES,
-        backoff_factor=0.5,
-        backoff_max=GATEWAY_BACKOFF_MAX_SECONDS,
-        raise_on_status=False,
-        # A gateway's Retry-After could stretch one call past the lease (config.validate bounds it).
-        respect_retry_after_header=False,
-    )
-    session = requests.Session()
-    # A connection per message in flight: a full pool drops connections and each call pays a new one.
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_size)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+from . import observability
+from .config import Settings
 
 
 class Clients:
@@ -54,7 +22,7 @@ class Clients:
         self._publisher: pubsub_v1.PublisherClient | None = None
         self._subscriber: pubsub_v1.SubscriberClient | None = None
         self._firestore: firestore.Client | None = None
-        self._gateway_session: requests.Session | None = None
+        self._gateway: StripeGateway | None = None
 
     @property
     def publisher(self) -> pubsub_v1.PublisherClient:
@@ -78,25 +46,32 @@ class Clients:
             return self._firestore
 
     @property
-    def gateway_session(self) -> requests.Session:
+    def gateway(self) -> StripeGateway:
         with self._lock:
-            if self._gateway_session is None:
-                self._gateway_session = build_gateway_session(
-                    self.settings.gateway_max_retries, max(32, self.settings.pubsub_flow_control_max_messages)
+            if self._gateway is None:
+                settings = self.settings
+                self._gateway = StripeGateway(
+                    api_base=settings.payment_gateway_url,
+                    api_key=settings.payment_gateway_api_key,
+                    connect_timeout=settings.payment_gateway_connect_timeout_seconds,
+                    read_timeout=settings.payment_gateway_read_timeout_seconds,
+                    # A connection per message in flight: a full pool drops connections and each call pays a new one.
+                    pool_size=max(32, settings.pubsub_flow_control_max_messages),
+                    observe=observability.gateway_call,
                 )
-            return self._gateway_session
+            return self._gateway
 
     def close(self) -> None:
         with self._lock:
             if self._subscriber is not None:
                 self._subscriber.close()
-            if self._gateway_session is not None:
-                self._gateway_session.close()
+            if self._gateway is not None:
+                self._gateway.close()
             if self._firestore is not None:
                 self._firestore.close()
             if self._publisher is not None:
                 self._publisher.stop()
-            self._publisher = self._subscriber = self._firestore = self._gateway_session = None
+            self._publisher = self._subscriber = self._firestore = self._gateway = None
 
 
 _process_clients: Clients | None = None

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from binpay_common.gateway.stripe_api import CONNECT_RETRIES
 from dotenv import load_dotenv
 
 ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 DEVELOPMENT_GATEWAY_API_KEY = "sk_test_sandbox"
-# The longest pause urllib3 takes between two gateway attempts (clients.build_gateway_session).
-GATEWAY_BACKOFF_MAX_SECONDS = 5
+# The most provider calls one delivery makes holding its lease: create, confirm, a retrieve after an
+# ambiguous answer, then (past the saga timeout) a cancel and the retrieve after a refusal.
+PROVIDER_CALLS_PER_DELIVERY = 5
 # How long publishing an outcome event may take.
 PUBLISH_TIMEOUT_SECONDS = 10
 # What one delivery may spend on Firestore besides the gateway (claim and the step writes).
@@ -55,9 +57,11 @@ class Settings:
     firestore_collection: str = "transactions"
     payment_gateway_url: str = "http://127.0.0.1:8090"
     payment_gateway_api_key: str | None = DEVELOPMENT_GATEWAY_API_KEY
-    gateway_connect_timeout: float = 3.0
-    gateway_read_timeout: float = 10.0
-    gateway_max_retries: int = 2
+    payment_gateway_connect_timeout_seconds: float = 3.0
+    payment_gateway_read_timeout_seconds: float = 10.0
+    # Same-key retries only within this age of the payment: Stripe prunes keys after 24 h and then
+    # takes a reused key as a new request (docs/protocol.md §4 rule 6).
+    payment_gateway_idempotency_window_seconds: float = 43200.0
     saga_timeout_seconds: float = 300.0
     lease_seconds: float = 120.0
     # The initiator's PAYMENT_TIMEOUT_SECONDS, when known here: its reconciler must not start first.
@@ -103,11 +107,20 @@ class Settings:
             raise ConfigurationError("FAULT_INJECTION_ENABLED=true is refused when BINPAY_ENV=production")
         if self.pubsub_push_audience and not self.pubsub_push_service_account:
             raise ConfigurationError("PUBSUB_PUSH_AUDIENCE needs PUBSUB_PUSH_SERVICE_ACCOUNT (the pushing identity)")
-        for name in ("gateway_connect_timeout", "gateway_read_timeout", "lease_seconds"):
+        for name in (
+            "payment_gateway_connect_timeout_seconds",
+            "payment_gateway_read_timeout_seconds",
+            "lease_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name.upper()} must be positive")
-        if self.gateway_max_retries < 0 or self.saga_timeout_seconds < 0:
-            raise ConfigurationError("GATEWAY_MAX_RETRIES and SAGA_TIMEOUT_SECONDS must not be negative")
+        if self.saga_timeout_seconds < 0:
+            raise ConfigurationError("SAGA_TIMEOUT_SECONDS must not be negative")
+        if not self.saga_timeout_seconds < self.payment_gateway_idempotency_window_seconds <= 86400:
+            raise ConfigurationError(
+                "PAYMENT_GATEWAY_IDEMPOTENCY_WINDOW_SECONDS must exceed SAGA_TIMEOUT_SECONDS and stay under "
+                "24 h: past 24 h Stripe may have pruned a key, and a reused key is then a new request"
+            )
         if self.pubsub_flow_control_max_messages < 1:
             raise ConfigurationError("PUBSUB_FLOW_CONTROL_MAX_MESSAGES must be at least 1")
         if not 10 <= self.pubsub_max_lease_extension_seconds <= 600:
@@ -119,9 +132,9 @@ class Settings:
         handling = self.handling_worst_case_seconds()
         if handling >= self.lease_seconds:
             raise ConfigurationError(
-                f"one delivery may take {handling:.0f} s (a charge and a cancel, each "
+                f"one delivery may take {handling:.0f} s ({PROVIDER_CALLS_PER_DELIVERY} provider calls, each "
                 f"{self.gateway_call_worst_case_seconds():.0f} s at worst, plus Firestore), not under "
-                f"LEASE_SECONDS={self.lease_seconds:g}: a lease must never lapse while a charge is in flight"
+                f"LEASE_SECONDS={self.lease_seconds:g}: a lease must never lapse while a call is in flight"
             )
         if self.payment_timeout_seconds is not None and self.saga_timeout_seconds >= self.payment_timeout_seconds:
             raise ConfigurationError(
@@ -150,14 +163,13 @@ class Settings:
         return self.push_request_timeout_seconds - answered
 
     def gateway_call_worst_case_seconds(self) -> float:
-        """(connect + read timeout) per attempt, 1 + GATEWAY_MAX_RETRIES attempts, backoff between them."""
-        attempts = 1 + self.gateway_max_retries
-        per_attempt = self.gateway_connect_timeout + self.gateway_read_timeout
-        return attempts * per_attempt + self.gateway_max_retries * GATEWAY_BACKOFF_MAX_SECONDS
+        """A connection opened at the last of its attempts (binpay_common.gateway.stripe_api), then the read."""
+        connects = 1 + CONNECT_RETRIES
+        return connects * self.payment_gateway_connect_timeout_seconds + self.payment_gateway_read_timeout_seconds
 
     def handling_worst_case_seconds(self) -> float:
-        """One delivery holding the lease: the charge, then a cancel, then the steps."""
-        return 2 * self.gateway_call_worst_case_seconds() + FIRESTORE_BUDGET_SECONDS
+        """One delivery holding the lease: its provider calls, then the steps."""
+        return PROVIDER_CALLS_PER_DELIVERY * self.gateway_call_worst_case_seconds() + FIRESTORE_BUDGET_SECONDS
 
 
 def _parse(name: str, raw: str, annotation: object) -> object:

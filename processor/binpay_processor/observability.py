@@ -1,6 +1,6 @@
 """The processor's metrics (Prometheus, GET /metrics) and traces (OpenTelemetry).
 
-Metrics: gateway latency and errors, consumer lag.
+Metrics: provider call latency by operation and outcome, consumer lag.
 
 Several processes count: gunicorn's workers (push deliveries) and the pull worker. With
 PROMETHEUS_MULTIPROC_DIR set (before the process starts; a directory they share, emptied when
@@ -20,14 +20,11 @@ import functools
 import inspect
 import logging
 import os
-import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import requests
 from flask import Blueprint, Flask, Response
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -37,7 +34,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
     Histogram,
     generate_latest,
     multiprocess,
@@ -49,14 +45,9 @@ bp = Blueprint("metrics", __name__)
 
 GATEWAY_LATENCY = Histogram(
     "binpay_gateway_request_duration_seconds",
-    "Requests to the payment gateway, by route and HTTP status (status 0: no answer).",
-    ["method", "route", "status"],
+    "Calls to the payment provider, by operation and outcome (ok, declined, rejected, ambiguous).",
+    ["operation", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
-)
-GATEWAY_ERRORS = Counter(
-    "binpay_gateway_errors_total",
-    "Gateway requests that did not succeed, by the gateway's error code (or the transport error).",
-    ["method", "route", "code"],
 )
 CONSUMER_LAG = Histogram(
     "binpay_processor_consumer_lag_seconds",
@@ -64,29 +55,11 @@ CONSUMER_LAG = Histogram(
     ["disposition"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
-_CHARGE_ID = re.compile(r"^/v1/charges/(?!cancel$)[^/]+")
 
 
-def gateway_route(path: str) -> str:
-    """The route template, so charge ids do not become label values."""
-    return _CHARGE_ID.sub("/v1/charges/{charge_id}", path.split("?", 1)[0])
-
-
-def gateway_answered(method: str, path: str, response: requests.Response, started: float) -> None:
-    route = gateway_route(path)
-    GATEWAY_LATENCY.labels(method, route, str(response.status_code)).observe(time.perf_counter() - started)
-    if response.status_code >= 400:
-        try:
-            code = (response.json().get("error") or {}).get("code")
-        except (ValueError, AttributeError):
-            code = None
-        GATEWAY_ERRORS.labels(method, route, code or f"http_{response.status_code}").inc()
-
-
-def gateway_unanswered(method: str, path: str, error: requests.RequestException, started: float) -> None:
-    route = gateway_route(path)
-    GATEWAY_LATENCY.labels(method, route, "0").observe(time.perf_counter() - started)
-    GATEWAY_ERRORS.labels(method, route, type(error).__name__).inc()
+def gateway_call(operation: str, outcome: str, seconds: float) -> None:
+    """binpay_common.gateway's observer: one provider call."""
+    GATEWAY_LATENCY.labels(operation, outcome).observe(seconds)
 
 
 def message_handled(publish_time: datetime, disposition: str) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import Blueprint, current_app, jsonify
 
-from .saga_log import SagaLog
+from .bootstrap import build_saga_log
 from .web import error_response
 
 bp = Blueprint("transactions", __name__)
@@ -15,6 +15,7 @@ _PUBLIC_FIELDS = (
     "payment_id",
     "state",
     "version",
+    "intent_id",
     "charge_id",
     "refund_id",
     "user_id",
@@ -31,8 +32,7 @@ _PUBLIC_FIELDS = (
 @bp.get("/transactions/<payment_id>")
 def get_transaction(payment_id: str):
     binpay = current_app.extensions["binpay"]
-    saga_log = SagaLog(binpay.clients.firestore, binpay.settings.firestore_collection, binpay.settings.lease_seconds)
-    found = saga_log.read(payment_id)
+    found = build_saga_log(binpay.settings, binpay.clients).read_with_steps(payment_id)
     if found is None:
         return error_response(404, "not_found", f"no saga log for payment {payment_id}")
     doc, steps = found

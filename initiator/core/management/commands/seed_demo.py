@@ -8,6 +8,8 @@ from core.services import api_key_create, api_key_ensure
 
 DEMO_EMAIL = "demo@binpay.test"
 DEMO_BALANCE = 1_000_000  # USD 10,000.00 in cents
+# Stripe's test card that always succeeds (https://docs.stripe.com/testing); the sandbox knows it too.
+DEMO_PAYMENT_METHOD = "pm_card_visa"
 DEMO_KEY_NAME = "demo"
 # What the demo, the README's commands and the e2e stack do with the demo key: pay and watch
 # payments, create users and read them, and fund them (deposits).
@@ -27,7 +29,9 @@ class Command(BaseCommand):
     def handle(self, *args, api_key: str | None = None, **options) -> None:
         user = User.objects.filter(email=DEMO_EMAIL).order_by("id").first()
         if user is None:
-            user = user_create(email=DEMO_EMAIL, name="Demo User", currency="USD")
+            user = user_create(
+                email=DEMO_EMAIL, name="Demo User", currency="USD", default_payment_method=DEMO_PAYMENT_METHOD
+            )
             deposit_create(user_id=user.pk, amount=DEMO_BALANCE, currency="USD")
             self.stdout.write(f"demo user {user.pk} created with USD 10,000.00")
         else:

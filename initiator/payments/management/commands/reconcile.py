@@ -13,7 +13,10 @@ logger = logging.getLogger("payments.reconciler")
 
 
 class Command(BaseCommand):
-    help = "Settle payments pending longer than PAYMENT_TIMEOUT_SECONDS (fence, ask the gateway, capture/compensate)."
+    help = (
+        "Settle payments pending longer than PAYMENT_TIMEOUT_SECONDS (claim, close the intent, capture or release), "
+        "publish stalled ones again, sweep settled ones."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--loop", action="store_true", help="Run a pass every --interval seconds until SIGTERM.")

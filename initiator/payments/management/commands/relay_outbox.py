@@ -3,6 +3,7 @@ import logging
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from payments import saga_log
 from payments.management.loop import run_until_stopped
 from payments.outbox import log_oldest_pending, relay_batch
 
@@ -10,7 +11,10 @@ logger = logging.getLogger("payments.relay")
 
 
 class Command(BaseCommand):
-    help = "Publish outbox rows not yet marked published (after a crash between commit and publish)."
+    help = (
+        "Publish outbox rows not yet marked published (after a crash between commit and publish), and deliver "
+        "saga-log steps of the step outbox that their actor could not."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="Drain the outbox once and exit (job / CronJob).")
@@ -34,7 +38,9 @@ class Command(BaseCommand):
         run_until_stopped(lambda: self.drain(batch_size), interval=interval, name="outbox relay")
 
     def drain(self, batch_size: int) -> tuple[int, int]:
-        """Publish batches until none is left or a batch fails entirely (Pub/Sub down: retry next round)."""
+        """Publish batches until none is left or a batch fails entirely (Pub/Sub down: retry next round),
+        then deliver the steps left in the step outbox."""
+        saga_log.deliver_pending(limit=batch_size)
         published_total = failed_total = 0
         while True:
             taken, published = relay_batch(batch_size=batch_size)

@@ -9,12 +9,11 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from payments.gateway import GatewayUnavailable
 from payments.operator import SettleAction, settle_payment
 
 
 class Command(BaseCommand):
-    help = "Settle a needs_attention payment: capture, release, or refund and release; asks the gateway first."
+    help = "Settle a needs_attention payment: capture, release, or refund and release; asks the provider first."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("payment_id")
@@ -34,8 +33,4 @@ class Command(BaseCommand):
             )
         except ApplicationError as error:
             raise CommandError(f"{error.code}: {error.message}") from None
-        except GatewayUnavailable as error:
-            raise CommandError(
-                f"gateway_unavailable: the gateway could not be asked ({error}); nothing changed"
-            ) from None
         self.stdout.write(json.dumps({"id": str(payment.pk), "status": payment.status, "action": action.value}))

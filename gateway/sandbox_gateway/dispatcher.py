@@ -58,25 +58,27 @@ class Dispatcher:
             self._wake.clear()
 
     def step(self) -> float:
-        """Do what is due; answer how long to sleep."""
+        """Do what is due; answer how long to sleep. Idle, it only reads."""
         conn = self._store.connection()
         now = self._engine.now(conn)
-        next_timer = conn.execute("SELECT MIN(due_at) FROM timers").fetchone()[0]
+        next_timer, next_delivery = self._next_due(conn)
         if (next_timer is not None and next_timer <= now) or time.monotonic() - self._last_prune > PRUNE_EVERY_SECONDS:
             self._last_prune = time.monotonic()
             self._engine.tick()
-        while self._deliver_batch():
-            pass
+        if next_delivery is not None and next_delivery <= now:
+            while self._deliver_batch():
+                pass
         now = self._engine.now(conn)
-        upcoming = [
-            value
-            for value in (
-                conn.execute("SELECT MIN(due_at) FROM timers").fetchone()[0],
-                conn.execute("SELECT MIN(due_at) FROM deliveries WHERE status = 'pending'").fetchone()[0],
-            )
-            if value is not None
-        ]
-        return max(0.01, min([IDLE_SECONDS, *(value - now for value in upcoming)]))
+        upcoming = [value - now for value in self._next_due(conn) if value is not None]
+        return max(0.01, min([IDLE_SECONDS, *upcoming]))
+
+    @staticmethod
+    def _next_due(conn) -> tuple[float | None, float | None]:
+        next_timer = conn.execute("SELECT MIN(due_at) FROM timers").fetchone()[0]
+        next_delivery = conn.execute(
+            "SELECT MIN(due_at) FROM deliveries WHERE status = 'pending' AND claimed_until < ?", (time.time(),)
+        ).fetchone()[0]
+        return next_timer, next_delivery
 
     def _deliver_batch(self) -> bool:
         with self._store.transaction() as conn:

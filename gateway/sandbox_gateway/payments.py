@@ -438,7 +438,7 @@ def cancel_intent(ctx: Ctx, intent_id: str, reason: str | None) -> tuple[int, di
         raise errors.unexpected_state(
             f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}. Only a "
             "PaymentIntent with one of the following statuses may be canceled: requires_payment_method, "
-            "requires_capture, requires_confirmation, requires_action, processing.",
+            "requires_capture, requires_confirmation, requires_action.",
             public(intent),
         )
     _cancel(ctx, intent, reason, expired=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import stripe
 from provider_support import authorize, create_intent, key
@@ -219,3 +221,37 @@ def test_unknown_intent_is_404_resource_missing(client):
         client.v1.payment_intents.retrieve("pi_does_not_exist")
 
     assert (raised.value.http_status, raised.value.code) == (404, "resource_missing")
+
+
+def test_a_racing_capture_and_cancel_exclude_each_other(provider, client):
+    intent = authorize(client, 2800)
+    barrier, outcomes = threading.Barrier(2), {}
+
+    def run(name: str, call) -> None:
+        barrier.wait()
+        try:
+            outcomes[name] = call(intent.id, options={"idempotency_key": key(name)})
+        except stripe.StripeError as error:
+            outcomes[name] = error
+
+    threads = [
+        threading.Thread(target=run, args=("capture", client.v1.payment_intents.capture)),
+        threading.Thread(target=run, args=("cancel", client.v1.payment_intents.cancel)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    [winner] = [name for name, outcome in outcomes.items() if not isinstance(outcome, stripe.StripeError)]
+    [loser] = [outcome for outcome in outcomes.values() if isinstance(outcome, stripe.StripeError)]
+    # Stripe may refuse the concurrent loser with a 429 of its limiters instead (docs.stripe.com/rate-limits);
+    # the sandbox serializes both and refuses the state.
+    if not (provider.kind == "stripe" and isinstance(loser, stripe.RateLimitError)):
+        assert (loser.http_status, loser.code) == (400, "payment_intent_unexpected_state")
+    final = client.v1.payment_intents.retrieve(intent.id)
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    if winner == "capture":
+        assert (final.status, charge.captured, charge.refunded) == ("succeeded", True, False)
+    else:
+        assert (final.status, charge.captured, charge.refunded) == ("canceled", False, True)

@@ -257,6 +257,11 @@ class Engine:
             conn.execute("ROLLBACK TO operation")
             conn.execute("RELEASE operation")
             if not error.saved:
+                # Nothing is saved, and a hold this request took (latency) ends now.
+                conn.execute(
+                    "UPDATE idempotency_keys SET locked_until = 0 WHERE scope = ? AND key = ?",
+                    (call.scope, call.idempotency_key),
+                )
                 return Outcome(error.status, error.body(), faults=tuple(faults))
             status, body = error.status, error.body()
         else:

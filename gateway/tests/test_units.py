@@ -186,3 +186,15 @@ def test_readyz_reports_a_broken_database(test_client, settings):
 
     assert response.status_code == 503
     assert response.json["checks"]["sqlite"].startswith("error:")
+
+
+def test_a_slow_request_that_fails_validation_frees_its_key(test_client, slept):
+    body = {"amount": 1057, "currency": "usd", "confirm": "true", "payment_method": "pm_card_visa"}
+    missing = post(test_client, "/v1/payment_intents", {**body, "customer": "cus_missing"}, key="k-slow-invalid")
+    assert missing.status_code == 400
+    assert slept  # it waited holding the key first
+
+    retry = post(test_client, "/v1/payment_intents", body, key="k-slow-invalid")
+
+    assert retry.status_code == 200
+    assert retry.json["status"] == "succeeded"

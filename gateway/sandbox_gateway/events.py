@@ -73,18 +73,16 @@ def record(
     request_id: str | None,
     idempotency_key: str | None,
     faults,
+    subscriptions: list[tuple[str, list[str]]],
     previous: dict | None = None,
 ) -> bool:
     """Store an event and queue a delivery per endpoint that wants it; True if any was queued.
 
-    ``faults`` is called once per delivery and answers its WebhookFaults.
+    ``subscriptions`` are the endpoints' (id, enabled_events); ``faults`` is called once per
+    delivery and answers its WebhookFaults.
     """
     event_id = new_id("evt")
-    endpoints = [
-        row
-        for row in conn.execute("SELECT id, body FROM objects WHERE type = 'webhook_endpoint'")
-        if _wants(json.loads(row["body"])["enabled_events"], event_type)
-    ]
+    endpoints = [endpoint_id for endpoint_id, enabled in subscriptions if _wants(enabled, event_type)]
     data: dict = {"object": public(obj)}
     if previous is not None:
         data["previous_attributes"] = previous
@@ -116,7 +114,7 @@ def record(
         for _ in range(copies):
             conn.execute(
                 "INSERT INTO deliveries (event_id, endpoint_id, due_at, expires_at, status) VALUES (?, ?, ?, ?, 'pending')",
-                (event_id, endpoint["id"], now + fault.delay_seconds, now + RETRY_WINDOW_SECONDS),
+                (event_id, endpoint, now + fault.delay_seconds, now + RETRY_WINDOW_SECONDS),
             )
         if fault.duplicate:
             logger.warning(
@@ -135,6 +133,12 @@ def record(
             )
         queued = True
     return queued
+
+
+def subscriptions(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
+    """Every webhook endpoint's id and enabled_events."""
+    rows = conn.execute("SELECT id, body FROM objects WHERE type = 'webhook_endpoint'")
+    return [(row["id"], json.loads(row["body"])["enabled_events"]) for row in rows]
 
 
 def _wants(enabled_events: list[str], event_type: str) -> bool:

@@ -97,11 +97,14 @@ class Ctx:
     chance: Callable[[], float] = random.random
     faults: list[str] = field(default_factory=list)
     webhooks_queued: bool = False
+    _subscriptions: list | None = None  # the webhook endpoints, read once per request
 
     def happens(self, rate: float) -> bool:
         return rate >= 1.0 or (rate > 0.0 and self.chance() < rate)
 
     def emit(self, event_type: str, obj: dict, previous: dict | None = None) -> None:
+        if self._subscriptions is None:
+            self._subscriptions = events.subscriptions(self.conn)
         queued = events.record(
             self.conn,
             event_type=event_type,
@@ -110,6 +113,7 @@ class Ctx:
             request_id=self.request_id,
             idempotency_key=self.idempotency_key,
             faults=self._webhook_faults,
+            subscriptions=self._subscriptions,
             previous=previous,
         )
         self.webhooks_queued = self.webhooks_queued or queued

@@ -275,11 +275,7 @@ class Engine:
             if saved_error is not None and call.plan.saved_error_mark is not None:
                 conn.execute("INSERT INTO fault_marks (mark) VALUES (?)", (call.plan.saved_error_mark,))
         if call.idempotency_key is not None:
-            self._hold_key(conn, call, attempt, locked_until=0.0, now=now)
-            conn.execute(
-                "UPDATE idempotency_keys SET response_status = ?, response_body = ? WHERE scope = ? AND key = ?",
-                (status, json.dumps(body, separators=(",", ":")), call.scope, call.idempotency_key),
-            )
+            self._hold_key(conn, call, attempt, locked_until=0.0, now=now, response=(status, body))
         if ctx.webhooks_queued:
             self._on_webhooks()
         lose = call.plan.lose_response or fault is Fault.LOST_RESPONSE
@@ -324,14 +320,34 @@ class Engine:
             raise _in_use()
         return record
 
-    def _hold_key(self, conn: sqlite3.Connection, call: Call, attempt: int, locked_until: float, now: float) -> None:
+    def _hold_key(
+        self,
+        conn: sqlite3.Connection,
+        call: Call,
+        attempt: int,
+        locked_until: float,
+        now: float,
+        response: tuple[int, dict] | None = None,
+    ) -> None:
+        """Record an attempt under the key: held until ``locked_until``, or with its saved ``response``."""
         if call.idempotency_key is None:
             return
+        status, body = response if response is not None else (None, None)
         conn.execute(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, attempts, locked_until, created)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
-            " attempts = excluded.attempts, locked_until = excluded.locked_until",
-            (call.scope, call.idempotency_key, call.fingerprint, attempt, locked_until, now),
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, attempts, locked_until, response_status,"
+            " response_body, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, attempts = excluded.attempts, locked_until = excluded.locked_until,"
+            " response_status = excluded.response_status, response_body = excluded.response_body",
+            (
+                call.scope,
+                call.idempotency_key,
+                call.fingerprint,
+                attempt,
+                locked_until,
+                status,
+                None if body is None else json.dumps(body, separators=(",", ":")),
+                now,
+            ),
         )
 
     def _replay(self, record: sqlite3.Row, plan: Plan) -> Outcome:

@@ -56,7 +56,6 @@ def create_app(
     if background:
         dispatcher = Dispatcher(engine, store)
         dispatcher.start()
-        app.extensions["sandbox_dispatcher"] = dispatcher
 
     from .api import api
     from .health import health

@@ -32,23 +32,17 @@ class Dispatcher:
         self._engine = engine
         self._store = store
         self._wake = threading.Event()
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sandbox-dispatcher", daemon=True)
         self._last_prune = 0.0
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=SEND_TIMEOUT_SECONDS + 1)
-
     def poke(self) -> None:
         self._wake.set()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while True:  # a daemon thread: it ends with the process
             try:
                 wait = self.step()
             except Exception:

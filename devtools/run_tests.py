@@ -61,6 +61,7 @@ def suites(python: str) -> list[Suite]:
         Suite("lint-tests", ".", [*pytest, "tests/lint"], "pytest"),
         Suite("common", "common", pytest, "pytest"),
         Suite("gateway", "gateway", pytest, "pytest"),
+        Suite("provider", ".", [*pytest, "tests/provider"], "pytest"),
         Suite("processor", "processor", pytest, "pytest"),
         Suite("initiator-sqlite", "initiator", django, "django"),
         Suite("initiator-postgres", "initiator", django, "django", needs_postgres=True),

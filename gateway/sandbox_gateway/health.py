@@ -7,7 +7,7 @@ import sqlite3
 
 from flask import Blueprint, Response, jsonify
 
-from .web import gateway
+from .web import engine
 
 health = Blueprint("health", __name__)
 logger = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def healthz() -> Response:
 @health.get("/readyz")
 def readyz() -> tuple[Response, int]:
     try:
-        gateway().store.check()
+        engine().store.check()
     except sqlite3.Error as error:
         logger.error("readiness check failed: sqlite", extra={"error": str(error)})
         return jsonify({"status": "unavailable", "checks": {"sqlite": f"error: {error}"}}), 503

@@ -1,13 +1,19 @@
-"""SQLite persistence: charges, refunds and idempotency records.
+"""SQLite persistence: Stripe-shaped objects, events, webhook deliveries, timers, idempotency keys.
 
-One connection per thread, WAL journal, and every write in a ``BEGIN IMMEDIATE`` transaction,
-which takes SQLite's write lock up front: requests from several threads or processes that
-share the file run their read-check-write sequences one after the other, so two requests with
-the same Idempotency-Key can never both create a charge.
+One connection per thread, WAL journal, ``synchronous = FULL`` (a committed answer survives a
+crash), and every write in a ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock
+up front: every request's read-check-write runs alone, across threads and processes sharing
+the file. That lock is what makes confirm, capture and cancel of one PaymentIntent mutually
+exclusive, and what lets one idempotency key execute at most once.
+
+Objects are stored as their JSON bodies with the columns lists and search filter on. Keys of a
+body that start with "_" are the sandbox's own (a test card's behaviour, an endpoint's secret)
+and never leave it.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -17,43 +23,66 @@ from pathlib import Path
 BUSY_TIMEOUT_MS = 30_000
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS charges (
+CREATE TABLE IF NOT EXISTS objects (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
-    amount INTEGER NOT NULL CHECK (amount > 0),
-    currency TEXT NOT NULL,
-    reference TEXT NOT NULL,
-    description TEXT,
-    status TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
-    failure_code TEXT,
-    amount_refunded INTEGER NOT NULL DEFAULT 0,
-    idempotency_key TEXT NOT NULL,
-    created INTEGER NOT NULL
+    type TEXT NOT NULL,             -- payment_intent, charge, refund, customer, payment_method, webhook_endpoint
+    created INTEGER NOT NULL,       -- sandbox clock
+    customer TEXT,
+    payment_intent TEXT,            -- charges and refunds: the intent they belong to
+    charge TEXT,                    -- refunds: their charge
+    body TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS charges_by_reference ON charges (reference, seq);
-CREATE TABLE IF NOT EXISTS refunds (
+CREATE INDEX IF NOT EXISTS objects_by_type ON objects (type, seq);
+CREATE INDEX IF NOT EXISTS objects_by_intent ON objects (payment_intent, type, seq);
+CREATE INDEX IF NOT EXISTS objects_by_customer ON objects (customer, type, seq);
+CREATE INDEX IF NOT EXISTS objects_by_charge ON objects (charge, type, seq);
+CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
-    -- Full refunds only, so a charge has at most one refund.
-    charge_id TEXT NOT NULL UNIQUE REFERENCES charges (id),
-    amount INTEGER NOT NULL CHECK (amount > 0),
-    status TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    created INTEGER NOT NULL
+    type TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    body TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_by_type ON events (type, seq);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    due_at REAL NOT NULL,           -- sandbox clock
+    expires_at REAL NOT NULL,       -- retries stop here (3 days after the event)
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    claimed_until REAL NOT NULL DEFAULT 0,  -- wall clock: a dispatcher is sending it
+    last_http_status INTEGER
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, due_at);
+CREATE TABLE IF NOT EXISTS timers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    due_at REAL NOT NULL,           -- sandbox clock
+    kind TEXT NOT NULL,
+    object_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key TEXT PRIMARY KEY,
+    scope TEXT NOT NULL,            -- a hash of the API key: keys are scoped per API key
+    key TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     attempts INTEGER NOT NULL,
-    -- Unix time until which a request holds the key (in flight); 0 when none does.
-    locked_until REAL NOT NULL DEFAULT 0,
+    locked_until REAL NOT NULL DEFAULT 0,   -- wall clock: a request is executing under the key
     response_status INTEGER,
     response_body TEXT,
-    created REAL NOT NULL,
-    completed REAL,
-    -- Unix time the charge under this key was canceled (POST /v1/charges/cancel); NULL if never.
-    canceled REAL
+    created REAL NOT NULL,          -- sandbox clock: pruned 24 h after this
+    PRIMARY KEY (scope, key)
 );
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created);
+-- Magic saved 500s that already struck (see faults.py): each mark strikes once.
+CREATE TABLE IF NOT EXISTS fault_marks (mark TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    offset_seconds REAL NOT NULL
+);
+INSERT OR IGNORE INTO clock (id, offset_seconds) VALUES (1, 0);
 """
 
 
@@ -68,8 +97,7 @@ class Store:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA synchronous = FULL")
             self._local.conn = conn
         return conn
 
@@ -77,13 +105,8 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connection()
         conn.execute("PRAGMA journal_mode = WAL")
-        # Every statement is IF NOT EXISTS, so processes starting together on one file are fine.
+        # Every statement is IF NOT EXISTS / OR IGNORE, so processes starting together on one file are fine.
         conn.executescript(SCHEMA)
-        with self.transaction() as locked:
-            # Ledgers written before cancellation existed (make run keeps its ledger across runs).
-            columns = {row["name"] for row in locked.execute("PRAGMA table_info(idempotency_keys)")}
-            if "canceled" not in columns:
-                locked.execute("ALTER TABLE idempotency_keys ADD COLUMN canceled REAL")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -100,3 +123,35 @@ class Store:
     def check(self) -> None:
         """Raise if the database cannot be read (for /readyz)."""
         self.connection().execute("SELECT count(*) FROM idempotency_keys").fetchone()
+
+
+def load(conn: sqlite3.Connection, object_id: str, object_type: str) -> dict | None:
+    row = conn.execute("SELECT body FROM objects WHERE id = ? AND type = ?", (object_id, object_type)).fetchone()
+    return None if row is None else json.loads(row["body"])
+
+
+def insert(conn: sqlite3.Connection, obj: dict) -> None:
+    conn.execute(
+        "INSERT INTO objects (id, type, created, customer, payment_intent, charge, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            obj["id"],
+            obj["object"],
+            obj["created"],
+            obj.get("customer"),
+            obj.get("payment_intent"),
+            obj.get("charge"),
+            json.dumps(obj, separators=(",", ":")),
+        ),
+    )
+
+
+def save(conn: sqlite3.Connection, obj: dict) -> None:
+    conn.execute(
+        "UPDATE objects SET customer = ?, body = ? WHERE id = ?",
+        (obj.get("customer"), json.dumps(obj, separators=(",", ":")), obj["id"]),
+    )
+
+
+def public(obj: dict) -> dict:
+    """The object as the API shows it: without the sandbox's own "_" keys."""
+    return {key: value for key, value in obj.items() if not key.startswith("_")}

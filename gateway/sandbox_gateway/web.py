@@ -1,9 +1,10 @@
-"""Request plumbing shared by the blueprints: auth, JSON errors, context for logs, access log."""
+"""Request plumbing shared by the blueprints: auth, Stripe-encoded params, headers, access log."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
-import json
 import logging
 import socket
 import time
@@ -12,44 +13,88 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import errors
+from .events import API_VERSION
+from .forms import Params, nest
 from .logs import correlation_id_var, payment_id_var
-from .service import Gateway
+from .service import Engine, Outcome, new_request_id
 
 logger = logging.getLogger("sandbox_gateway.access")
+MAX_KEY_LENGTH = 255
 
 
-def gateway() -> Gateway:
+def engine() -> Engine:
     return current_app.extensions["sandbox_gateway"]
 
 
-def error_response(error: errors.ApiError) -> Response:
+def error_response(error: errors.StripeError) -> Response:
     response = jsonify(error.body())
     response.status_code = error.status
     if error.status == 401:
-        response.headers["WWW-Authenticate"] = "Bearer"
+        response.headers["WWW-Authenticate"] = 'Basic realm="Stripe"'
     return response
 
 
 def require_api_key() -> None:
-    """before_request hook for the protected blueprints."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    expected = current_app.config["SANDBOX_SETTINGS"].api_key
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise errors.ApiError(401, "authentication_error", "invalid_api_key", "Missing or invalid API key.")
+    """before_request hook: ``Authorization: Bearer <key>`` (the SDK) or Basic with the key as user (curl -u)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            token = base64.b64decode(token.strip()).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            token = ""
+    elif scheme.lower() != "bearer":
+        token = ""
+    token = token.strip()
+    for key in current_app.config["SANDBOX_SETTINGS"].api_keys:
+        if token and hmac.compare_digest(token.encode(), key.encode()):
+            g.api_key = key
+            return
+    shown = f"{token[:8]}****{token[-4:]}" if len(token) > 12 else "****"
+    raise errors.StripeError(
+        401, "invalid_request_error", f"Invalid API Key provided: {shown}" if token else "You did not provide an API key.",
+        saved=False,
+    )  # fmt: skip
 
 
-def json_object_body(*, allow_empty: bool = False) -> dict:
-    raw = request.get_data(cache=True)
-    if not raw.strip() and allow_empty:
-        return {}
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.invalid_request("invalid_json", "The request body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise errors.invalid_request("invalid_json", "The request body must be a JSON object.")
-    return payload
+def params() -> Params:
+    """The request's parameters: the form body of a POST, the query string of a GET."""
+    if request.method == "POST":
+        if request.mimetype not in ("", "application/x-www-form-urlencoded"):
+            raise errors.invalid_param(
+                "Requests must be form-encoded (application/x-www-form-urlencoded), as Stripe's API v1 expects.",
+                None,
+            )
+        pairs = request.form.items(multi=True)
+    else:
+        pairs = request.args.items(multi=True)
+    return Params(nest(pairs))
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None or request.method != "POST":
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise errors.invalid_param(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.", None)
+    g.idempotency_key = key
+    return key
+
+
+def respond(outcome: Outcome) -> Response:
+    g.faults = outcome.faults
+    if outcome.drop_connection:
+        g.response_dropped = True
+        if drop_connection():
+            logger.warning("response dropped on purpose (lost-response simulation)", extra={"status": outcome.status})
+        else:
+            logger.warning("server exposes no socket to drop; hanging instead (lost-response simulation)")
+            outcome = engine().hang_instead_of_dropping()
+    response = jsonify(outcome.body)
+    response.status_code = outcome.status
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def drop_connection() -> bool:
@@ -71,13 +116,19 @@ def drop_connection() -> bool:
 
 def register_request_hooks(app: Flask) -> None:
     @app.before_request
-    def bind_log_context() -> None:
+    def bind_request_context() -> None:
         g.started = time.monotonic()
+        g.request_id = new_request_id()
         correlation_id_var.set(request.headers.get("X-Correlation-ID") or None)
-        payment_id_var.set(request.args.get("reference") or None)
+        payment_id_var.set(request.form.get("metadata[payment_id]") if request.method == "POST" else None)
 
     @app.after_request
-    def log_access(response: Response) -> Response:
+    def headers_and_access_log(response: Response) -> Response:
+        response.headers["Request-Id"] = g.get("request_id", "")
+        response.headers["Stripe-Version"] = request.headers.get("Stripe-Version", API_VERSION)
+        if g.get("idempotency_key"):
+            response.headers["Idempotency-Key"] = g.idempotency_key
+        faults = g.get("faults", ())
         logger.info(
             "%s %s %s",
             request.method,
@@ -88,25 +139,28 @@ def register_request_hooks(app: Flask) -> None:
                 "path": request.path,
                 "status": response.status_code,
                 "duration_ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
-                "idempotency_key": request.headers.get("Idempotency-Key"),
+                "request_id": g.get("request_id"),
+                "idempotency_key": g.get("idempotency_key"),
                 "idempotent_replayed": response.headers.get("Idempotent-Replayed") == "true",
                 "response_dropped": g.get("response_dropped", False),
+                "fault": ",".join(faults) if faults else None,
             },
         )
         return response
 
-    @app.errorhandler(errors.ApiError)
-    def handle_api_error(error: errors.ApiError) -> Response:
+    @app.errorhandler(errors.StripeError)
+    def handle_stripe_error(error: errors.StripeError) -> Response:
         return error_response(error)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:
-        code = (error.name or "error").lower().replace(" ", "_")
-        return error_response(
-            errors.ApiError(error.code or 500, "invalid_request_error", code, error.description or "")
-        )
+        if error.code == 404:
+            message = f"Unrecognized request URL ({request.method}: {request.path})."
+        else:
+            message = error.description or error.name
+        return error_response(errors.StripeError(error.code or 500, "invalid_request_error", message, saved=False))
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(errors.ApiError(500, "api_error", "internal_error", "Internal error in the sandbox."))
+        return error_response(errors.StripeError(500, "api_error", "Internal error in the sandbox.", saved=False))

@@ -1,4 +1,4 @@
-"""Magic amounts 53-57 against a real gateway process (SANDBOX_TIMEOUT_SECONDS=1.5 there)."""
+"""Magic amounts 53-57 on confirm against a real sandbox process (SANDBOX_TIMEOUT_SECONDS=1.5 there)."""
 
 from __future__ import annotations
 
@@ -10,112 +10,91 @@ import requests
 
 from .conftest import new_key
 
-HANG_SECONDS = 1.5  # the shared gateway's SANDBOX_TIMEOUT_SECONDS
+HANG_SECONDS = 1.5  # the shared sandbox's SANDBOX_TIMEOUT_SECONDS
 CLIENT_READ_TIMEOUT = 0.3
 
 
-def test_53_answers_503_on_the_first_attempt_then_succeeds(client, reference):
+def test_53_answers_503_on_the_first_attempt_per_key_then_executes(client):
+    intent = client.intent(1053)
     key = new_key()
 
-    first = client.charge(1053, reference, key)
+    first = client.confirm(intent["id"], key)
     assert first.status_code == 503
-    assert first.json()["error"] == {
-        "type": "api_error",
-        "code": "service_unavailable",
-        "message": first.json()["error"]["message"],
-    }
-    assert client.ledger(reference)["charges_succeeded"] == 0
+    assert first.json()["error"]["type"] == "api_error"
+    assert client.retrieve(intent["id"])["status"] == "requires_confirmation"
 
-    retry = client.charge(1053, reference, key)
-    assert retry.status_code == 201
+    retry = client.confirm(intent["id"], key)
+    assert retry.status_code == 200
     assert "Idempotent-Replayed" not in retry.headers
-    assert client.ledger(reference)["charges_succeeded"] == 1
+    assert retry.json()["status"] == "requires_capture"
 
 
-def test_53_fails_once_per_key_not_once_per_amount(client, reference):
-    assert client.charge(53, reference, new_key()).status_code == 503
-    assert client.charge(53, reference, new_key()).status_code == 503
-
-
-def test_54_hangs_past_the_client_timeout_without_charging_then_the_retry_succeeds(client, reference):
+def test_54_hangs_past_the_client_timeout_without_effect(client):
+    intent = client.intent(1054)
     key = new_key()
 
     with pytest.raises(requests.ReadTimeout):
-        client.charge(1054, reference, key, timeout=CLIENT_READ_TIMEOUT)
+        client.confirm(intent["id"], key, timeout=CLIENT_READ_TIMEOUT)
     time.sleep(HANG_SECONDS + 0.5)  # let the hung request finish on the server
-    assert client.ledger(reference)["charges_succeeded"] == 0
+    assert client.retrieve(intent["id"])["status"] == "requires_confirmation"
+    assert client.charges(intent["id"]) == []
 
-    retry = client.charge(1054, reference, key)
-    assert retry.status_code == 201
-    assert client.ledger(reference)["charges_succeeded"] == 1
-
-
-def test_54_retry_while_the_first_attempt_still_hangs_is_served(client, reference):
-    key = new_key()
-
-    with pytest.raises(requests.ReadTimeout):
-        client.charge(54, reference, key, timeout=CLIENT_READ_TIMEOUT)
-    retry = client.charge(54, reference, key)
-
-    assert retry.status_code == 201
-    time.sleep(HANG_SECONDS)  # the hung attempt ends with a 504 and must not charge again
-    assert client.ledger(reference)["charges_succeeded"] == 1
+    assert client.confirm(intent["id"], key).status_code == 200
 
 
-def test_54_hung_attempt_answers_504_when_the_client_waits(client, reference):
-    response = client.charge(1054, reference, new_key(), timeout=HANG_SECONDS + 10)
+def test_54_hung_attempt_answers_504_when_the_client_waits(client):
+    intent = client.intent(1054)
+
+    response = client.confirm(intent["id"], timeout=HANG_SECONDS + 10)
 
     assert response.status_code == 504
-    assert response.json()["error"]["code"] == "timeout"
-    assert client.ledger(reference)["charges_succeeded"] == 0
+    assert client.retrieve(intent["id"])["status"] == "requires_confirmation"
 
 
-def test_55_charge_is_made_but_the_response_is_lost(client, reference):
+def test_55_applies_the_confirm_but_the_response_is_lost(client):
+    intent = client.intent(1055)
     key = new_key()
 
     with pytest.raises(requests.ConnectionError):
-        client.charge(1055, reference, key)
+        client.confirm(intent["id"], key)
 
-    [charge] = client.charges(reference)
-    assert charge["status"] == "succeeded"
-    assert client.ledger(reference)["charges_succeeded"] == 1
-    retry = client.charge(1055, reference, key)
-    assert retry.status_code == 201
-    assert retry.json() == charge
+    assert client.retrieve(intent["id"])["status"] == "requires_capture"
+    retry = client.confirm(intent["id"], key)
+    assert retry.status_code == 200
     assert retry.headers["Idempotent-Replayed"] == "true"
-    assert client.ledger(reference)["charges_succeeded"] == 1
+    assert len(client.charges(intent["id"])) == 1
 
 
-def test_56_is_always_503_and_charges_nothing(client, reference):
+def test_56_is_always_503_and_does_nothing(client):
+    intent = client.intent(1056)
     key = new_key()
 
-    statuses = [client.charge(1056, reference, key).status_code for _ in range(3)]
+    statuses = [client.confirm(intent["id"], key).status_code for _ in range(3)]
 
     assert statuses == [503, 503, 503]
-    assert client.ledger(reference)["charges_succeeded"] == 0
+    assert client.charges(intent["id"]) == []
 
 
-def test_57_answers_late_and_a_duplicate_meanwhile_is_told_the_key_is_in_use(client, reference):
+def test_57_holds_the_key_a_duplicate_meanwhile_is_409_and_a_cancel_meanwhile_wins(client):
+    intent = client.intent(1057)
     key = new_key()
-    barrier = threading.Barrier(2)
-    responses = []
+    answers: dict[str, requests.Response] = {}
 
-    def charge():
-        barrier.wait()
-        responses.append(client.charge(1057, reference, key))
+    def confirm() -> None:
+        answers["confirm"] = client.confirm(intent["id"], key)
 
-    threads = [threading.Thread(target=charge) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    slow = threading.Thread(target=confirm)
+    slow.start()
+    time.sleep(0.3)  # the slow confirm now holds its key (SANDBOX_LATENCY_MS=1500)
+    duplicate = client.confirm(intent["id"], key)
+    cancel = client.post(f"/v1/payment_intents/{intent['id']}/cancel", key=new_key())
+    slow.join()
 
-    assert sorted(response.status_code for response in responses) == [201, 409]
-    [winner] = [response for response in responses if response.status_code == 201]
-    [loser] = [response for response in responses if response.status_code == 409]
-    assert loser.json()["error"]["code"] == "idempotency_key_in_use"
-    later = client.charge(1057, reference, key)
-    assert later.status_code == 201
-    assert later.json() == winner.json()
-    assert later.headers["Idempotent-Replayed"] == "true"
-    assert client.ledger(reference)["charges_succeeded"] == 1
+    assert duplicate.status_code == 409
+    assert duplicate.json()["error"]["code"] == "idempotency_key_in_use"
+    assert cancel.status_code == 200
+    # The cancel committed first: the waiting confirm then found the intent canceled.
+    assert answers["confirm"].status_code == 400
+    assert answers["confirm"].json()["error"]["code"] == "payment_intent_unexpected_state"
+    assert client.charges(intent["id"]) == []
+    assert client.confirm(intent["id"], key).headers["Idempotent-Replayed"] == "true"

@@ -1,4 +1,4 @@
-"""Authentication, input validation and health endpoints."""
+"""Authentication, Stripe's wire format, validation and health endpoints."""
 
 from __future__ import annotations
 
@@ -15,100 +15,105 @@ def test_health_endpoints_need_no_key(shared_gateway):
     assert ready.json() == {"status": "ok", "checks": {"sqlite": "ok"}}
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer sk_wrong"}, {"Authorization": "Basic abc"}])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer sk_wrong"}, {"Authorization": "Token abc"}])
 @pytest.mark.parametrize(
-    ("method", "path"), [("POST", "/v1/charges"), ("GET", "/v1/ledger"), ("GET", "/_sandbox/config")]
+    ("method", "path"),
+    [("POST", "/v1/payment_intents"), ("GET", "/v1/events"), ("GET", "/_sandbox/config"), ("POST", "/_sandbox/clock")],
 )
-def test_requests_without_the_right_key_are_401(shared_gateway, reference, headers, method, path):
-    body = {"amount": 100, "currency": "USD", "reference": reference}
-    headers = {**headers, "Idempotency-Key": new_key()}
+def test_requests_without_the_right_key_are_401_and_do_nothing(shared_gateway, headers, method, path):
+    before = Client(shared_gateway.url).get("/v1/payment_intents", limit=1).json()["data"]
+    body = {"amount": 100, "currency": "usd"}
 
-    response = requests.request(method, shared_gateway.url + path, json=body, headers=headers, timeout=5)
+    response = requests.request(method, shared_gateway.url + path, data=body, headers=headers, timeout=5)
 
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert response.json()["error"]["type"] == "authentication_error"
-    assert Client(shared_gateway.url).ledger(reference)["charges_succeeded"] == 0
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert Client(shared_gateway.url).get("/v1/payment_intents", limit=1).json()["data"] == before
 
 
-VALID = {"amount": 100, "currency": "USD"}
+def test_basic_auth_with_the_key_as_user_works(shared_gateway):
+    response = requests.get(f"{shared_gateway.url}/v1/events", auth=("sk_test_gateway_suite", ""), timeout=5)
+
+    assert response.status_code == 200
+    assert response.json()["object"] == "list"
+
+
+def test_answers_carry_a_request_id_and_echo_the_idempotency_key(client):
+    key = new_key()
+    response = client.create(2000, key=key)
+
+    assert response.headers["Request-Id"].startswith("req_")
+    assert response.headers["Idempotency-Key"] == key
 
 
 @pytest.mark.parametrize(
     ("body", "code", "param"),
     [
-        ({"currency": "USD"}, "parameter_missing", "amount"),
+        ({"currency": "usd"}, "parameter_missing", "amount"),
         ({"amount": 100}, "parameter_missing", "currency"),
-        ({**VALID, "amount": 0}, "parameter_invalid", "amount"),
-        ({**VALID, "amount": -5}, "parameter_invalid", "amount"),
-        ({**VALID, "amount": 10.5}, "parameter_invalid", "amount"),
-        ({**VALID, "amount": "100"}, "parameter_invalid", "amount"),
-        ({**VALID, "amount": True}, "parameter_invalid", "amount"),
-        ({**VALID, "currency": "usd"}, "parameter_invalid", "currency"),
-        ({**VALID, "currency": "US"}, "parameter_invalid", "currency"),
-        ({**VALID, "description": 7}, "parameter_invalid", "description"),
-        ({**VALID, "metadata": {}}, "parameter_unknown", "metadata"),
+        ({"amount": "ten", "currency": "usd"}, "parameter_invalid_integer", "amount"),
+        ({"amount": "0", "currency": "usd"}, "parameter_invalid_integer", "amount"),
+        ({"amount": 49, "currency": "usd"}, "amount_too_small", "amount"),
+        ({"amount": 29, "currency": "gbp"}, "amount_too_small", "amount"),
+        ({"amount": 100_000_000, "currency": "usd"}, "amount_too_large", "amount"),
+        ({"amount": 100, "currency": "usd", "metadata[payment_id]": "x", "extra": "1"}, "parameter_unknown", "extra"),
+        ({"amount": 100, "currency": "usd", "customer": "cus_missing"}, "resource_missing", "customer"),
     ],
 )
-def test_invalid_charge_bodies_are_400_and_charge_nothing(client, reference, body, code, param):
-    response = client.post("/v1/charges", json={"reference": reference, **body}, key=new_key())
+def test_invalid_creates_are_400_with_stripe_codes_and_create_nothing(client, body, code, param):
+    key = new_key()
+    before = client.get("/v1/payment_intents", limit=1).json()["data"]
+
+    response = client.post("/v1/payment_intents", body, key=key)
 
     assert response.status_code == 400
     error = response.json()["error"]
-    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", code, param)
-    assert client.ledger(reference)["charges_succeeded"] == 0
+    assert (error["type"], error.get("code"), error["param"]) == ("invalid_request_error", code, param)
+    assert client.get("/v1/payment_intents", limit=1).json()["data"] == before
 
 
-@pytest.mark.parametrize("reference_value", ["", "   ", 12, "x" * 256])
-def test_invalid_reference_is_400(client, reference_value):
-    response = client.post("/v1/charges", json={**VALID, "reference": reference_value}, key=new_key())
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"amount": 100, "currency": "xyz"}, "currency"),
+        ({"amount": 100, "currency": "usd", "capture_method": "later"}, "capture_method"),
+        ({"amount": 100, "currency": "usd", "confirm": "yes"}, "confirm"),
+        ({"amount": 100, "currency": "usd", "off_session": "true"}, "off_session"),
+        ({"amount": 100, "currency": "usd", "payment_method_types[0]": "sepa_debit"}, "payment_method_types"),
+        ({"amount": 100, "currency": "usd", "metadata[" + "k" * 41 + "]": "v"}, "metadata[" + "k" * 41 + "]"),
+    ],
+)
+def test_invalid_values_name_their_param(client, body, param):
+    response = client.post("/v1/payment_intents", body, key=new_key())
 
     assert response.status_code == 400
-    assert response.json()["error"]["param"] == "reference"
+    assert response.json()["error"]["param"] == param
 
 
-@pytest.mark.parametrize("data", [b"not json", b"[1, 2]", b"{"])
-def test_bodies_that_are_not_json_objects_are_400(client, data):
-    response = client.post("/v1/charges", data=data, key=new_key())
+def test_json_bodies_are_refused_stripe_v1_is_form_encoded(client):
+    response = client.post("/v1/payment_intents", json={"amount": 100, "currency": "usd"}, key=new_key())
 
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_json"
+    assert "form-encoded" in response.json()["error"]["message"]
 
 
-def test_oversized_bodies_are_413(client, reference):
-    body = {**VALID, "reference": reference, "description": "x" * 70_000}
-
-    response = client.post("/v1/charges", json=body, key=new_key())
+def test_oversized_bodies_are_413(client):
+    response = client.post("/v1/payment_intents", {"amount": 100, "currency": "usd", "description": "x" * 70_000})
 
     assert response.status_code == 413
-    assert response.json()["error"]["code"] == "request_entity_too_large"
 
 
-def test_charge_needs_an_idempotency_key(client, reference):
-    response = client.post("/v1/charges", json={**VALID, "reference": reference})
+def test_unknown_routes_answer_in_stripes_error_shape(client):
+    missing = client.get("/v1/charges/ch_x/refunds")
+    method = requests.put(client.base_url + "/v1/payment_intents", headers=client.headers, timeout=5)
 
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "idempotency_key_missing"
-    assert client.ledger(reference)["charges_succeeded"] == 0
-
-
-def test_a_400_is_not_remembered_under_its_key(client, reference):
-    key = new_key()
-    assert client.post("/v1/charges", json={**VALID, "amount": 0, "reference": reference}, key=key).status_code == 400
-
-    assert client.charge(100, reference, key).status_code == 201
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"].startswith("Unrecognized request URL")
+    assert method.status_code == 405
+    assert method.json()["error"]["type"] == "invalid_request_error"
 
 
-def test_listing_charges_needs_a_reference(client):
-    response = client.get("/v1/charges")
-
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "reference"
-
-
-def test_unknown_routes_and_methods_answer_in_the_error_shape(client):
-    missing = client.get("/v1/nothing")
-    wrong_method = client.get("/v1/charges/ch_x/refunds")
-
-    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
-    assert (wrong_method.status_code, wrong_method.json()["error"]["code"]) == (405, "method_not_allowed")
+def test_lists_validate_their_paging(client):
+    assert client.get("/v1/payment_intents", limit=101).status_code == 400
+    assert client.get("/v1/payment_intents", starting_after="pi_missing").json()["error"]["code"] == "resource_missing"
+    assert client.get("/v1/payment_intents", colour="red").json()["error"]["code"] == "parameter_unknown"

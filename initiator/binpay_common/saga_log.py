@@ -127,11 +127,20 @@ def has(doc: Mapping, step_identity: str) -> bool:
 
 
 class SagaLog:
-    def __init__(self, db: firestore.Client, collection: str, lease_seconds: float, service: str) -> None:
+    def __init__(
+        self,
+        db: firestore.Client,
+        collection: str,
+        lease_seconds: float,
+        service: str,
+        lease_grace: timedelta = LEASE_GRACE,
+    ) -> None:
         self.db = db
         self.collection = db.collection(collection)
         self.lease = timedelta(seconds=lease_seconds)
         self.service = service
+        # How long past its expiry another holder's lease still counts (an initiator claim's margin).
+        self.lease_grace = lease_grace
 
     def document(self, payment_id: str) -> firestore.DocumentReference:
         return self.collection.document(str(payment_id))
@@ -183,7 +192,7 @@ class SagaLog:
                 transaction.create(ref, doc)
                 return Claim(ClaimStatus.CLAIMED, doc)
             doc = snapshot.to_dict()
-            if doc.get("lease_owner") not in (None, owner) and lease_live(doc):
+            if doc.get("lease_owner") not in (None, owner) and lease_live(doc, grace=self.lease_grace):
                 return Claim(ClaimStatus.BUSY, doc)
             transaction.update(ref, {**lease, "updated_at": firestore.SERVER_TIMESTAMP})
             return Claim(ClaimStatus.CLAIMED, {**doc, **lease})

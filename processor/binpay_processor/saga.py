@@ -285,6 +285,7 @@ class SagaDelivery:
             return
         except GatewayRejected as error:
             if error.param not in PAYMENT_METHOD_PARAMS:
+                logger.error("the provider refuses the intent BinPay asks for (%s): a bug to fix; retried", error)
                 raise RetryLater(f"the provider refused to create the intent: {error}") from error
             logger.error("the provider refuses the payment method %s: %s", self.payment.payment_method, error)
             self._fail(reason_code="payment_method_invalid")
@@ -324,6 +325,9 @@ class SagaDelivery:
                 return
         except IntentInWrongState as error:
             intent = error.intent
+        if intent.status is IntentStatus.PROCESSING:
+            # A replayed answer is the intent as it was then: read it as it is now.
+            intent = self._retrieve_after(GatewayAmbiguous(f"intent {intent.id} is processing"))
         self._settle_confirmed(intent)
 
     def _settle_confirmed(self, intent: Intent) -> None:

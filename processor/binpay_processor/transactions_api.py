@@ -23,6 +23,8 @@ _PUBLIC_FIELDS = (
     "currency",
     "correlation_id",
     "steps_done",
+    "key_attempts",
+    "fenced",
     "outcome_published",
     "created_at",
     "updated_at",

@@ -1,4 +1,5 @@
-"""Fixtures: the real Pub/Sub and Firestore emulators, a real sandbox gateway process, the app.
+"""Fixtures: the real Pub/Sub and Firestore emulators, a real sandbox gateway process (a model of
+Stripe's PaymentIntents API), the app.
 
 Emulators are started once per session unless PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST are
 already set. Every test gets its own outcome topics with a subscription each, so the events a test
@@ -24,6 +25,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import requests
+from binpay_common import invariants
+from binpay_common.gateway import Intent, IntentStatus, Refund
+from binpay_common.gateway.stripe_api import StripeGateway
 
 PROCESSOR_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = PROCESSOR_DIR.parent
@@ -104,7 +108,10 @@ def run_gateway(tmp_path_factory, **knobs: str) -> Iterator[str]:
         "PAYMENT_GATEWAY_API_KEY": GATEWAY_API_KEY,
         "SANDBOX_TIMEOUT_SECONDS": "3",
         "SANDBOX_LATENCY_MS": "700",
-        "SANDBOX_ALLOW_CONFIG": "false",
+        # Tests move the sandbox's clock instead of sleeping; search shows what exists at once.
+        "SANDBOX_ALLOW_CONFIG": "true",
+        "SANDBOX_SEARCH_LAG_SECONDS": "0",
+        "SANDBOX_PROCESSING_SECONDS": "5",
         **knobs,
     }
     log = open(tmp_path_factory.mktemp("gateway-log") / "gateway.log", "wb")  # noqa: SIM115
@@ -132,7 +139,7 @@ def gateway_url(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def slow_gateway_url(tmp_path_factory) -> Iterator[str]:
-    """A gateway whose magic-57 charges take 4 s: longer than the suite's 1 s read timeout."""
+    """A gateway whose magic-57 confirms take 4 s: longer than the suite's 1 s read timeout."""
     yield from run_gateway(tmp_path_factory, SANDBOX_LATENCY_MS="4000")
 
 
@@ -145,11 +152,12 @@ def base_config(emulator_env, gateway_url) -> dict[str, object]:
         "FIRESTORE_COLLECTION": f"transactions-{uuid.uuid4().hex[:8]}",
         "PAYMENT_GATEWAY_URL": gateway_url,
         "PAYMENT_GATEWAY_API_KEY": GATEWAY_API_KEY,
-        "GATEWAY_CONNECT_TIMEOUT": 1.0,
-        "GATEWAY_READ_TIMEOUT": 1.0,
-        "GATEWAY_MAX_RETRIES": 2,
+        # Loopback connects at once; a short connect timeout keeps one delivery's worst case (5 calls
+        # of 3 x 0.25 s + 1 s, plus 5 s of Firestore = 13.75 s) under a lease short enough to wait out.
+        "PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS": 0.25,
+        "PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": 1.0,
         "SAGA_TIMEOUT_SECONDS": 300.0,
-        "LEASE_SECONDS": 40.0,
+        "LEASE_SECONDS": 15.0,
         "FAULT_INJECTION_ENABLED": True,
         "PUBSUB_PUSH_AUDIENCE": None,
         "PUBSUB_PUSH_SERVICE_ACCOUNT": None,
@@ -289,6 +297,7 @@ def make_event(
     metadata: dict[str, str] | None = None,
     payment_id: str | None = None,
     created_at: datetime | None = None,
+    payment_method: str = "pm_card_visa",
 ) -> tuple[bytes, dict[str, str]]:
     """A payment.initiated message (data, attributes) as the initiator publishes it."""
     body = {
@@ -299,6 +308,8 @@ def make_event(
         "user_id": 1,
         "amount": amount,
         "currency": currency,
+        "payment_method": payment_method,
+        "customer": None,
         "created_at": (created_at or datetime.now(UTC)).isoformat(),
         "metadata": metadata or {},
     }
@@ -363,16 +374,47 @@ def validate_event(body: dict, attributes: dict[str, str] | None) -> None:
         assert attributes.get("correlation_id")
 
 
-def ledger(gateway_url: str, payment_id: str) -> dict:
-    response = requests.get(
-        f"{gateway_url}/v1/ledger",
-        params={"reference": payment_id},
-        headers={"Authorization": f"Bearer {GATEWAY_API_KEY}"},
-        timeout=10,
+def provider(gateway_url: str) -> StripeGateway:
+    """The gateway port on the test sandbox (what the tests read the provider's side with)."""
+    return StripeGateway(api_base=gateway_url, api_key=GATEWAY_API_KEY, connect_timeout=5, read_timeout=10)
+
+
+@dataclass(frozen=True)
+class Money:
+    """What the provider holds for one payment: its intents (found by search; the sandbox's lag is 0)."""
+
+    intents: list[Intent]
+    refunds: dict[str, list[Refund]]
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for intent in self.intents if intent.status is IntentStatus.SUCCEEDED)
+
+    @property
+    def standing(self) -> int:
+        return sum(invariants.standing(intent, self.refunds[intent.id]) for intent in self.intents)
+
+    def status_of(self, intent_id: str) -> IntentStatus:
+        return next(intent.status for intent in self.intents if intent.id == intent_id)
+
+
+def money(gateway_url: str, payment_id: str) -> Money:
+    gateway = provider(gateway_url)
+    intents = gateway.search_intents(payment_id)
+    return Money(intents, {intent.id: gateway.refunds_of(intent.id) for intent in intents})
+
+
+def sandbox(gateway_url: str, path: str, body: dict | None = None) -> dict:
+    """GET (or POST `body` to) the sandbox's own /_sandbox endpoints: knobs and clock."""
+    url = f"{gateway_url}/_sandbox/{path}"
+    headers = {"Authorization": f"Bearer {GATEWAY_API_KEY}"}
+    answer = (
+        requests.post(url, json=body, headers=headers, timeout=10)
+        if body is not None
+        else requests.get(url, headers=headers, timeout=10)
     )
-    response.raise_for_status()
-    rows = [row for row in response.json()["data"] if row["reference"] == payment_id]
-    return rows[0] if rows else {"charges_succeeded": 0, "charges_failed": 0, "refunds": 0}
+    answer.raise_for_status()
+    return answer.json()
 
 
 def saga(client, payment_id: str) -> dict:

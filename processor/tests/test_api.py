@@ -19,14 +19,17 @@ def test_transaction_read_api_returns_the_saga_log_in_order(client, processor, t
     assert response.status_code == 200
     body = response.get_json()
     assert body["payment_id"] == attributes["payment_id"]
-    assert (body["state"], body["version"], body["charge_id"]) == ("FAILED", 3, None)
+    assert (body["state"], body["version"], body["charge_id"]) == ("FAILED", 5, None)
+    assert body["intent_id"].startswith("pi_")
     assert (body["amount"], body["currency"], body["correlation_id"]) == (10051, "USD", attributes["correlation_id"])
     assert [(s["seq"], s["step"], s["service"]) for s in body["steps"]] == [
         (1, "RECEIVED", "processor"),
-        (2, "CHARGE_DECLINED", "processor"),
-        (3, "FAILED", "processor"),
+        (2, "INTENT_CREATED", "processor"),
+        (3, "CHARGE_DECLINED", "processor"),
+        (4, "CHARGE_CANCELED", "processor"),
+        (5, "FAILED", "processor"),
     ]
-    assert body["steps"][2]["detail"]["event_id"] == body["outcome_event"]["event_id"]
+    assert body["steps"][4]["detail"]["event_id"] == body["outcome_event"]["event_id"]
     assert all(step["at"] for step in body["steps"])
 
 

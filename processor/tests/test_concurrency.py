@@ -1,4 +1,4 @@
-"""Two deliveries of one payment at the same time: one charge, one set of steps, one outcome event."""
+"""Two deliveries of one payment at the same time: one intent, one charge, one set of steps, one outcome event."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from binpay_processor.events import parse_payment_initiated
+from binpay_common.events import parse_payment_initiated
+from binpay_common.saga_log import LeaseLost, Step
 from binpay_processor.saga import Disposition
-from binpay_processor.saga_log import LeaseLost, SagaLog
-from conftest import ledger, make_event, push_envelope, step_names
+from conftest import make_event, money, push_envelope, step_names
+
+APPROVED = ["RECEIVED", "INTENT_CREATED", "CHARGED", "COMPLETED"]
 
 
 def run_concurrently(*calls):
@@ -40,7 +42,7 @@ def redeliver_until_acked(processor, data, attributes, dispositions):
     raise AssertionError(f"still not acked: {dispositions}")
 
 
-# 57 answers after SANDBOX_LATENCY_MS (0.7 s here), holding the key: the second delivery arrives mid-charge.
+# 57 confirms after SANDBOX_LATENCY_MS (0.7 s here), holding the key: the second delivery arrives mid-charge.
 @pytest.mark.parametrize("amount", [10000, 10057], ids=["fast", "slow-gateway"])
 def test_two_concurrent_handlers_charge_once_and_publish_once(processor, client, topics, gateway_url, amount):
     data, attributes = make_event(amount)
@@ -51,11 +53,13 @@ def test_two_concurrent_handlers_charge_once_and_publish_once(processor, client,
         lambda: processor.handle_payment_initiated(data, attributes, 1),
     )
     dispositions = [result.disposition for result in results]
-    assert Disposition.BUSY in dispositions  # the lease turned one of them away
+    # The lease turned one of them away, or it came after the other had published the outcome.
+    assert Disposition.BUSY in dispositions or "duplicate" in [result.detail for result in results]
     redeliver_until_acked(processor, data, attributes, dispositions)
 
-    assert step_names(client, payment_id) == ["RECEIVED", "CHARGED", "COMPLETED"]
-    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 1
+    assert step_names(client, payment_id) == APPROVED
+    held = money(gateway_url, payment_id)
+    assert len(held.intents) == 1 and held.succeeded == 1
     assert len(topics.pull(topics.completion)) == 1
     assert topics.pull(topics.rollback) == []
 
@@ -77,50 +81,63 @@ def test_push_and_pull_deliveries_at_once_charge_once(app, processor, topics, ga
     # the redeliveries of the one that was turned away
     assert push_client.post("/pubsub/push", json=push_envelope(data, attributes, 2)).status_code == 200
     assert processor.handle_payment_initiated(data, attributes, 2).disposition is Disposition.DONE
-    assert step_names(app.test_client(), payment_id) == ["RECEIVED", "CHARGED", "COMPLETED"]
-    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 1
+    assert step_names(app.test_client(), payment_id) == APPROVED
+    assert money(gateway_url, payment_id).succeeded == 1
     assert len(topics.pull(topics.completion)) == 1
+
+
+def claim_as(processor, data, attributes, owner: str) -> dict:
+    payment = parse_payment_initiated(data, attributes)
+    return processor.saga_log.claim_delivery(payment.fields(), owner, [Step("RECEIVED")]).doc
 
 
 def test_a_crashed_deliverys_lease_blocks_until_it_expires(processor, client, topics, gateway_url):
     data, attributes = make_event(10000)
     payment_id = attributes["payment_id"]
-    saga_log = SagaLog(processor.clients.firestore, processor.settings.firestore_collection, 30)
-    saga_log.claim(parse_payment_initiated(data, attributes), owner="crashed-worker")
+    claim_as(processor, data, attributes, "crashed-worker")
 
     assert processor.handle_payment_initiated(data, attributes, 2).disposition is Disposition.BUSY
-    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 0
+    assert money(gateway_url, payment_id).succeeded == 0
 
-    saga_log.collection.document(payment_id).update({"lease_expires_at": datetime.now(UTC) - timedelta(seconds=1)})
+    processor.saga_log.document(payment_id).update({"lease_expires_at": datetime.now(UTC) - timedelta(seconds=1)})
     assert processor.handle_payment_initiated(data, attributes, 3).disposition is Disposition.DONE
-    assert step_names(client, payment_id) == ["RECEIVED", "CHARGED", "COMPLETED"]
+    assert step_names(client, payment_id) == APPROVED
     assert len(topics.pull(topics.completion)) == 1
 
 
-def test_a_payment_the_initiator_settled_is_not_charged(processor, client, topics, gateway_url):
-    """The initiator's reconciler wrote NEEDS_ATTENTION before the message arrived."""
+def test_a_payment_the_initiator_settled_is_not_confirmed(processor, client, topics, gateway_url):
+    """The initiator's reconciler claimed the payment and wrote NEEDS_ATTENTION before the message arrived."""
     data, attributes = make_event(10000)
     payment_id = attributes["payment_id"]
-    document = processor.clients.firestore.collection(processor.settings.firestore_collection).document(payment_id)
+    document = processor.saga_log.document(payment_id)
     document.set(
-        {"payment_id": payment_id, "state": "NEEDS_ATTENTION", "version": 1, "steps_done": ["NEEDS_ATTENTION"]}
+        {
+            "payment_id": payment_id,
+            "state": "NEEDS_ATTENTION",
+            "version": 1,
+            "steps_done": ["NEEDS_ATTENTION"],
+            "fenced": True,
+        }
     )
 
     assert processor.handle_payment_initiated(data, attributes, 1).disposition is Disposition.DONE
 
     assert document.get().to_dict()["steps_done"] == ["NEEDS_ATTENTION"]
-    assert ledger(gateway_url, payment_id)["charges_succeeded"] == 0
+    assert money(gateway_url, payment_id).succeeded == 0
     assert topics.pull(topics.completion) == [] and topics.pull(topics.rollback) == []
 
 
 def test_a_fence_set_mid_saga_stops_the_delivery_that_holds_the_lease(processor, client, gateway_url):
     data, attributes = make_event(10000)
     payment_id = attributes["payment_id"]
-    saga_log = SagaLog(processor.clients.firestore, processor.settings.firestore_collection, 30)
-    saga_log.claim(parse_payment_initiated(data, attributes), owner="slow-worker")
+    known = claim_as(processor, data, attributes, "slow-worker")
 
     # The reconciler fenced the payment (a lease that had lapsed); the slow delivery must not go on.
-    saga_log.collection.document(payment_id).update({"fenced": True})
+    processor.saga_log.document(payment_id).update({"fenced": True})
     with pytest.raises(LeaseLost, match="fenced"):
-        saga_log.append_step(payment_id, "slow-worker", "CHARGED", {"charge_id": "ch_late"})
+        processor.saga_log.append(
+            payment_id, "slow-worker", [Step("INTENT_CREATED", {"intent_id": "pi_late"})], known=known
+        )
+    with pytest.raises(LeaseLost, match="fenced"):
+        processor.saga_log.append(payment_id, "slow-worker", [Step("INTENT_CREATED", {"intent_id": "pi_late"})])
     assert step_names(client, payment_id) == ["RECEIVED"]

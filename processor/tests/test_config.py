@@ -15,7 +15,8 @@ def test_development_defaults_match_the_contract():
     assert (settings.pubsub_completion_topic, settings.pubsub_rollback_topic) == ("binpay-completion", "rollback")
     assert settings.firestore_collection == "transactions"
     assert settings.payment_gateway_url == "http://127.0.0.1:8090"
-    assert (settings.gateway_connect_timeout, settings.gateway_read_timeout, settings.gateway_max_retries) == (3, 10, 2)
+    assert (settings.payment_gateway_connect_timeout_seconds, settings.payment_gateway_read_timeout_seconds) == (3, 10)
+    assert settings.payment_gateway_idempotency_window_seconds == 12 * 3600
     assert (settings.saga_timeout_seconds, settings.lease_seconds) == (300, 120)
     assert settings.fault_injection_enabled is False
     assert (settings.host, settings.port) == ("127.0.0.1", 5000)
@@ -26,11 +27,15 @@ def test_environment_values_are_parsed():
         environ={
             "PORT": "8080",
             "FAULT_INJECTION_ENABLED": "true",
-            "GATEWAY_READ_TIMEOUT": "2.5",
+            "PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": "2.5",
             "PUBSUB_PUSH_AUDIENCE": "",
         }
     )
-    assert (settings.port, settings.fault_injection_enabled, settings.gateway_read_timeout) == (8080, True, 2.5)
+    assert (settings.port, settings.fault_injection_enabled, settings.payment_gateway_read_timeout_seconds) == (
+        8080,
+        True,
+        2.5,
+    )
     assert settings.pubsub_push_audience is None
 
 
@@ -55,7 +60,10 @@ def test_production_refuses_fault_injection():
         {"PORT": "http"},
         {"BINPAY_ENV": "staging"},
         {"LEASE_SECONDS": "0"},
-        {"GATEWAY_MAX_RETRIES": "-1"},
+        {"PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS": "0"},
+        # Past 24 h Stripe may have pruned a key: a re-sent key would be a new request.
+        {"PAYMENT_GATEWAY_IDEMPOTENCY_WINDOW_SECONDS": "90000"},
+        {"PAYMENT_GATEWAY_IDEMPOTENCY_WINDOW_SECONDS": "100"},
         {"PUBSUB_FLOW_CONTROL_MAX_MESSAGES": "0"},
         {"PUBSUB_PUSH_AUDIENCE": "https://processor"},
     ],
@@ -72,11 +80,11 @@ def test_env_example_lists_every_setting():
 
 
 def test_a_lease_shorter_than_one_delivery_is_refused():
-    # A charge and a cancel, each (3 s connect + 10 s read) x 3 attempts + 2 x 5 s backoff = 49 s,
-    # plus 5 s of Firestore = 103 s: a 100 s lease could lapse while the charge is in flight.
+    # Five provider calls (create, confirm, retrieve, cancel, retrieve), each 3 connects of 3 s + a 10 s
+    # read = 19 s, plus 5 s of Firestore = 100 s: a 100 s lease could lapse while a call is in flight.
     with pytest.raises(ConfigurationError, match="LEASE_SECONDS"):
         Settings.from_env(environ={"LEASE_SECONDS": "100"})
-    assert Settings.from_env(environ={"LEASE_SECONDS": "104"}).lease_seconds == 104
+    assert Settings.from_env(environ={"LEASE_SECONDS": "101"}).lease_seconds == 101
 
 
 def test_a_saga_timeout_not_under_the_initiators_payment_timeout_is_refused():
@@ -86,16 +94,16 @@ def test_a_saga_timeout_not_under_the_initiators_payment_timeout_is_refused():
 
 
 def test_a_push_request_timeout_shorter_than_a_delivery_is_refused():
-    # Cloud Run cut a 55 s request off while the delivery could take 103 s + 10 s to publish.
+    # Cloud Run cut a 55 s request off while the delivery could take 100 s + 10 s to publish.
     with pytest.raises(ConfigurationError, match="PUSH_REQUEST_TIMEOUT_SECONDS"):
         Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "55"})
 
 
 def test_a_push_request_must_have_room_to_wait_out_a_crashed_deliverys_lease():
     # A redelivery that finds the 120 s lease of a delivery that died waits it out, then handles the
-    # payment (103 s) and publishes (10 s): 150 s (the old Cloud Run timeout) would dead-letter it.
+    # payment (100 s) and publishes (10 s): a 230 s request timeout would cut it off.
     with pytest.raises(ConfigurationError, match="LEASE_SECONDS=120"):
-        Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "233"})
+        Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "230"})
     settings = Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "270"})
-    assert settings.push_lease_wait_seconds() == 270 - 103 - 10 >= settings.lease_seconds
+    assert settings.push_lease_wait_seconds() == 270 - 100 - 10 >= settings.lease_seconds
     assert Settings.from_env(environ={}).push_lease_wait_seconds() == 120

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import requests
-from conftest import PROCESSOR_DIR, devtools_emulators, ledger, make_event, stop_process_group, wait_http_ok
+from conftest import PROCESSOR_DIR, devtools_emulators, make_event, money, stop_process_group, wait_http_ok
 
 
 def process_env(config: dict[str, object], emulator_env: dict[str, str], **extra: str) -> dict[str, str]:
@@ -73,7 +73,7 @@ def test_worker_processes_messages_and_drains_on_sigterm(config, emulator_env, c
     events = topics.pull(topics.completion)
     assert sorted(e["payment_id"] for e, _ in events) == sorted(started)
     for payment_id in started:
-        assert ledger(gateway_url, payment_id)["charges_succeeded"] == 1
+        assert money(gateway_url, payment_id).succeeded == 1
 
 
 def test_worker_refuses_fault_injection_in_production(config, emulator_env):

@@ -17,8 +17,8 @@ from binpay_processor import create_app
 from conftest import (
     PROCESSOR_DIR,
     devtools_emulators,
-    ledger,
     make_event,
+    money,
     push_envelope,
     saga,
     stop_process_group,
@@ -54,7 +54,7 @@ def test_transient_failure_answers_5xx_so_pubsub_redelivers(client, topics, gate
     response = client.post("/pubsub/push", json=push_envelope(data, attributes))
 
     assert response.status_code == 503 and response.get_json()["status"] == "retry"
-    assert saga(client, attributes["payment_id"])["state"] == "RECEIVED"
+    assert saga(client, attributes["payment_id"])["state"] == "INTENT_CREATED"
     assert topics.pull(topics.rollback) == []
 
 
@@ -194,7 +194,7 @@ def test_valid_token_is_accepted(verifying_client, signing, topics, gateway_url)
     response = verifying_client.post("/pubsub/push", json=push_envelope(data, attributes), headers=headers)
 
     assert response.status_code == 200
-    assert ledger(gateway_url, attributes["payment_id"])["charges_succeeded"] == 1
+    assert money(gateway_url, attributes["payment_id"]).succeeded == 1
     assert len(topics.pull(topics.completion)) == 1
 
 
@@ -248,7 +248,7 @@ def _bad_token_headers(signing, case: str) -> dict[str, str]:
 def _assert_refused_with_no_effect(response, client, topics, gateway_url, attributes) -> None:
     assert "error" in response.get_json()
     assert client.get(f"/transactions/{attributes['payment_id']}").status_code == 404
-    assert ledger(gateway_url, attributes["payment_id"])["charges_succeeded"] == 0
+    assert money(gateway_url, attributes["payment_id"]).succeeded == 0
     assert topics.pull(topics.completion) == []
 
 
@@ -259,7 +259,7 @@ def test_token_stripped_by_cloud_run_is_accepted_behind_cloud_run_iam(cloud_run_
     response = cloud_run_client.post("/pubsub/push", json=push_envelope(data, attributes), headers=headers)
 
     assert response.status_code == 200, response.get_json()
-    assert ledger(gateway_url, attributes["payment_id"])["charges_succeeded"] == 1
+    assert money(gateway_url, attributes["payment_id"]).succeeded == 1
     assert len(topics.pull(topics.completion)) == 1
 
 
@@ -356,5 +356,5 @@ def test_production_without_push_verification_fails_closed(config, clients, topi
 
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "push_auth_not_configured"
-    assert ledger(gateway_url, attributes["payment_id"])["charges_succeeded"] == 0
+    assert money(gateway_url, attributes["payment_id"]).succeeded == 0
     assert topics.pull(topics.completion) == []

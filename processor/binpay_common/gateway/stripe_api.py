@@ -24,6 +24,7 @@ was sent), nothing else is — an ambiguous answer goes back to the saga, which 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -55,6 +56,8 @@ CallObserver = Callable[[str, str, float], None]
 
 # The SDK reports the previous request's timing to Stripe in a header; BinPay keeps its requests minimal.
 stripe.enable_telemetry = False
+# The SDK logs two INFO lines per request; BinPay logs what the saga decides, and times calls itself.
+logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
 def build_session(pool_size: int) -> requests.Session:
@@ -183,6 +186,7 @@ class StripeGateway:
             raise WebhookInvalid(f"signature does not verify: {error}") from error
         except ValueError as error:
             raise WebhookInvalid(f"not a JSON event: {error}") from error
+        event = _plain(event)
         obj = event.get("data", {}).get("object", {}) or {}
         metadata = obj.get("metadata") or {}
         if obj.get("object") == "payment_intent":
@@ -242,7 +246,13 @@ class _Declined(Exception):
         self.intent = intent
 
 
+def _plain(obj) -> dict:
+    """The SDK's objects are not dicts (stripe-python 16): read them as the JSON they came from."""
+    return obj if isinstance(obj, dict) else obj.to_dict()
+
+
 def _intent(obj) -> Intent:
+    obj = _plain(obj)
     error = obj.get("last_payment_error") or {}
     charge = obj.get("latest_charge")
     return Intent(
@@ -259,6 +269,7 @@ def _intent(obj) -> Intent:
 
 
 def _refund(obj) -> Refund:
+    obj = _plain(obj)
     return Refund(
         id=obj["id"],
         intent_id=obj.get("payment_intent"),

@@ -14,7 +14,8 @@ from google.cloud import firestore, pubsub_v1
 from binpay_common.gateway.stripe_api import StripeGateway
 from binpay_common.saga_log import INITIATOR, SagaLog
 
-_lock = threading.Lock()
+# Reentrant: a client factory may ask for another client (the saga log needs Firestore).
+_lock = threading.RLock()
 _clients: dict[str, object] = {}
 
 

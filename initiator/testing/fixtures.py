@@ -18,9 +18,12 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client, override_settings
 from google.api_core import exceptions as google_exceptions
-from payments.gateway import GatewayClient
 
 from accounts.services import deposit_create, user_create
+from binpay_common import steps
+from binpay_common.gateway import Intent, PaymentRef
+from binpay_common.gateway.stripe_api import StripeGateway
+from binpay_common.saga_log import PROCESSOR, SagaLog, Step
 from core.models import SCOPES
 from core.services import api_key_create
 from payments import clients
@@ -40,8 +43,14 @@ def api_client(*, scopes=SCOPES, user=None) -> tuple[Client, str]:
     return Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="localhost"), raw_key
 
 
-def make_user(*, balance: int = 1_000_000, currency: str = "USD", email: str = "payer@example.com"):
-    user = user_create(email=email, name="Test Payer", currency=currency)
+def make_user(
+    *,
+    balance: int = 1_000_000,
+    currency: str = "USD",
+    email: str = "payer@example.com",
+    payment_method: str | None = "pm_card_visa",
+):
+    user = user_create(email=email, name="Test Payer", currency=currency, default_payment_method=payment_method)
     if balance:
         deposit_create(user_id=user.pk, amount=balance, currency=currency)
     return user
@@ -135,7 +144,9 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def completion_event(payment, *, charge_id: str = "ch_test_1", event_id: str | None = None) -> tuple[dict, dict]:
+def completion_event(
+    payment, *, charge_id: str = "ch_test_1", intent_id: str = "pi_test_1", event_id: str | None = None
+) -> tuple[dict, dict]:
     """A payment.completed body and attributes as the processor publishes them."""
     event_id = event_id or str(uuid.uuid5(payment.pk, "payment.completed"))
     body = {
@@ -143,6 +154,7 @@ def completion_event(payment, *, charge_id: str = "ch_test_1", event_id: str | N
         "event_type": "payment.completed",
         "schema_version": 1,
         "payment_id": str(payment.pk),
+        "intent_id": intent_id,
         "charge_id": charge_id,
         "amount": payment.amount,
         "currency": payment.currency,
@@ -163,6 +175,7 @@ def rollback_event(
         "reason_code": reason_code,
         "failed_step": "post_charge" if refunded else "charge",
         "refunded": refunded,
+        "intent_id": "pi_test_1",
         "charge_id": "ch_refunded_1" if refunded else None,
         "occurred_at": "2026-01-01T00:00:00Z",
     }
@@ -199,7 +212,7 @@ def saga_steps(payment_id) -> list[dict]:
     return [step.to_dict() for step in document.collection("steps").order_by("seq").stream()]
 
 
-def pending_payment(user, *, amount: int = 10_000):
+def pending_payment(user, *, amount: int = 10_000, payment_method: str | None = None):
     """A PENDING payment with its hold, made through the service like a real request."""
     return payment_initiate(
         user_id=user.pk,
@@ -207,6 +220,7 @@ def pending_payment(user, *, amount: int = 10_000):
         currency="USD",
         metadata={},
         correlation_id=str(uuid.uuid4()),
+        payment_method=payment_method,
     )
 
 
@@ -215,10 +229,10 @@ GATEWAY_API_KEY = "sk_test_initiator_suite"
 
 
 class SandboxGateway:
-    """The real sandbox gateway (gateway/app.py) on a free port with its own ledger file."""
+    """The real sandbox gateway (gateway/app.py, a model of Stripe's API) on a free port with its own state."""
 
     def __init__(self, **knobs: str) -> None:
-        """`knobs`: SANDBOX_* settings, e.g. SANDBOX_LATENCY_MS="3000" for slow magic-57 charges."""
+        """`knobs`: SANDBOX_* settings, e.g. SANDBOX_LATENCY_MS="3000" for slow magic-57 confirms."""
         self.directory = tempfile.TemporaryDirectory(prefix="binpay-initiator-gateway-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -233,6 +247,8 @@ class SandboxGateway:
                     "PORT": str(self.port),
                     "SANDBOX_DB_PATH": str(Path(self.directory.name) / "sandbox.sqlite3"),
                     "PAYMENT_GATEWAY_API_KEY": GATEWAY_API_KEY,
+                    "SANDBOX_ALLOW_CONFIG": "true",
+                    "SANDBOX_SEARCH_LAG_SECONDS": "0",
                     "PYTHONUNBUFFERED": "1",
                     **knobs,
                 },
@@ -243,6 +259,7 @@ class SandboxGateway:
         if not wait_until(self._ready, deadline_seconds=30):
             self.stop()
             raise AssertionError(f"the sandbox gateway did not start: {self.log_path.read_text()[-2000:]}")
+        self.port_client = gateway_client(self.url)
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
@@ -252,34 +269,33 @@ class SandboxGateway:
         except requests.RequestException:
             return False
 
-    def charge(self, *, reference: str, amount: int, currency: str = "USD", key: str | None = None) -> dict:
-        """A charge as the processor makes it (key `charge-<reference>`), or under another key."""
-        response = requests.post(
-            f"{self.url}/v1/charges",
-            json={"amount": amount, "currency": currency, "reference": reference},
-            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": key or f"charge-{reference}"},
-            timeout=10,
-        )
-        return response.json()
+    def intent(
+        self, payment, *, amount: int | None = None, confirm: bool = True, payment_id: str | None = None
+    ) -> Intent:
+        """An intent for the payment as the processor makes it (create key `create-<payment_id>`, confirmed),
+        or another one: another amount, or one outside the saga (`payment_id` for its metadata, a key of its own)."""
+        ref = PaymentRef(payment_id or str(payment.pk), amount or payment.amount, payment.currency, "pm_card_visa")
+        attempt = 1 if payment_id is None and amount is None else 7
+        intent = self.port_client.create_intent(ref, attempt=attempt)
+        return self.port_client.confirm_intent(intent.id, ref, attempt=attempt) if confirm else intent
 
-    def ledger(self, reference: str) -> dict:
-        response = requests.get(
-            f"{self.url}/v1/ledger",
-            params={"reference": reference},
-            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}"},
-            timeout=10,
-        )
-        [row] = response.json()["data"]
-        return row
+    def knobs(self, **values) -> None:
+        """Set sandbox knobs (lower-case names, e.g. sandbox_fail_rate=1) at run time."""
+        requests.post(f"{self.url}/_sandbox/config", json=values, headers=self._auth(), timeout=10).raise_for_status()
 
-    def refund(self, charge_id: str) -> dict:
-        response = requests.post(
-            f"{self.url}/v1/charges/{charge_id}/refunds",
-            json={},
-            headers={"Authorization": f"Bearer {GATEWAY_API_KEY}", "Idempotency-Key": f"refund-{charge_id}"},
-            timeout=10,
-        )
-        return response.json()
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox's clock (refunds settle, keys are pruned, ...)."""
+        requests.post(
+            f"{self.url}/_sandbox/clock", json={"advance_seconds": seconds}, headers=self._auth(), timeout=30
+        ).raise_for_status()
+
+    def access_log(self) -> list[dict]:
+        lines = [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
+        return [line for line in lines if line.get("logger") == "sandbox_gateway.access"]
+
+    @staticmethod
+    def _auth() -> dict:
+        return {"Authorization": f"Bearer {GATEWAY_API_KEY}"}
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -289,7 +305,28 @@ class SandboxGateway:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        self.port_client.close()
         self.directory.cleanup()
+
+
+def processor_logged(payment, *, intent: Intent | None, extra: tuple[Step, ...] = ()) -> dict:
+    """The saga-log document as a processor delivery leaves it when it dies: RECEIVED, its intent's id
+    (when it created one) and `extra` steps, its lease already lapsed."""
+    log = SagaLog(clients.firestore_client(), settings.FIRESTORE_COLLECTION, 60, PROCESSOR)
+    first = [Step(steps.RECEIVED)]
+    if intent is not None:
+        first.append(Step(steps.INTENT_CREATED, {"intent_id": intent.id}, {"intent_id": intent.id}))
+    fields = {
+        "payment_id": str(payment.pk),
+        "user_id": payment.user_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "correlation_id": payment.correlation_id,
+    }
+    claim = log.claim_delivery(fields, "dead-delivery", first)
+    doc = log.append(str(payment.pk), "dead-delivery", extra, known=claim.doc) if extra else claim.doc
+    log.release(str(payment.pk), "dead-delivery")
+    return doc
 
 
 def create_dead_lettered_subscription(topic: str, dead_letter_topic: str, *, max_delivery_attempts: int = 5) -> str:
@@ -338,14 +375,14 @@ def nack_until_dead_lettered(subscription: str, *, deadline_seconds: float = 60)
     return attempts
 
 
-def gateway_client(url: str) -> GatewayClient:
-    """The initiator's gateway client for a sandbox gateway the tests run."""
-    return GatewayClient(base_url=url, api_key=GATEWAY_API_KEY, connect_timeout=2, read_timeout=5)
+def gateway_client(url: str) -> StripeGateway:
+    """The gateway port on a sandbox gateway the tests run."""
+    return StripeGateway(api_base=url, api_key=GATEWAY_API_KEY, connect_timeout=2, read_timeout=5)
 
 
 class SandboxGatewayMixin:
     """A real sandbox gateway per test class (its SANDBOX_* knobs in `gateway_knobs`), a fresh saga-log
-    collection per test, and the process's gateway client pointed at the sandbox."""
+    collection per test, and the process's gateway port pointed at the sandbox."""
 
     gateway_knobs: dict[str, str] = {}
     extra_settings: dict[str, object] = {}
@@ -370,7 +407,8 @@ class SandboxGatewayMixin:
             **self.extra_settings,
         )
         self.override.enable()
-        clients.set_clients(gateway=gateway_client(self.gateway.url))
+        clients.reset_clients()
+        clients.set_clients(gateway=self.gateway.port_client)
 
     def tearDown(self) -> None:
         self.override.disable()

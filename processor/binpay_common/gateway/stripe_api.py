@@ -131,7 +131,7 @@ class StripeGateway:
                 raise _Declined(intent) from declined
 
         try:
-            return self._call("confirm", confirm)
+            return self._call("confirm", confirm, intent_id)
         except _Declined as declined:
             return declined.intent
 

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from rest_framework import serializers
 
-from observability import tracing
+from binpay_common import tracing
 
 SCHEMA_VERSION = 1
 PAYMENT_INITIATED = "payment.initiated"

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from django.db import DatabaseError
 from google.api_core.exceptions import GoogleAPIError
 
+from binpay_common import tracing
 from core.context import correlation_id_var, payment_id_var
-from observability import tracing
 from payments import events, late_charges, settlement
 from payments.gateway import GatewayUnavailable
 from payments.models import PaymentStatus

@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from google.api_core.exceptions import GoogleAPIError
 
 from binpay_common import tracing
-from core.context import correlation_id_var, payment_id_var
+from binpay_common.logs import correlation_id_var, payment_id_var
 from payments import events, late_charges, settlement
 from payments.gateway import GatewayUnavailable
 from payments.models import PaymentStatus

@@ -39,7 +39,7 @@ from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.context import correlation_id_var, payment_id_var
+from binpay_common.logs import correlation_id_var, payment_id_var
 from payments import clients, events, late_charges, outbox, saga_log, settlement
 from payments.gateway import GatewayUnavailable
 from payments.models import Payment, PaymentStatus, ReconcilerPass

@@ -11,7 +11,7 @@ from rest_framework import status
 
 from accounts.models import Account
 from accounts.services import require_supported_currency
-from core.context import payment_id_var
+from binpay_common.logs import payment_id_var
 from core.errors import ApplicationError, invalid_parameter, not_found, unprocessable
 from core.money import format_minor_units
 from payments import events

@@ -7,6 +7,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.services import require_supported_currency
+from binpay_common.logs import payment_id_var
 from core.api import (
     FORM_OR_JSON,
     LIMIT_PARAMETER,
@@ -16,7 +17,6 @@ from core.api import (
     minor_units,
     scopes_note,
 )
-from core.context import payment_id_var
 from core.errors import not_found
 from core.idempotency import StoredResponse, idempotent_response
 from core.models import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE

@@ -30,13 +30,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from binpay_common.logs import log_context
 from google.api_core import exceptions as google_exceptions
 
 from . import events, observability
 from .clients import Clients
 from .config import PUBLISH_TIMEOUT_SECONDS, Settings
 from .gateway import ChargeCanceled, ChargeDeclined, GatewayAmbiguous, GatewayClient, GatewayRejected
-from .logs import log_context
 from .saga_log import (
     CHARGE_CANCELED,
     CHARGE_DECLINED,

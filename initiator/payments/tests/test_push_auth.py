@@ -66,6 +66,73 @@ def _key_and_certificate() -> tuple[bytes, bytes]:
     return private_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
+class CountingCertsServer:
+    """Google's certificate endpoint as a test serves it: one path per `endpoint` call, each with its own
+    certificates and Cache-Control, counting the GETs it answers."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, tuple[bytes, str | None]] = {}
+        self.fetches: Counter[str] = Counter()
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path not in served.endpoints:
+                    self.send_error(404)
+                    return
+                served.fetches[self.path] += 1
+                body, cache_control = served.endpoints[self.path]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if cache_control:
+                    self.send_header("Cache-Control", cache_control)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def endpoint(self, certs: dict[str, str], cache_control: str | None) -> str:
+        path = f"/certs/{uuid.uuid4().hex}"
+        self.endpoints[path] = (json.dumps(certs).encode(), cache_control)
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def fetch_count(self, url: str) -> int:
+        return self.fetches[urlsplit(url).path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def push_claims(**claims) -> dict:
+    """Pub/Sub's push token claims for AUDIENCE, with `claims` on top."""
+    now = int(time.time())
+    return {
+        "iss": "https://accounts.google.com",
+        "aud": AUDIENCE,
+        "sub": "1234567890",
+        "email": SERVICE_ACCOUNT,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 600,
+        **claims,
+    }
+
+
+def unsigned_push_token(**claims) -> str:
+    """A push-account token anyone can write: Pub/Sub's claims, no key, no signature."""
+
+    def segment(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{segment({'alg': 'RS256', 'typ': 'JWT'})}.{segment(push_claims(**claims))}.SIGNATURE_REMOVED_BY_GOOGLE"
+
+
 class PushTokenTests(TestCase):
     @classmethod
     def setUpClass(cls) -> None:
@@ -74,26 +141,12 @@ class PushTokenTests(TestCase):
         cls.signer = crypt.RSASigner.from_string(private_pem, key_id=KEY_ID)
         other_private_pem, _ = _key_and_certificate()
         cls.stranger = crypt.RSASigner.from_string(other_private_pem, key_id=KEY_ID)
-        certs = json.dumps({KEY_ID: certificate_pem.decode()}).encode()
-
-        class CertsHandler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(certs)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        cls.certs_server = ThreadingHTTPServer(("127.0.0.1", 0), CertsHandler)
-        threading.Thread(target=cls.certs_server.serve_forever, daemon=True).start()
-        cls.certs_url = f"http://127.0.0.1:{cls.certs_server.server_port}/certs"
+        cls.certs_server = CountingCertsServer()
+        cls.certs_url = cls.certs_server.endpoint({KEY_ID: certificate_pem.decode()}, cache_control=None)
 
     @classmethod
     def tearDownClass(cls) -> None:
-        cls.certs_server.shutdown()
-        cls.certs_server.server_close()
+        cls.certs_server.close()
         super().tearDownClass()
 
     def setUp(self) -> None:
@@ -116,18 +169,7 @@ class PushTokenTests(TestCase):
         clients.reset_clients()
 
     def token(self, signer=None, **claims) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": "https://accounts.google.com",
-            "aud": AUDIENCE,
-            "sub": "1234567890",
-            "email": SERVICE_ACCOUNT,
-            "email_verified": True,
-            "iat": now,
-            "exp": now + 600,
-            **claims,
-        }
-        return jwt.encode(signer or self.signer, payload).decode()
+        return jwt.encode(signer or self.signer, push_claims(**claims)).decode()
 
     def scheduler_token(self, **claims) -> str:
         return self.token(**{"aud": RECONCILE_AUDIENCE, "email": SCHEDULER_ACCOUNT, **claims})
@@ -272,68 +314,6 @@ class BehindCloudRunIamTests(PushTokenTests):
         self.assert_not_processed()
 
 
-class CountingCertsServer:
-    """Google's certificate endpoint as a test serves it: one path per `endpoint` call, each with its own
-    certificates and Cache-Control, counting the GETs it answers."""
-
-    def __init__(self) -> None:
-        self.endpoints: dict[str, tuple[bytes, str | None]] = {}
-        self.fetches: Counter[str] = Counter()
-        served = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                if self.path not in served.endpoints:
-                    self.send_error(404)
-                    return
-                served.fetches[self.path] += 1
-                body, cache_control = served.endpoints[self.path]
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                if cache_control:
-                    self.send_header("Cache-Control", cache_control)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def endpoint(self, certs: dict[str, str], cache_control: str | None) -> str:
-        path = f"/certs/{uuid.uuid4().hex}"
-        self.endpoints[path] = (json.dumps(certs).encode(), cache_control)
-        return f"http://127.0.0.1:{self.server.server_port}{path}"
-
-    def fetch_count(self, url: str) -> int:
-        return self.fetches[urlsplit(url).path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def unsigned_push_token(**claims) -> str:
-    """A push-account token anyone can write: Pub/Sub's claims, no key, no signature."""
-
-    def segment(value: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    now = int(time.time())
-    payload = {
-        "iss": "https://accounts.google.com",
-        "aud": AUDIENCE,
-        "email": SERVICE_ACCOUNT,
-        "email_verified": True,
-        "iat": now,
-        "exp": now + 600,
-        **claims,
-    }
-    return f"{segment({'alg': 'RS256', 'typ': 'JWT'})}.{segment(payload)}.SIGNATURE_REMOVED_BY_GOOGLE"
-
-
 class LivePushTokenTests(ProcessTestCase):
     """gunicorn (one worker, so one certificate cache) behind Cloud Run IAM, its certificates served
     with Google's kind of Cache-Control."""
@@ -372,17 +352,7 @@ class LivePushTokenTests(ProcessTestCase):
         cls.certs.close()
 
     def token(self, **claims) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": "https://accounts.google.com",
-            "aud": AUDIENCE,
-            "email": SERVICE_ACCOUNT,
-            "email_verified": True,
-            "iat": now,
-            "exp": now + 600,
-            **claims,
-        }
-        return jwt.encode(self.signer, payload).decode()
+        return jwt.encode(self.signer, push_claims(**claims)).decode()
 
     def deliver(self, payment, headers: dict[str, str]) -> requests.Response:
         envelope = push_envelope(*completion_event(payment))

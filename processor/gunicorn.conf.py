@@ -22,7 +22,7 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "binpay_common.logs.JsonFormatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
-    # No root handler here: the app installs its own (logs.configure_logging), so no line is doubled.
+    # No root handler here: the app installs its own (binpay_common.logs.configure_logging), so no line is doubled.
     "root": {"handlers": [], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

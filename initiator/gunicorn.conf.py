@@ -16,20 +16,12 @@ graceful_timeout = 25
 timeout = 60
 # No runtime control socket: nothing uses it, and the container's root filesystem is read-only.
 control_socket_disable = True
-# Gunicorn's own lines as JSON too, like the application's.
+# Gunicorn's own lines as JSON too, like the application's (binpay_common/logs.py).
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "core.logging.GcpJsonFormatter"}},
-    "filters": {"redact": {"()": "core.logging.RedactSecretsFilter"}},
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
-            "formatter": "json",
-            "filters": ["redact"],
-        }
-    },
+    "formatters": {"json": {"()": "binpay_common.logs.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
     "root": {"handlers": ["stdout"], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

@@ -15,30 +15,14 @@ graceful_timeout = 25
 timeout = 60
 # No runtime control socket: nothing uses it, and the container's root filesystem is read-only.
 control_socket_disable = True
-# Gunicorn's own lines as JSON too, like the application's (binpay_processor/logs.py); plain text on
+# Gunicorn's own lines as JSON too, like the application's (binpay_common/logs.py); plain text on
 # stderr shows up in Cloud Logging as errors.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "binpay_processor.logs.GcpJsonFormatter",
-            "fmt": "%(message)s %(levelname)s %(name)s %(asctime)s",
-        }
-    },
-    "filters": {
-        "context": {"()": "binpay_processor.logs.ContextFilter"},
-        "redact": {"()": "binpay_processor.logs.RedactionFilter"},
-    },
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
-            "formatter": "json",
-            "filters": ["context", "redact"],
-        }
-    },
-    # No root handler here: the app installs its own (logs.configure_logging), so no line is doubled.
+    "formatters": {"json": {"()": "binpay_common.logs.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
+    # No root handler here: the app installs its own (binpay_common.logs.configure_logging), so no line is doubled.
     "root": {"handlers": [], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

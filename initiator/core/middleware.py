@@ -1,7 +1,7 @@
 import re
 import uuid
 
-from core.context import correlation_id_var, payment_id_var
+from binpay_common.logs import correlation_id_var, payment_id_var
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _ACCEPTABLE_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")

@@ -7,6 +7,7 @@ class ObservabilityConfig(AppConfig):
 
     def ready(self) -> None:
         # Before the WSGI handler loads its middleware (and in every management command).
+        from binpay_common.tracing import exporter_from_env
         from observability import tracing
 
-        tracing.configure(tracing.exporter_from_env())
+        tracing.configure(exporter_from_env())

@@ -8,7 +8,6 @@ PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST from the environment when set.
 import threading
 
 from django.conf import settings
-from google.auth.transport import requests as google_requests
 from google.cloud import firestore, pubsub_v1
 
 from binpay_common.gateway.stripe_api import StripeGateway
@@ -81,8 +80,3 @@ def set_clients(**clients: object) -> None:
 def reset_clients() -> None:
     with _lock:
         _clients.clear()
-
-
-def google_auth_request():
-    """The HTTP transport google-auth uses to fetch token certificates (one session per process)."""
-    return _get("google_auth_request", google_requests.Request)

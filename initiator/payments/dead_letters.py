@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
-from core.context import correlation_id_var, payment_id_var
+from binpay_common.logs import correlation_id_var, payment_id_var
 from payments.handlers import TransientError
 from payments.models import DeadLetter, Payment
 

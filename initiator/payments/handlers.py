@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from django.db import DatabaseError
 from google.api_core.exceptions import GoogleAPIError
 
-from binpay_common import events
+from binpay_common import events, tracing
 from binpay_common.gateway import GatewayAmbiguous, GatewayRejected
-from core.context import correlation_id_var, payment_id_var
-from observability import tracing
+from binpay_common.logs import correlation_id_var, payment_id_var
 from payments import settlement, sweeper
 from payments.claims import ClaimBusy
 from payments.models import PaymentStatus

@@ -33,8 +33,8 @@ from django.utils import timezone
 
 from binpay_common import events, steps
 from binpay_common.gateway import GatewayAmbiguous, IntentStatus
+from binpay_common.logs import correlation_id_var, payment_id_var
 from binpay_common.saga_log import FENCED, LeaseLost, lease_live
-from core.context import correlation_id_var, payment_id_var
 from payments import clients, outbox, settlement, sweeper
 from payments.claims import ClaimBusy, PaymentClaim, claimed
 from payments.models import Payment, PaymentStatus, ReconcilerPass

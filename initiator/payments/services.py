@@ -12,11 +12,10 @@ from rest_framework import status
 
 from accounts.models import Account, User
 from accounts.services import require_supported_currency
-from binpay_common import events, steps
-from core.context import payment_id_var
+from binpay_common import events, steps, tracing
+from binpay_common.logs import payment_id_var
 from core.errors import ApplicationError, invalid_parameter, not_found, unprocessable
 from core.money import format_minor_units
-from observability import tracing
 from payments.models import (
     HOLDING_STATUSES,
     OperatorAction,

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.services import require_supported_currency
 from binpay_common.gateway import WebhookInvalid
+from binpay_common.logs import payment_id_var
 from core.api import (
     FORM_OR_JSON,
     LIMIT_PARAMETER,
@@ -18,7 +19,6 @@ from core.api import (
     minor_units,
     scopes_note,
 )
-from core.context import payment_id_var
 from core.errors import ApplicationError, not_found
 from core.idempotency import StoredResponse, idempotent_response
 from core.models import SCOPE_PAYMENTS_READ, SCOPE_PAYMENTS_WRITE

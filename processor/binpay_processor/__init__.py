@@ -6,13 +6,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from binpay_common.logs import configure_logging
 from flask import Flask
 
 from . import health, observability, push, transactions_api
 from .bootstrap import build_processor
 from .clients import Clients, process_clients
 from .config import Settings
-from .logs import configure_logging
 from .saga import PaymentProcessor
 from .web import error_response
 
@@ -32,6 +32,8 @@ def create_app(test_config: Mapping[str, object] | None = None, clients: Clients
     """Build the app. `test_config` overrides settings by env var name; `clients` replaces the process's."""
     settings = Settings.from_env(overrides=test_config)
     configure_logging(settings.log_level, secrets=[settings.payment_gateway_api_key])
+    # The app logs one access line per request itself; werkzeug's would be a second, non-JSON one.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if settings.is_production and not settings.pubsub_push_audience:
         logger.warning("PUBSUB_PUSH_AUDIENCE is not set: /pubsub/push accepts unauthenticated deliveries")
     clients = clients or process_clients(settings)

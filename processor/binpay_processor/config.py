@@ -52,7 +52,7 @@ class Settings:
     pubsub_push_audience: str | None = None
     pubsub_push_service_account: str | None = None
     pubsub_push_certs_url: str | None = None
-    # true only on a private Cloud Run service: Cloud Run checked the push token's signature (web_auth.py).
+    # true only on a private Cloud Run service: Cloud Run checked the push token's signature (binpay_common/oidc.py).
     behind_cloud_run_iam: bool = False
     firestore_collection: str = "transactions"
     payment_gateway_url: str = "http://127.0.0.1:8090"

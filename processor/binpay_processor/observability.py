@@ -8,28 +8,19 @@ the pod or `make run` starts) prometheus_client's multiprocess mode writes every
 samples there and /metrics adds them up. Without it each process counts on its own (tests, the
 development server). The pull worker in its own pod serves /metrics itself on METRICS_PORT.
 
-Traces: OTEL_TRACES_EXPORTER is `gcp_trace` (Cloud Trace; the default when BINPAY_ENV=production),
-`console` or `none` (the default elsewhere: nothing is installed). A payment.initiated message
-carries the initiator's W3C `traceparent` in its attributes; the processor's handling continues
-that trace, its gateway calls are child spans, and the outcome event carries the context on.
+Traces: binpay_common.tracing (OTEL_TRACES_EXPORTER, the trace context in message attributes);
+here only the Flask app's instrumentation.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import logging
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from binpay_common import tracing
+from binpay_common.tracing import exporter_from_env
 from flask import Blueprint, Flask, Response
-from opentelemetry import context, propagate, trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -40,7 +31,6 @@ from prometheus_client import (
     start_http_server,
 )
 
-logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
 
 GATEWAY_LATENCY = Histogram(
@@ -90,85 +80,13 @@ def start_worker() -> None:
 # --- traces ----------------------------------------------------------------------------------
 
 SERVICE_NAME = "binpay-processor"
-tracer = trace.get_tracer("binpay.processor")
-_provider_lock = threading.Lock()
-_provider_installed = False
-
-
-def exporter_from_env() -> SpanExporter | None:
-    production = os.environ.get("BINPAY_ENV") == "production"
-    choice = os.environ.get("OTEL_TRACES_EXPORTER") or ("gcp_trace" if production else "none")
-    if choice == "none":
-        return None
-    if choice == "console":
-        return ConsoleSpanExporter()
-    if choice == "gcp_trace":
-        from google.auth.exceptions import DefaultCredentialsError
-        from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
-
-        try:
-            return CloudTraceSpanExporter()
-        except DefaultCredentialsError as error:
-            # Traces are worth having, not worth refusing to serve payments over.
-            logger.warning("tracing off: no credentials for Cloud Trace (%s)", error)
-            return None
-    raise ValueError(f"OTEL_TRACES_EXPORTER must be gcp_trace, console or none, not {choice!r}")
 
 
 def configure_tracing(exporter: SpanExporter | None, app: Flask | None = None, *, span_processor=BatchSpanProcessor):
-    """Install the tracer provider once per process and instrument requests (and `app`); nothing without an exporter."""
-    global _provider_installed
-    if exporter is None:
+    """Install tracing once per process (binpay_common.tracing) and instrument `app`; nothing without an exporter."""
+    if not tracing.install(SERVICE_NAME, exporter, span_processor=span_processor):
         return
-    from opentelemetry.instrumentation.flask import FlaskInstrumentor
-    from opentelemetry.instrumentation.requests import RequestsInstrumentor
-
-    with _provider_lock:
-        if not _provider_installed:
-            provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
-            provider.add_span_processor(span_processor(exporter))
-            trace.set_tracer_provider(provider)
-            RequestsInstrumentor().instrument()
-            _provider_installed = True
     if app is not None:
-        FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-
-def trace_attributes() -> dict[str, str]:
-    """The current trace context as message attributes (`traceparent`, `tracestate` when set)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
-
-
-@contextmanager
-def consuming(event_type: str | None, attributes: Mapping[str, str]) -> Iterator[trace.Span]:
-    """A consumer span for one message, continuing the trace its attributes carry."""
-    token = context.attach(propagate.extract(dict(attributes or {})))
-    try:
-        with tracer.start_as_current_span(
-            f"{event_type or 'message'} process",
-            kind=trace.SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "gcp_pubsub",
-                "messaging.operation.type": "process",
-                "binpay.event_id": str(attributes.get("event_id", "")),
-                "binpay.payment_id": str(attributes.get("payment_id", "")),
-            },
-        ) as span:
-            yield span
-    finally:
-        context.detach(token)
-
-
-def consumes_message(handler: Callable) -> Callable:
-    """Run `handler` (which takes an `attributes` argument) in a consuming() span."""
-    signature = inspect.signature(handler)
-
-    @functools.wraps(handler)
-    def traced(*args, **kwargs):
-        attributes = signature.bind(*args, **kwargs).arguments.get("attributes") or {}
-        with consuming(attributes.get("event_type"), attributes):
-            return handler(*args, **kwargs)
-
-    return traced
+        FlaskInstrumentor().instrument_app(app, excluded_urls=tracing.UNTRACED_URLS)

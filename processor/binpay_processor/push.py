@@ -2,7 +2,7 @@
 
 Answers: 200 handled or poison (Pub/Sub acks), 429 another delivery still holds the payment after
 waiting for its lease, 500/503 transient (Pub/Sub redelivers with backoff), 400 not a push envelope,
-401/403 bad OIDC token.
+401/403 bad OIDC token (binpay_common.oidc), 503 its certificates could not be fetched.
 """
 
 from __future__ import annotations
@@ -11,15 +11,22 @@ import base64
 import binascii
 import logging
 
+from binpay_common.oidc import ExpectedCaller, Refusal, TokenRefused, verify_caller
 from flask import Blueprint, current_app, jsonify, request
 
 from .saga import Disposition
 from .web import error_response
-from .web_auth import ExpectedCaller, TokenRefused, verify_caller
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("push", __name__)
 
+# The processor's error codes for each reason a push token is refused.
+_REFUSAL_CODES = {
+    Refusal.MISSING: "unauthenticated",
+    Refusal.INVALID: "unauthenticated",
+    Refusal.WRONG_ACCOUNT: "forbidden",
+    Refusal.UNAVAILABLE: "token_verification_unavailable",
+}
 _STATUS = {
     Disposition.DONE: 200,
     Disposition.POISON: 200,
@@ -40,9 +47,9 @@ def pubsub_push():
             behind_cloud_run_iam=settings.behind_cloud_run_iam,
         )
         try:
-            verify_caller(request.headers.get("Authorization", ""), expected)
+            verify_caller(request.headers, expected)
         except TokenRefused as refused:
-            return error_response(refused.status, refused.code, refused.message)
+            return error_response(refused.status, _REFUSAL_CODES[refused.refusal], refused.message)
     elif settings.is_production:
         # Fail closed: a forged payment.initiated would make us charge the gateway.
         return error_response(403, "push_auth_not_configured", "push needs PUBSUB_PUSH_AUDIENCE in production")

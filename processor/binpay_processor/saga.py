@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from binpay_common import events, steps
+from binpay_common import events, steps, tracing
 from binpay_common.gateway import (
     GatewayAmbiguous,
     GatewayRejected,
@@ -43,13 +43,12 @@ from binpay_common.gateway import (
     PaymentRef,
     Refund,
 )
+from binpay_common.logs import log_context
 from binpay_common.saga_log import UPDATE_TIME, ClaimStatus, LeaseLost, SagaLog, Step, has
 from google.api_core import exceptions as google_exceptions
 
-from . import observability
 from .clients import Clients
 from .config import PUBLISH_TIMEOUT_SECONDS, Settings
-from .logs import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ class PaymentProcessor:
             if wait <= 0 or stop.wait(wait):
                 return result
 
-    @observability.consumes_message
+    @tracing.consumes_message
     def handle_payment_initiated(
         self,
         message_data: bytes,
@@ -539,7 +538,7 @@ class SagaDelivery:
         publisher = self.clients.publisher
         topic = publisher.topic_path(self.settings.project_id, topic_name)
         correlation_id = doc.get("correlation_id") or self.payment.correlation_id
-        attributes = {**events.attributes(event, correlation_id), **observability.trace_attributes()}
+        attributes = {**events.attributes(event, correlation_id), **tracing.trace_attributes()}
         message_id = publisher.publish(topic, events.encode(event), **attributes).result(
             timeout=PUBLISH_TIMEOUT_SECONDS
         )

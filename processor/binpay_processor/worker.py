@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from binpay_common.logs import configure_logging
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 
@@ -22,7 +23,6 @@ from . import observability
 from .bootstrap import build_processor
 from .clients import process_clients
 from .config import ConfigurationError, Settings
-from .logs import configure_logging
 from .saga import PaymentProcessor
 
 logger = logging.getLogger("binpay_processor.worker")

@@ -1,46 +1,43 @@
-"""JSON log lines with GCP severity, ids from the context, secrets redacted (unit tests)."""
+"""The processor's log lines, as its process writes them: JSON, with no secret in them."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
+import subprocess
+import sys
+import uuid
 
-import pytest
-from binpay_processor.logs import ContextFilter, GcpJsonFormatter, RedactionFilter, log_context
+from conftest import PROCESSOR_DIR
+from test_processes import process_env
 
-
-@pytest.fixture
-def capture():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(GcpJsonFormatter("%(message)s %(levelname)s %(name)s %(asctime)s"))
-    handler.addFilter(ContextFilter())
-    handler.addFilter(RedactionFilter(["sk_live_secret"]))
-    logger = logging.getLogger("binpay_processor.test_logging")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield logger, lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logger.removeHandler(handler)
-
-
-def test_lines_are_json_with_severity_and_ids(capture):
-    logger, lines = capture
-    with log_context(correlation_id="corr-9", payment_id="pay-9"):
-        logger.warning("charge %s declined", "ch_1")
-    logger.critical("outside")
-
-    first, second = lines()
-    assert first["message"] == "charge ch_1 declined"
-    assert (first["severity"], first["correlation_id"], first["payment_id"]) == ("WARNING", "corr-9", "pay-9")
-    assert first["logger"] == "binpay_processor.test_logging" and first["time"].endswith("+00:00")
-    assert (second["severity"], second["payment_id"]) == ("CRITICAL", None)
+PROGRAM = """
+import logging, os, sys
+from binpay_processor import create_app
+create_app()
+log = logging.getLogger("binpay_processor.push")
+key, token = os.environ["PAYMENT_GATEWAY_API_KEY"], sys.argv[1]
+log.warning("gateway key %s", key)
+log.warning("token refused: %s", token)
+log.info("delivery", extra={"headers": {"Authorization": "Bearer " + key, "X-Serverless-Authorization": token}})
+try:
+    raise RuntimeError(f"token {token} with key {key}")
+except RuntimeError:
+    log.exception("failed")
+"""
 
 
-def test_secrets_and_bearer_tokens_are_redacted(capture):
-    logger, lines = capture
-    logger.error("calling gateway with Authorization: Bearer abc.def-ghi and key %s", "sk_live_secret")
+def test_no_secret_reaches_a_log_line(config, emulator_env):
+    key = uuid.uuid4().hex
+    # A Cloud Run-stripped OIDC token, as a push request carries it.
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJlbWFpbCI6InB1c2hAeC50ZXN0In0.SIGNATURE_REMOVED_BY_GOOGLE"
+    env = process_env(config, emulator_env, PAYMENT_GATEWAY_API_KEY=key, LOG_LEVEL="INFO")
 
-    [line] = lines()
-    assert "abc.def-ghi" not in line["message"] and "sk_live_secret" not in line["message"]
-    assert line["message"].count("[REDACTED]") == 2
+    run = subprocess.run(
+        [sys.executable, "-c", PROGRAM, token], cwd=PROCESSOR_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["message"].split(" ", 1)[0] for line in lines] == ["gateway", "token", "delivery", "failed"]
+    assert key not in run.stdout
+    assert "eyJlbWFpbCI6InB1c2hAeC50ZXN0In0" not in run.stdout

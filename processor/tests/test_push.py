@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -9,7 +10,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -89,21 +95,6 @@ def test_not_a_push_envelope_is_400(client, body):
 # -- OIDC -------------------------------------------------------------------------------------
 
 
-class _CertsHandler(BaseHTTPRequestHandler):
-    certs: dict[str, str] = {}
-
-    def do_GET(self):  # noqa: N802
-        body = json.dumps(self.certs).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 def _key_and_cert(common_name: str):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -124,27 +115,77 @@ def _key_and_cert(common_name: str):
     return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+class CertsServer:
+    """Google's certificate endpoint as the tests serve it: one endpoint per call of `endpoint`, each
+    with its own certificates and Cache-Control, and a count of the GETs each answered."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, dict] = {}
+        self.fetches: Counter[str] = Counter()
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                endpoint = served.endpoints.get(self.path)
+                if endpoint is None:
+                    self.send_error(404)
+                    return
+                served.fetches[self.path] += 1
+                body = json.dumps(endpoint["certs"]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if endpoint["cache_control"]:
+                    self.send_header("Cache-Control", endpoint["cache_control"])
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def endpoint(self, certs: dict[str, str], cache_control: str | None = None) -> str:
+        path = f"/certs/{uuid.uuid4().hex}"
+        self.endpoints[path] = {"certs": dict(certs), "cache_control": cache_control}
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def fetch_count(self, url: str) -> int:
+        return self.fetches[urlsplit(url).path]
+
+    def add_certificate(self, url: str, key_id: str, certificate: str) -> None:
+        """Google's key rotation: a new key appears beside the old one."""
+        self.endpoints[urlsplit(url).path]["certs"][key_id] = certificate
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="module")
 def signing():
-    """A key pair made for this run (never committed) with its certificate served like Google's."""
+    """Key pairs made for this run (never committed) with their certificates served like Google's."""
     key_pem, cert_pem = _key_and_cert("binpay-test-signer")
     rogue_key_pem, _ = _key_and_cert("rogue")
-    handler = type("Handler", (_CertsHandler,), {"certs": {"test-kid": cert_pem}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    rotated_key_pem, rotated_cert_pem = _key_and_cert("binpay-test-signer-rotated")
+    server = CertsServer()
     yield {
         "signer": crypt.RSASigner.from_string(key_pem, key_id="test-kid"),
         "rogue": crypt.RSASigner.from_string(rogue_key_pem, key_id="test-kid"),
-        "certs_url": f"http://127.0.0.1:{server.server_address[1]}/certs",
+        "rotated": crypt.RSASigner.from_string(rotated_key_pem, key_id="test-kid-2"),
+        "rotated_cert": rotated_cert_pem,
+        "certs": {"test-kid": cert_pem},
+        "certs_url": server.endpoint({"test-kid": cert_pem}),
+        "server": server,
     }
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
-def _token(signer, **claims) -> str:
+def _claims(**claims) -> dict:
+    """Pub/Sub's push token claims for AUDIENCE, with `claims` on top."""
     now = int(time.time())
-    payload = {
+    return {
         "iss": "https://accounts.google.com",
         "aud": AUDIENCE,
         "iat": now,
@@ -154,7 +195,10 @@ def _token(signer, **claims) -> str:
         "email_verified": True,
         **claims,
     }
-    return jwt.encode(signer, payload).decode()
+
+
+def _token(signer, **claims) -> str:
+    return jwt.encode(signer, _claims(**claims)).decode()
 
 
 def stripped_by_cloud_run(token: str) -> str:
@@ -299,6 +343,139 @@ def test_signed_token_is_still_verified_behind_cloud_run_iam(cloud_run_client, s
 
     assert response.status_code == 401
     _assert_refused_with_no_effect(response, cloud_run_client, topics, gateway_url, attributes)
+
+
+# -- the live process: which header counts, and how often the certificates are fetched -------
+
+
+@contextmanager
+def live_processor(config, emulator_env, **env: str) -> Iterator[str]:
+    """`python app.py` with the test's settings plus `env`; yields its base URL."""
+    port = devtools_emulators.free_port()
+    environment = {
+        **os.environ,
+        **{name: "" if value is None else str(value) for name, value in config.items()},
+        **emulator_env,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PUBSUB_PUSH_AUDIENCE": AUDIENCE,
+        "PUBSUB_PUSH_SERVICE_ACCOUNT": PUSH_ACCOUNT,
+        **env,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=PROCESSOR_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", server)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process_group(server)
+
+
+def _push(base: str, headers: dict[str, str]) -> tuple[requests.Response, dict[str, str]]:
+    data, attributes = make_event(10000)
+    response = requests.post(f"{base}/pubsub/push", json=push_envelope(data, attributes), headers=headers, timeout=30)
+    return response, attributes
+
+
+def _unsigned_push_token(**claims) -> str:
+    """A push-account token anyone can write: the claims Pub/Sub's would have, no key, no signature."""
+
+    def segment(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{segment({'alg': 'RS256', 'typ': 'JWT'})}.{segment(_claims(**claims))}.SIGNATURE_REMOVED_BY_GOOGLE"
+
+
+def test_behind_cloud_run_iam_only_the_header_cloud_run_verified_counts(
+    config, emulator_env, signing, topics, gateway_url
+):
+    """Cloud Run authenticates the caller with X-Serverless-Authorization when a request carries it and
+    passes Authorization on untouched (https://cloud.google.com/run/docs/authenticating/service-to-service#acquire-token).
+    An invoker other than the push account must not get a charge made by adding a hand-written
+    push-account token in Authorization beside its own, Cloud Run-verified, token."""
+    invoker = stripped_by_cloud_run(_token(signing["signer"], email="deployer@binpay-test.iam.gserviceaccount.com"))
+    with live_processor(
+        config, emulator_env, PUBSUB_PUSH_CERTS_URL=signing["certs_url"], BEHIND_CLOUD_RUN_IAM="true"
+    ) as base:
+        forged, forged_attributes = _push(
+            base,
+            {"X-Serverless-Authorization": f"Bearer {invoker}", "Authorization": f"Bearer {_unsigned_push_token()}"},
+        )
+        pushed = {
+            header: _push(base, {header: f"Bearer {stripped_by_cloud_run(_token(signing['signer']))}"})
+            for header in ("Authorization", "X-Serverless-Authorization")
+        }
+
+    assert forged.status_code == 403, forged.text
+    assert forged.json()["error"]["code"] == "forbidden"
+    assert money(gateway_url, forged_attributes["payment_id"]).succeeded == 0
+    # The push account's own token passes from whichever header Cloud Run checked.
+    for header, (response, attributes) in pushed.items():
+        assert response.status_code == 200, (header, response.text)
+        assert money(gateway_url, attributes["payment_id"]).succeeded == 1
+    assert len(topics.pull(topics.completion)) == 2
+
+
+def test_certificates_are_fetched_once_per_max_age_and_never_for_a_token_refused_on_sight(
+    config, emulator_env, signing, gateway_url
+):
+    certs_url = signing["server"].endpoint(signing["certs"], cache_control="public, max-age=3600, must-revalidate")
+    now = int(time.time())
+    refused_on_sight = {
+        "not a JWT": "a.b.c",
+        "two segments": "eyJhbGciOiJSUzI1NiJ9.e30",
+        "wrong audience": _token(signing["signer"], aud="https://elsewhere.test"),
+        "expired": _token(signing["signer"], iat=now - 7200, exp=now - 3600),
+        "wrong issuer": _token(signing["signer"], iss="https://evil.test"),
+    }
+    with live_processor(config, emulator_env, PUBSUB_PUSH_CERTS_URL=certs_url) as base:
+        refused = {
+            name: _push(base, {"Authorization": f"Bearer {token}"})[0] for name, token in refused_on_sight.items()
+        }
+        fetched_for_refused = signing["server"].fetch_count(certs_url)
+        accepted = [_push(base, {"Authorization": f"Bearer {_token(signing['signer'])}"})[0] for _ in range(3)]
+
+    assert {name: response.status_code for name, response in refused.items()} == dict.fromkeys(refused_on_sight, 401)
+    assert fetched_for_refused == 0
+    assert [response.status_code for response in accepted] == [200, 200, 200]
+    assert signing["server"].fetch_count(certs_url) == 1
+
+
+def test_certificates_the_endpoint_forbids_caching_are_fetched_per_check(config, emulator_env, signing, gateway_url):
+    certs_url = signing["server"].endpoint(signing["certs"], cache_control="no-cache, no-store, max-age=0")
+    with live_processor(config, emulator_env, PUBSUB_PUSH_CERTS_URL=certs_url) as base:
+        accepted = [_push(base, {"Authorization": f"Bearer {_token(signing['signer'])}"})[0] for _ in range(3)]
+
+    assert [response.status_code for response in accepted] == [200, 200, 200]
+    assert signing["server"].fetch_count(certs_url) == 3
+
+
+def test_a_key_google_added_after_the_certificates_were_cached_is_fetched_once(
+    config, emulator_env, signing, gateway_url
+):
+    """Google rotates its signing keys: a token with a key id the cached certificates lack refreshes
+    them (at most once a minute, so made-up key ids cannot make the service fetch on every push)."""
+    certs_url = signing["server"].endpoint(signing["certs"], cache_control="public, max-age=3600")
+    made_up_key, _ = _key_and_cert("made-up")
+    with live_processor(config, emulator_env, PUBSUB_PUSH_CERTS_URL=certs_url) as base:
+        before = _push(base, {"Authorization": f"Bearer {_token(signing['signer'])}"})[0]
+        signing["server"].add_certificate(certs_url, "test-kid-2", signing["rotated_cert"])
+        rotated = _push(base, {"Authorization": f"Bearer {_token(signing['rotated'])}"})[0]
+        fetched_after_rotation = signing["server"].fetch_count(certs_url)
+        unknown_keys = [
+            _push(base, {"Authorization": f"Bearer {_token(signer)}"})[0]
+            for signer in (crypt.RSASigner.from_string(made_up_key, key_id=f"made-up-{n}") for n in range(5))
+        ]
+
+    assert (before.status_code, rotated.status_code) == (200, 200), rotated.text
+    assert fetched_after_rotation == 2
+    assert [response.status_code for response in unknown_keys] == [401] * 5
+    assert signing["server"].fetch_count(certs_url) <= fetched_after_rotation + 1
 
 
 # -- a real push subscription on the emulator to `python app.py` -----------------------------

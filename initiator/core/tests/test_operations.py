@@ -1,6 +1,5 @@
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from django.core.management import call_command
 from django.test import Client, TestCase, override_settings
 
 from accounts.models import Account, User
-from core.logging import ContextFilter, GcpJsonFormatter, RedactSecretsFilter
 from core.models import ApiKey, hash_api_key
 from testing.fixtures import INITIATOR_DIR
 
@@ -117,35 +115,6 @@ class SeedDemoTests(TestCase):
         self.assertIn("shown once", first.getvalue())
         self.assertNotIn("bpk_", second.getvalue())
         self.assertEqual(ApiKey.objects.count(), 1)
-
-
-class JsonLogTests(TestCase):
-    def format(self, message: str, *args, **extra) -> dict:
-        record = logging.LogRecord("payments.test", logging.WARNING, __file__, 1, message, args, None)
-        for key, value in extra.items():
-            setattr(record, key, value)
-        for log_filter in (ContextFilter(), RedactSecretsFilter()):
-            log_filter.filter(record)
-        return json.loads(GcpJsonFormatter().format(record))
-
-    def test_lines_carry_severity_time_logger_and_ids(self) -> None:
-        line = self.format("hello %s", "world", correlation_id="c-1", payment_id="p-1")
-        self.assertEqual(
-            {key: line[key] for key in ("message", "severity", "logger", "correlation_id", "payment_id")},
-            {
-                "message": "hello world",
-                "severity": "WARNING",
-                "logger": "payments.test",
-                "correlation_id": "c-1",
-                "payment_id": "p-1",
-            },
-        )
-        self.assertIn("time", line)
-
-    def test_secrets_are_redacted(self) -> None:
-        line = self.format("headers %s", {"Authorization": "Bearer bpk_secret123", "X": "1"})
-        self.assertNotIn("bpk_secret123", json.dumps(line))
-        self.assertIn("[REDACTED]", line["message"])
 
 
 class ProductionSettingsTests(TestCase):

@@ -5,14 +5,12 @@ Both services run in this process (the processor's PaymentProcessor is imported 
 so one in-memory exporter sees every span; the trace context crosses only in message attributes.
 """
 
-import os
 import sys
-from unittest import mock
 
 from django.conf import settings
-from django.test import Client, SimpleTestCase, TestCase, override_settings
+from django.test import Client, TestCase, override_settings
 from opentelemetry import trace
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from observability import tracing
@@ -124,24 +122,3 @@ class OneTraceAcrossServicesTests(TestCase):
         self.assertEqual(settling.parent.span_id, processing.context.span_id)
         self.assertTrue(all(charge.parent.span_id == processing.context.span_id for charge in charges))
         self.assertEqual(completed.attributes["traceparent"].split("-")[1], format(trace_id, "032x"))
-
-
-class ExporterChoiceTests(SimpleTestCase):
-    def exporter(self, **env: str):
-        with mock.patch.dict(os.environ, env):
-            return tracing.exporter_from_env()
-
-    def test_off_locally_console_on_request_and_nothing_else(self) -> None:
-        self.assertIsNone(self.exporter(BINPAY_ENV="development", OTEL_TRACES_EXPORTER=""))
-        self.assertIsInstance(self.exporter(OTEL_TRACES_EXPORTER="console"), ConsoleSpanExporter)
-        with self.assertRaisesMessage(ValueError, "OTEL_TRACES_EXPORTER must be"):
-            self.exporter(OTEL_TRACES_EXPORTER="zipkin")
-
-    def test_cloud_trace_without_credentials_turns_tracing_off_instead_of_failing_start_up(self) -> None:
-        missing = str(INITIATOR_DIR / "no-such-credentials.json")
-        with self.assertLogs("observability.tracing", "WARNING") as logs:
-            exporter = self.exporter(
-                BINPAY_ENV="production", OTEL_TRACES_EXPORTER="", GOOGLE_APPLICATION_CREDENTIALS=missing
-            )
-        self.assertIsNone(exporter)
-        self.assertIn("tracing off", logs.output[0])

@@ -6,12 +6,19 @@ end is modelled by what it forwards to a private service: the same token with it
 replaced by SIGNATURE_REMOVED_BY_GOOGLE.
 """
 
+import base64
 import datetime
 import json
+import sys
 import threading
 import time
+import uuid
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
 
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -21,7 +28,16 @@ from google.auth import crypt, jwt
 
 from payments import clients
 from payments.models import PaymentStatus
-from testing.fixtures import api_client, completion_event, make_user, pending_payment, push_envelope, unique_name
+from payments.tests.test_processes import ProcessTestCase, wait_for_http
+from testing.fixtures import (
+    api_client,
+    completion_event,
+    free_port,
+    make_user,
+    pending_payment,
+    push_envelope,
+    unique_name,
+)
 
 AUDIENCE = "https://initiator.binpay.test/pubsub/push"
 SERVICE_ACCOUNT = "pubsub-push@binpay-local.iam.gserviceaccount.com"
@@ -50,6 +66,73 @@ def _key_and_certificate() -> tuple[bytes, bytes]:
     return private_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
+class CountingCertsServer:
+    """Google's certificate endpoint as a test serves it: one path per `endpoint` call, each with its own
+    certificates and Cache-Control, counting the GETs it answers."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, tuple[bytes, str | None]] = {}
+        self.fetches: Counter[str] = Counter()
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path not in served.endpoints:
+                    self.send_error(404)
+                    return
+                served.fetches[self.path] += 1
+                body, cache_control = served.endpoints[self.path]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if cache_control:
+                    self.send_header("Cache-Control", cache_control)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def endpoint(self, certs: dict[str, str], cache_control: str | None) -> str:
+        path = f"/certs/{uuid.uuid4().hex}"
+        self.endpoints[path] = (json.dumps(certs).encode(), cache_control)
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def fetch_count(self, url: str) -> int:
+        return self.fetches[urlsplit(url).path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def push_claims(**claims) -> dict:
+    """Pub/Sub's push token claims for AUDIENCE, with `claims` on top."""
+    now = int(time.time())
+    return {
+        "iss": "https://accounts.google.com",
+        "aud": AUDIENCE,
+        "sub": "1234567890",
+        "email": SERVICE_ACCOUNT,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 600,
+        **claims,
+    }
+
+
+def unsigned_push_token(**claims) -> str:
+    """A push-account token anyone can write: Pub/Sub's claims, no key, no signature."""
+
+    def segment(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{segment({'alg': 'RS256', 'typ': 'JWT'})}.{segment(push_claims(**claims))}.SIGNATURE_REMOVED_BY_GOOGLE"
+
+
 class PushTokenTests(TestCase):
     @classmethod
     def setUpClass(cls) -> None:
@@ -58,26 +141,12 @@ class PushTokenTests(TestCase):
         cls.signer = crypt.RSASigner.from_string(private_pem, key_id=KEY_ID)
         other_private_pem, _ = _key_and_certificate()
         cls.stranger = crypt.RSASigner.from_string(other_private_pem, key_id=KEY_ID)
-        certs = json.dumps({KEY_ID: certificate_pem.decode()}).encode()
-
-        class CertsHandler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(certs)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        cls.certs_server = ThreadingHTTPServer(("127.0.0.1", 0), CertsHandler)
-        threading.Thread(target=cls.certs_server.serve_forever, daemon=True).start()
-        cls.certs_url = f"http://127.0.0.1:{cls.certs_server.server_port}/certs"
+        cls.certs_server = CountingCertsServer()
+        cls.certs_url = cls.certs_server.endpoint({KEY_ID: certificate_pem.decode()}, cache_control=None)
 
     @classmethod
     def tearDownClass(cls) -> None:
-        cls.certs_server.shutdown()
-        cls.certs_server.server_close()
+        cls.certs_server.close()
         super().tearDownClass()
 
     def setUp(self) -> None:
@@ -100,18 +169,7 @@ class PushTokenTests(TestCase):
         clients.reset_clients()
 
     def token(self, signer=None, **claims) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": "https://accounts.google.com",
-            "aud": AUDIENCE,
-            "sub": "1234567890",
-            "email": SERVICE_ACCOUNT,
-            "email_verified": True,
-            "iat": now,
-            "exp": now + 600,
-            **claims,
-        }
-        return jwt.encode(signer or self.signer, payload).decode()
+        return jwt.encode(signer or self.signer, push_claims(**claims)).decode()
 
     def scheduler_token(self, **claims) -> str:
         return self.token(**{"aud": RECONCILE_AUDIENCE, "email": SCHEDULER_ACCOUNT, **claims})
@@ -254,3 +312,97 @@ class BehindCloudRunIamTests(PushTokenTests):
         self.assertEqual(response.status_code, 403)
         self.assertEqual(response.json()["error"]["code"], "push_auth_not_configured")
         self.assert_not_processed()
+
+
+class LivePushTokenTests(ProcessTestCase):
+    """gunicorn (one worker, so one certificate cache) behind Cloud Run IAM, its certificates served
+    with Google's kind of Cache-Control."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        private_pem, certificate_pem = _key_and_certificate()
+        cls.signer = crypt.RSASigner.from_string(private_pem, key_id=KEY_ID)
+        cls.certs = CountingCertsServer()
+        cls.certs_url = cls.certs.endpoint(
+            {KEY_ID: certificate_pem.decode()}, "public, max-age=20000, must-revalidate, no-transform"
+        )
+        port = free_port()
+        cls.base = f"http://127.0.0.1:{port}"
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        cls.server, cls.server_log = cls.start(
+            [gunicorn, "binpay_initiator.wsgi:application", "-b", f"127.0.0.1:{port}"],
+            "gunicorn.log",
+            WEB_CONCURRENCY="1",
+            PUBSUB_PUSH_AUDIENCE=AUDIENCE,
+            PUBSUB_PUSH_SERVICE_ACCOUNT=SERVICE_ACCOUNT,
+            PUBSUB_PUSH_CERTS_URL=cls.certs_url,
+            BEHIND_CLOUD_RUN_IAM="true",
+        )
+        try:
+            wait_for_http(f"{cls.base}/healthz", cls.server, cls.server_log)
+        except AssertionError:
+            cls.certs.close()
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        super().tearDownClass()
+        cls.certs.close()
+
+    def token(self, **claims) -> str:
+        return jwt.encode(self.signer, push_claims(**claims)).decode()
+
+    def deliver(self, payment, headers: dict[str, str]) -> requests.Response:
+        envelope = push_envelope(*completion_event(payment))
+        return requests.post(f"{self.base}/pubsub/push", json=envelope, headers=headers, timeout=30)
+
+    def test_a_stripped_token_counts_only_from_the_header_cloud_run_verified(self) -> None:
+        """Cloud Run authenticates with X-Serverless-Authorization when a request carries it and passes
+        Authorization on untouched (https://cloud.google.com/run/docs/authenticating/service-to-service#acquire-token):
+        an invoker's own token there cannot carry a hand-written push-account token in Authorization."""
+        user = make_user(balance=100_000)
+        forged, pushed = pending_payment(user), pending_payment(user)
+        invoker = PushTokenTests.stripped(self.token(email="deployer@binpay-local.iam.gserviceaccount.com"))
+
+        refused = self.deliver(
+            forged,
+            {"X-Serverless-Authorization": f"Bearer {invoker}", "Authorization": f"Bearer {unsigned_push_token()}"},
+        )
+        accepted = self.deliver(
+            pushed, {"X-Serverless-Authorization": f"Bearer {PushTokenTests.stripped(self.token())}"}
+        )
+
+        self.assertEqual(refused.status_code, 403, refused.text)
+        self.assertEqual(refused.json()["error"]["code"], "push_token_wrong_account")
+        self.assertEqual(accepted.status_code, 200, accepted.text)
+        forged.refresh_from_db()
+        pushed.refresh_from_db()
+        self.assertEqual((forged.status, pushed.status), (PaymentStatus.PENDING, PaymentStatus.COMPLETED))
+
+    def test_certificates_are_fetched_once_per_max_age_and_never_for_a_token_refused_on_sight(self) -> None:
+        now = int(time.time())
+        refused_on_sight = {
+            "not a JWT": "a.b.c",
+            "wrong audience": self.token(aud="https://elsewhere.test"),
+            "expired": self.token(iat=now - 7200, exp=now - 3600),
+            "wrong issuer": self.token(iss="https://evil.test"),
+        }
+        user = make_user(balance=100_000)
+        fetched_before = self.certs.fetch_count(self.certs_url)
+
+        refused = {
+            name: self.deliver(pending_payment(user), {"Authorization": f"Bearer {token}"}).status_code
+            for name, token in refused_on_sight.items()
+        }
+        fetched_for_refused = self.certs.fetch_count(self.certs_url) - fetched_before
+        accepted = [
+            self.deliver(pending_payment(user), {"Authorization": f"Bearer {self.token()}"}).status_code
+            for _ in range(3)
+        ]
+
+        self.assertEqual(refused, dict.fromkeys(refused_on_sight, 401))
+        self.assertEqual(fetched_for_refused, 0)
+        self.assertEqual(accepted, [200, 200, 200])
+        self.assertEqual(self.certs.fetch_count(self.certs_url), 1)

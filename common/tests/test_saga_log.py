@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -171,3 +172,29 @@ def test_release_in_the_same_write_as_the_last_step(firestore_client, collection
     assert doc["lease_owner"] is None
     stored = log.read(paid["payment_id"])
     assert stored["lease_owner"] is None and stored["fenced"] is True and stored["steps_done"] == ["CANCEL_REQUESTED"]
+
+
+def test_concurrent_deliveries_append_each_step_once_in_one_sequence(firestore_client, collection) -> None:
+    """The relay and settling actors deliver outbox steps of one payment at the same time (Firestore
+    transactions and update-time preconditions decide; nobody loses a step or writes one twice)."""
+    log = initiator_log(firestore_client, collection)
+    names = (steps.CHARGED, steps.REFUNDED, steps.NEEDS_ATTENTION, steps.CAPTURED)
+    for _ in range(3):
+        paid = payment()
+        start = threading.Barrier(len(names))
+        written: list[bool] = []
+
+        def deliver(name: str, paid=paid, start=start, written=written) -> None:
+            start.wait()
+            written.append(log.deliver(paid, Step(name, {"source": "test"})))
+            written.append(log.deliver(paid, Step(name, {"source": "test"})))
+
+        threads = [threading.Thread(target=deliver, args=(name,)) for name in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        doc, logged = log.read_with_steps(paid["payment_id"])
+        assert sorted(written) == [False] * len(names) + [True] * len(names)
+        assert sorted(doc["steps_done"]) == sorted(names)
+        assert [s["seq"] for s in logged] == [1, 2, 3, 4] and doc["version"] == 4

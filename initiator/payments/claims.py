@@ -177,9 +177,9 @@ def claimed(payment: Payment, holder: str, **who) -> Iterator[PaymentClaim]:
     source = holder.split(":", 1)[0]
     try:
         # Follow the log: settlement steps committed before the claim come first.
-        saga_log.deliver(payment)
+        doc = log.read(str(payment.pk)) if saga_log.deliver(payment) else claim.doc
         payment.refresh_from_db()
-        yield PaymentClaim(payment, owner, claim.doc, {"source": source, **who})
+        yield PaymentClaim(payment, owner, doc, {"source": source, **who})
     finally:
         try:
             log.release(str(payment.pk), owner)

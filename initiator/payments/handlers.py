@@ -64,7 +64,7 @@ def handle_outcome_message(*, data: bytes, attributes: Mapping[str, str]) -> str
             outcome = _settle(event_type, event)
             if outcome.result is Applied.REJECTED and _charged_after_rollback(event_type, outcome):
                 # Money took on a payment we already rolled back: sweep it now, under its claim.
-                refunds = sweeper.sweep_payment(outcome.payment, holder="consumer")
+                refunds = sweeper.sweep_payment(outcome.payment, holder="consumer", reported=(event["intent_id"],))
                 return "late_charge_refunded" if refunds else outcome.result
         except UnknownPayment as error:
             logger.error("poison message acknowledged without effect: %s (%s)", error, event_type)

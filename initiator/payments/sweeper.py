@@ -24,7 +24,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from binpay_common.gateway import Intent, IntentStatus, Refund, RefundStatus
+from binpay_common.gateway import GatewayRejected, Intent, IntentStatus, Refund, RefundStatus
 from payments import clients
 from payments.claims import PaymentClaim, claimed
 from payments.models import Payment, PaymentStatus
@@ -40,15 +40,18 @@ def refunded(intent_id: str) -> bool:
     return any(refund.gives_money_back for refund in clients.gateway().refunds_of(intent_id))
 
 
-def sweep_payment(payment: Payment, *, holder: str) -> list[Refund]:
-    """Sweep one settled payment under its claim; returns the refunds it made. ClaimBusy when held."""
+def sweep_payment(payment: Payment, *, holder: str, reported: tuple[str, ...] = ()) -> list[Refund]:
+    """Sweep one settled payment under its claim; returns the refunds it made. ClaimBusy when held.
+
+    `reported`: intents an event says took money for the payment (a late payment.completed), looked at too.
+    """
     with claimed(payment, holder) as claim:
         payment = claim.payment
         if payment.status not in (PaymentStatus.ROLLED_BACK, PaymentStatus.COMPLETED):
             return []
         made = []
         pending = False
-        for intent in _intents(claim):
+        for intent in _intents(claim, reported):
             refund = _sweep_intent(claim, intent)
             if refund is not None:
                 made.append(refund)
@@ -58,10 +61,19 @@ def sweep_payment(payment: Payment, *, holder: str) -> list[Refund]:
         return made
 
 
-def _intents(claim: PaymentClaim) -> list[Intent]:
-    """The intents to look at: the log's, and the search's once it has caught up (never proof, only a net)."""
+def _intents(claim: PaymentClaim, reported: tuple[str, ...]) -> list[Intent]:
+    """The intents to look at: the log's and the reported ones, and the search's once it has caught up
+    (never proof, only a net)."""
     gateway = clients.gateway()
     found = {intent_id: gateway.retrieve_intent(intent_id) for intent_id in _logged_intents(claim)}
+    for intent_id in reported:
+        if intent_id in found:
+            continue
+        try:
+            found[intent_id] = gateway.retrieve_intent(intent_id)
+        except GatewayRejected as error:
+            # An event naming an intent the provider does not know proves nothing; the search still looks.
+            logger.warning("reported intent %s is unknown to the provider: %s", intent_id, error)
     payment = claim.payment
     lag = timedelta(seconds=settings.PROVIDER_SEARCH_LAG_SECONDS)
     if payment.status == PaymentStatus.ROLLED_BACK and timezone.now() - payment.created_at >= lag:

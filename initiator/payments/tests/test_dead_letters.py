@@ -12,7 +12,6 @@ from django.test import Client, TestCase, override_settings
 from accounts.models import Account
 from payments import clients
 from payments.models import DeadLetter, PaymentStatus
-from payments.services import hold_capture
 from payments.tests.test_processes import ProcessTestCase, log_lines, stop, wait_for_http
 from testing.fixtures import (
     completion_event,
@@ -94,20 +93,6 @@ class DeadLetterPushTests(TestCase):
         self.assertEqual(bytes(DeadLetter.objects.get(message_id="dl-not-base64").data), b"%%% not base64")
         self.assertIsNone(DeadLetter.objects.get(message_id="dl-garbage").payment_id)
         self.assertEqual([s["step"] for s in saga_steps(completed.pk)], ["CAPTURED"])
-
-    def test_a_settled_payment_gets_the_saga_step_its_killed_consumer_never_wrote(self) -> None:
-        payment = pending_payment(self.user, amount=10_000)
-        body, attributes = completion_event(payment)
-        # The consumer committed the capture and died before the Firestore write.
-        hold_capture(event=body)
-        self.assertEqual(saga_steps(payment.pk), [])
-
-        self.assertEqual(self.deliver(self.dead_letter(body, attributes)), {"status": "stored"})
-
-        payment.refresh_from_db()
-        self.assertEqual(payment.status, PaymentStatus.COMPLETED)
-        [step] = saga_steps(payment.pk)
-        self.assertEqual((step["step"], step["detail"]["charge_id"]), ("CAPTURED", payment.charge_id))
 
     def test_only_the_configured_subscription_is_the_dead_letter_path(self) -> None:
         payment = pending_payment(self.user)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from payments.models import (
     Payment,
     PaymentStatus,
     ProcessedEvent,
+    ReconcilerPass,
 )
 
 SETTLED_STATUSES = (PaymentStatus.COMPLETED, PaymentStatus.ROLLED_BACK)
@@ -358,3 +360,92 @@ def payment_timeline(*, payment: Payment) -> PaymentTimeline:
     timeline.entries = _with_gaps(entries, payment.created_at)
     timeline.problems = _problems(timeline)
     return timeline
+
+
+def needs_attention_queue() -> QuerySet[Payment]:
+    """Oldest first: the payments whose holds have waited longest for a person."""
+    return Payment.objects.filter(status=PaymentStatus.NEEDS_ATTENTION).select_related("user").order_by("created_at")
+
+
+def refund_failed_list() -> QuerySet[Payment]:
+    """Settled payments whose refund failed at the provider: the customer's money is not back."""
+    return Payment.objects.filter(refund_failed_at__isnull=False).select_related("user").order_by("refund_failed_at")
+
+
+def dead_letter_list() -> QuerySet[DeadLetter]:
+    return DeadLetter.objects.order_by("-received_at", "-id")
+
+
+def payments_by_id(payment_ids) -> dict:
+    return {payment.pk: payment for payment in Payment.objects.filter(pk__in=[p for p in payment_ids if p])}
+
+
+@dataclass(frozen=True)
+class Lag:
+    """Figures over recent rows: count, median and maximum in seconds (None when nothing to measure)."""
+
+    count: int
+    median_seconds: float | None
+    max_seconds: float | None
+
+
+def _lag(durations: list[timedelta]) -> Lag:
+    seconds = [duration.total_seconds() for duration in durations]
+    if not seconds:
+        return Lag(0, None, None)
+    return Lag(len(seconds), statistics.median(seconds), max(seconds))
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    started_at: datetime
+    duration: timedelta
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    unpublished: int
+    oldest_unpublished_age: timedelta | None
+    publish_lag: Lag  # outbox row written → published, recent rows
+    outcome_lag: Lag  # payment.initiated published → outcome applied, recent outcomes
+    oldest_pending_age: timedelta | None
+    dead_letters_last_hour: int
+    reconciler_passes: list[PassSummary]  # newest first
+
+
+def system_status(*, now: datetime | None = None) -> SystemStatus:
+    now = now or timezone.now()
+    unpublished = OutboxEvent.objects.filter(published_at__isnull=True)
+    oldest_unpublished = unpublished.order_by("created_at").values_list("created_at", flat=True).first()
+    published = OutboxEvent.objects.filter(published_at__isnull=False).order_by("-published_at")[:RECENT_ROWS]
+    outcomes = ProcessedEvent.objects.order_by("-processed_at")[:RECENT_ROWS]
+    initiated_at = dict(
+        OutboxEvent.objects.filter(
+            payment_id__in=[event.payment_id for event in outcomes], published_at__isnull=False
+        ).values_list("payment_id", "published_at")
+    )
+    oldest_pending = (
+        Payment.objects.filter(status=PaymentStatus.PENDING)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return SystemStatus(
+        unpublished=unpublished.count(),
+        oldest_unpublished_age=now - oldest_unpublished if oldest_unpublished else None,
+        publish_lag=_lag([event.published_at - event.created_at for event in published]),
+        outcome_lag=_lag(
+            [
+                event.processed_at - initiated_at[event.payment_id]
+                for event in outcomes
+                if event.payment_id in initiated_at
+            ]
+        ),
+        oldest_pending_age=now - oldest_pending if oldest_pending else None,
+        dead_letters_last_hour=DeadLetter.objects.filter(received_at__gte=now - timedelta(hours=1)).count(),
+        reconciler_passes=[
+            PassSummary(row.started_at, row.finished_at - row.started_at, row.counts)
+            for row in ReconcilerPass.objects.order_by("-started_at", "-id")[:RECENT_PASSES]
+        ],
+    )

@@ -77,7 +77,13 @@ def payment_detail(request, payment_id):
 @staff_required
 def needs_attention(request):
     return _page(
-        request, "console/attention.html", {"payments": selectors.needs_attention_queue(), "settle_form": SettleForm()}
+        request,
+        "console/attention.html",
+        {
+            "payments": selectors.needs_attention_queue(),
+            "refund_failed": selectors.refund_failed_list(),
+            "settle_form": SettleForm(),
+        },
     )
 
 

@@ -11,12 +11,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client, TestCase
 from django.utils import timezone
-from google.cloud import firestore
 
 from accounts.models import Account
+from binpay_common.gateway import Intent
+from binpay_common.saga_log import Step
 from payments import clients, settlement
 from payments.handlers import handle_outcome_message
-from payments.models import DeadLetter, OperatorAction, Payment, PaymentStatus
+from payments.models import DeadLetter, OperatorAction, OperatorActionState, Payment, PaymentStatus
 from testing.fixtures import (
     SandboxGatewayMixin,
     completion_event,
@@ -24,6 +25,7 @@ from testing.fixtures import (
     gateway_client,
     make_user,
     pending_payment,
+    processor_logged,
     saga_steps,
     unique_name,
 )
@@ -34,21 +36,6 @@ PASSWORD = "a-long-console-password"
 def sign_in(client: Client, *, staff: bool = True) -> None:
     user = get_user_model().objects.create_user(f"user-{unique_name('x')}", password=PASSWORD, is_staff=staff)
     client.force_login(user)
-
-
-def write_processor_steps(payment: Payment, steps: list[tuple[str, dict]]) -> None:
-    """The processor's steps as it logs them (docs/contracts.md), before the initiator's own."""
-    document = clients.firestore_client().collection(settings.FIRESTORE_COLLECTION).document(str(payment.pk))
-    names = []
-    for seq, (step, detail) in enumerate(steps, start=1):
-        document.collection("steps").document(f"{seq:02d}-{step}").set(
-            {"step": step, "seq": seq, "at": firestore.SERVER_TIMESTAMP, "service": "processor", "detail": detail}
-        )
-        names.append(step)
-    document.set(
-        {"payment_id": str(payment.pk), "state": names[-1], "version": len(names), "steps_done": names},
-        merge=True,
-    )
 
 
 class ConsoleTestCase(SandboxGatewayMixin, TestCase):
@@ -152,20 +139,22 @@ class PaymentDetailTests(ConsoleTestCase):
         sign_in(self.client)
         self.user = make_user()
 
-    def complete(self, payment: Payment, *, processor_steps: bool) -> dict:
-        """Charge at the gateway (logged by the processor, if asked), then deliver payment.completed."""
-        charge = self.gateway.charge(reference=str(payment.pk), amount=payment.amount)
-        if processor_steps:
-            write_processor_steps(
-                payment, [("RECEIVED", {}), ("CHARGED", {"charge_id": charge["id"]}), ("COMPLETED", {})]
-            )
-        body, attributes = completion_event(payment, charge_id=charge["id"])
+    def complete(self, payment: Payment, *, processor_steps: bool) -> Intent:
+        """The intent takes the money (its steps logged by the processor, or only its id if not asked),
+        then payment.completed is delivered."""
+        intent = self.gateway.intent(payment)
+        charged = (
+            Step("CHARGED", {"intent_id": intent.id, "charge_id": intent.charge_id}, {"charge_id": intent.charge_id}),
+            Step("COMPLETED", {}),
+        )
+        processor_logged(payment, intent=intent, extra=charged if processor_steps else ())
+        body, attributes = completion_event(payment, charge_id=intent.charge_id, intent_id=intent.id)
         self.assertEqual(handle_outcome_message(data=json.dumps(body).encode(), attributes=attributes), "applied")
-        return charge
+        return intent
 
     def test_the_timeline_shows_all_three_sources_and_nothing_inconsistent(self) -> None:
         payment = pending_payment(self.user)
-        charge = self.complete(payment, processor_steps=True)
+        intent = self.complete(payment, processor_steps=True)
         response = self.client.get(f"/console/payments/{payment.pk}/")
         self.assertEqual(response.status_code, 200)
         timeline = response.context["timeline"]
@@ -174,40 +163,43 @@ class PaymentDetailTests(ConsoleTestCase):
             saga,
             [
                 ("1. RECEIVED", "processor"),
-                ("2. CHARGED", "processor"),
-                ("3. COMPLETED", "processor"),
-                ("4. CAPTURED", "initiator"),
+                ("2. INTENT_CREATED", "processor"),
+                ("3. CHARGED", "processor"),
+                ("4. COMPLETED", "processor"),
+                ("5. CAPTURED", "initiator"),
             ],
         )
-        self.assertEqual([c["id"] for c in timeline.charges], [charge["id"]])
+        self.assertEqual([i.id for i in timeline.intents], [intent.id])
         initiator = [entry.title for entry in timeline.entries if entry.source == "initiator"]
         self.assertIn("payment created, amount held", initiator)
         self.assertIn("payment.completed applied", initiator)
         self.assertEqual(timeline.problems, {})
         self.assertNotContains(response, 'id="problems"')
-        self.assertContains(response, charge["id"])
+        self.assertContains(response, intent.id)
+        self.assertContains(response, intent.charge_id)
 
     def test_what_the_sources_disagree_on_is_highlighted(self) -> None:
         payment = pending_payment(self.user)
-        # Completed in the database and captured in the log, but the processor's steps are missing
-        # and the gateway's charge was refunded: both columns are flagged.
-        charge = self.complete(payment, processor_steps=False)
-        self.gateway.refund(charge["id"])
+        # Completed in the database and captured in the log, but the processor never logged the charge
+        # and the provider refunded it since: both columns are flagged.
+        intent = self.complete(payment, processor_steps=False)
+        self.gateway.port_client.refund_intent(intent.id, payment_id=str(payment.pk))
         response = self.client.get(f"/console/payments/{payment.pk}/")
         problems = response.context["timeline"].problems
-        self.assertIn("step CAPTURED cannot follow None", " ".join(problems["saga_log"]))
-        self.assertIn("completed but the gateway holds 0 of", " ".join(problems["gateway"]))
+        self.assertIn("step CAPTURED cannot follow INTENT_CREATED", " ".join(problems["saga_log"]))
+        self.assertIn("completed but the money stands in", " ".join(problems["provider"]))
         self.assertNotIn("initiator", problems)
         self.assertContains(response, 'id="problems"')
         self.assertContains(response, 'class="inconsistent"')
 
-    def test_an_unreachable_gateway_is_shown_not_fatal(self) -> None:
+    def test_an_unreachable_provider_is_shown_not_fatal(self) -> None:
         payment = pending_payment(self.user)
+        processor_logged(payment, intent=self.gateway.intent(payment, confirm=False))
         clients.set_clients(gateway=gateway_client(f"http://127.0.0.1:{free_port()}"))
         response = self.client.get(f"/console/payments/{payment.pk}/")
         self.assertEqual(response.status_code, 200)
-        self.assertContains(response, "The gateway could not be asked")
-        self.assertIsNone(response.context["timeline"].charges)
+        self.assertContains(response, "The provider could not be asked")
+        self.assertIsNone(response.context["timeline"].intents)
 
     def test_an_unknown_payment_is_404(self) -> None:
         self.assertEqual(self.client.get("/console/payments/00000000-0000-0000-0000-000000000000/").status_code, 404)
@@ -261,6 +253,7 @@ class SettleTests(ConsoleTestCase):
         self.client.force_login(self.staff)
         self.user = make_user(balance=100_000)
         self.payment = pending_payment(self.user, amount=10_000)
+        processor_logged(self.payment, intent=self.gateway.intent(self.payment, confirm=False))
         settlement.hold_for_attention(payment_id=self.payment.pk, reason="gateway_unreachable", detail={})
 
     def settle(self, client: Client | None = None, **form) -> object:
@@ -270,7 +263,8 @@ class SettleTests(ConsoleTestCase):
         self.payment.refresh_from_db()
         self.assertEqual(self.payment.status, PaymentStatus.NEEDS_ATTENTION)
         self.assertEqual(Account.objects.get(user=self.user).held, 10_000)
-        self.assertFalse(OperatorAction.objects.exists())
+        # A refusal is recorded (who, why, what refused it); nothing was done.
+        self.assertFalse(OperatorAction.objects.exclude(state=OperatorActionState.REFUSED).exists())
 
     def test_the_queue_lists_the_payment_with_its_reason_and_the_settle_form(self) -> None:
         response = self.client.get("/console/attention/")
@@ -290,7 +284,7 @@ class SettleTests(ConsoleTestCase):
             (action.action, action.actor, action.reason), ("release", "operator", "gateway says: nothing charged")
         )
         steps = [step["step"] for step in saga_steps(self.payment.pk)]
-        self.assertEqual(steps, ["NEEDS_ATTENTION", "CHARGE_CANCELED", "COMPENSATED"])
+        self.assertEqual(steps[2:], ["NEEDS_ATTENTION", "CANCEL_REQUESTED", "CHARGE_CANCELED", "COMPENSATED"])
         timeline = response.context["timeline"]
         self.assertIn("release by operator", [entry.title for entry in timeline.entries])
 
@@ -300,7 +294,7 @@ class SettleTests(ConsoleTestCase):
         self.assert_unchanged()
 
     def test_an_action_the_gateway_contradicts_is_refused(self) -> None:
-        # Nothing was charged at the gateway: there is nothing to capture.
+        # The intent never took the money: there is nothing to capture.
         response = self.settle(action="capture", reason="customer says it went through")
         self.assertContains(response, "Refused (")
         self.assert_unchanged()

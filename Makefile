@@ -23,7 +23,7 @@ lint: venv ## validate Dockerfiles, compose, k8s, Cloud Run, Terraform, workflow
 check-invariants: venv ## check the saga invariants of a running `make run` system
 	@$(VENV_PYTHON) devtools/check_invariants.py
 
-chaos: venv ## the fault-injection suite on PostgreSQL: >= 2,000 payments, 11 scenarios, pull and push
+chaos: venv ## the fault-injection suite on PostgreSQL: >= 2,000 payments, every scenario of tests/chaos/scenarios.py, pull and push
 	@$(VENV_PYTHON) -m pytest -p no:cacheprovider tests/chaos --chaos-payments=2000 -s
 
 bench: venv ## benchmark: BinPay's figures next to the same run's ceilings (BENCH_ARGS="--payments 5000 ...")

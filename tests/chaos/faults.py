@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from google.cloud import firestore, pubsub_v1
-from load import DECLINES, Driven, drive
 from timing import SETTLE_TIMEOUT
+from traffic import DECLINES, Driven, drive
 
 if TYPE_CHECKING:
     import check_invariants

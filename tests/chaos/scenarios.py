@@ -1,7 +1,7 @@
 """The fault scenarios, one entry each: the table every count of the suite is derived from.
 
 An entry holds its settings (added to the stack's environment), its faults (pieces from faults.py
-and gateway_faults.py), its load (load.py), the proofs that its faults happened and the outcomes
+and gateway_faults.py), its load (traffic.py), the proofs that its faults happened and the outcomes
 it promises, and whether `make test`'s quick pass runs it. Every scenario runs in each of MODES;
 the quick pass runs the quick ones in pull mode only. A new scenario is a new entry here, plus a new
 fault piece if it needs a new kind of fault.
@@ -16,8 +16,8 @@ from fractions import Fraction
 import faults as f
 import gateway_faults as gw
 import pytest
-from load import Load
 from timing import stack_settings
+from traffic import Load
 
 MODES = ("pull", "push")
 QUICK_MODES = ("pull",)

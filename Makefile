@@ -11,22 +11,33 @@ help: ## list the targets
 venv: ## create .venv and install every pinned requirement
 	@bash devtools/bootstrap.sh
 
-run: venv ## run gateway, processor, initiator and emulators in the foreground (Ctrl-C stops all)
+# Each target that needs more than Python checks its system prerequisites first (devtools/prerequisites.sh).
+run: ## run gateway, processor, initiator and emulators in the foreground (Ctrl-C stops all)
+	@bash devtools/prerequisites.sh run
+	@bash devtools/bootstrap.sh
 	@bash devtools/run.sh
 
-test: venv ## lint, then every suite against the real emulators, PostgreSQL and processes
+test: ## lint, then every suite against the real emulators, PostgreSQL and processes
+	@bash devtools/prerequisites.sh test
+	@bash devtools/bootstrap.sh
 	@$(VENV_PYTHON) devtools/run_tests.py
 
-lint: venv ## validate Dockerfiles, compose, k8s, Cloud Run, Terraform, workflows, scripts, Python
+lint: ## validate Dockerfiles, compose, k8s, Cloud Run, Terraform, workflows, scripts, Python
+	@bash devtools/prerequisites.sh lint
+	@bash devtools/bootstrap.sh
 	@bash devtools/lint/install-tools.sh && bash devtools/lint/lint.sh
 
 check-invariants: venv ## check the saga invariants of a running `make run` system
 	@$(VENV_PYTHON) devtools/check_invariants.py
 
-chaos: venv ## the fault-injection suite on PostgreSQL: >= 2,000 payments, 11 scenarios, pull and push
+chaos: ## the fault-injection suite on PostgreSQL: >= 2,000 payments, every scenario of tests/chaos/scenarios.py, pull and push
+	@bash devtools/prerequisites.sh chaos
+	@bash devtools/bootstrap.sh
 	@$(VENV_PYTHON) -m pytest -p no:cacheprovider tests/chaos --chaos-payments=2000 -s
 
-bench: venv ## benchmark: BinPay's figures next to the same run's ceilings (BENCH_ARGS="--payments 5000 ...")
+bench: ## benchmark: BinPay's figures next to the same run's ceilings (BENCH_ARGS="--payments 5000 ...")
+	@bash devtools/prerequisites.sh bench
+	@bash devtools/bootstrap.sh
 	@$(VENV_PYTHON) bench/bench.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv, local state and caches

@@ -4,19 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash devtools/prerequisites.sh venv
 python_bin=${PYTHON:-python3}
-if ! command -v "$python_bin" >/dev/null; then
-  echo "bootstrap: $python_bin not found: install Python 3.11 or newer" >&2
-  exit 2
-fi
-if ! "$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-  echo "bootstrap: Python 3.11+ is required, $python_bin is $("$python_bin" -V 2>&1)" >&2
-  exit 2
-fi
-if ! "$python_bin" -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "bootstrap: the venv module is missing: apt-get install python3-venv" >&2
-  exit 2
-fi
 
 venv=.venv
 [ -x "$venv/bin/python" ] || "$python_bin" -m venv "$venv"

@@ -8,12 +8,21 @@ from pathlib import Path
 
 import postgres
 import pytest
+from scenarios import MODES, QUICK_MODES, SCENARIO_RUNS, SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS: list[dict] = []
 RESULTS_FILE = ROOT / ".run" / "chaos" / "results.json"
-# Scenario runs `make chaos` makes: every scenario of test_chaos.py, pull and push.
-SCENARIO_RUNS = 11 * 2
+
+
+def pytest_configure(config):
+    quick = ", ".join(scenario.name for scenario in SCENARIOS if scenario.quick)
+    config.addinivalue_line("markers", f"quick: `make test`'s pass, in {'/'.join(QUICK_MODES)} mode: {quick}")
+
+
+def pytest_report_header(config):
+    payments = config.getoption("--chaos-payments")
+    return f"chaos: {len(SCENARIOS)} scenarios x {len(MODES)} modes ({'/'.join(MODES)}), {payments} payments in all"
 
 
 def pytest_addoption(parser):

@@ -170,11 +170,6 @@ class Workspace:
                 "backend-bucket",
                 "Failed to get existing workspaces: querying Cloud Storage failed: storage: bucket doesn't exist",
             )
-        if not (self.directory / ".terraform.lock.hcl").exists():
-            raise tf_error(
-                "backend-bucket",
-                "Failed to query available provider packages (no .terraform.lock.hcl, and the registry is not modelled)",
-            )
         (self.directory / ".terraform").mkdir(exist_ok=True)
         (self.directory / ".terraform" / "fakecloud-backend.json").write_text(json.dumps({"bucket": bucket}))
         self.out.append("Terraform has been successfully initialized!\n")

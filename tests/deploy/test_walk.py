@@ -242,3 +242,52 @@ def test_project_delete_leaves_nothing_billing(tmp_path):
     [project] = result.state()["projects"].values()
     assert project["state"] == "DELETE_REQUESTED" and cloud.billable(project) == []
     assert project["r"].get("sql_instance"), "the walk should have had something billing to stop"
+
+
+def test_an_alert_policy_minutes_before_its_metric_is_available_is_refused(tmp_path):
+    """Issue 21, H2: deploy.sh now creates the metrics first and retries a refused policy."""
+    chosen = [
+        block_with("cloudrun", "gcloud projects create"),
+        block_with("cloudrun", "gcloud services enable run.googleapis.com"),
+        walk.Block(
+            0,
+            0,
+            [],
+            "gcloud logging metrics create binpay_dead_letters --config-from-file=monitoring/log-metrics/binpay_dead_letters.json\n"
+            "gcloud alpha monitoring policies create --policy-from-file=monitoring/alert-policies/dead-letters.json",
+        ),
+    ]
+    call = refused(walk.run("cloudrun", tmp_path, chosen=chosen), "metric-before-policy")
+    assert "could take up to 10 minutes to become available" in call["stderr"]
+
+
+def test_a_build_as_the_compute_default_account_without_the_compute_api_is_refused(tmp_path):
+    """Issue 21, H3: builds now run as binpay-build."""
+    chosen = [
+        block_with("cloudrun", "gcloud projects create"),
+        block_with("cloudrun", "gcloud services enable run.googleapis.com"),
+        walk.Block(
+            0,
+            0,
+            [],
+            'gcloud artifacts repositories create binpay --repository-format=docker --location="$REGION"\n'
+            'gcloud builds submit initiator --tag="${REGION}-docker.pkg.dev/${PROJECT_ID}/binpay/initiator:$(git rev-parse HEAD)"',
+        ),
+    ]
+    call = refused(walk.run("cloudrun", tmp_path, chosen=chosen), "compute-default-account")
+    assert "-compute@developer.gserviceaccount.com does not exist" in call["stderr"]
+
+
+def test_the_workflows_rollout_only_rolls_out_a_new_commit(tmp_path):
+    """What deploy-cloudrun.yml runs as the narrow deployer, on a project the walk bootstrapped."""
+    chosen = [block for block in walk.blocks_of("cloudrun", DOC) if "teardown.sh" not in block.code]
+    rollout = (
+        "git -c user.name=walk -c user.email=walk@example.org commit -q --allow-empty -m next\n"
+        'PROJECT_ID="$PROJECT_ID" REGION="$REGION" bash deploy/cloudrun/deploy.sh --rollout'
+    )
+    result = walk.run("cloudrun", tmp_path, chosen=[*chosen, walk.Block(0, 0, [], rollout)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    services = result.state()["projects"]["binpay-walk"]["r"]["run_service"]
+    assert all(len(service["revisions"]) == 2 for service in services.values()), services.keys()
+    last = [c for c in result.calls() if c["tool"] == "gcloud"][-12:]
+    assert not [c for c in last if "add-iam-policy-binding" in c["args"] or "create" in c["args"]]

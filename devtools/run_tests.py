@@ -64,6 +64,9 @@ def suites(python: str) -> list[Suite]:
         Suite("initiator-postgres", "initiator", django, "django", needs_postgres=True),
         Suite("e2e", ".", [*pytest, "tests/e2e"], "pytest", needs_postgres=True),
         Suite("browser", ".", [*pytest, "tests/browser"], "pytest", needs_postgres=True),
+        # docs/deploy.md run against the fake Google Cloud (every walk, steps out of order), the
+        # deploy files' rules, and the outbox on Cloud Run on the real stack.
+        Suite("deploy", ".", [*pytest, "tests/deploy"], "pytest", needs_postgres=True),
         # The fault suite's smaller run, 20 payments a scenario: the runs tests/chaos/scenarios.py marks
         # quick (kills and outages wait out redeliveries and timeouts: `make chaos`).
         Suite(

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Fill the placeholders of k8s/*.yaml in place (the one image setting per service is here), then
-# refuse to finish while any placeholder of deploy/placeholders.txt is left.
+# Fill the placeholders of the manifests for one project and image tag, then refuse to finish
+# while any placeholder of deploy/placeholders.txt is left.
 #
-#   PROJECT_ID=my-project TAG=$(git rev-parse HEAD) PAYMENT_GATEWAY_URL=https://gateway.example.org \
-#     PUBLIC_HOST=api.example.org bash k8s/configure.sh [DIR]
+#   PROJECT_ID=my-project TAG=$(git rev-parse HEAD) PAYMENT_GATEWAY_URL=https://api.stripe.com \
+#     PUBLIC_HOST=api.example.org bash k8s/configure.sh OUT_DIR
 #
+# OUT_DIR: rendered from the templates beside this script (created or overwritten), so every run
+#          renders the requested TAG; `kubectl apply -f OUT_DIR/initiator.yaml` then.
+# No OUT_DIR: the templates in this folder are filled in place, once (the spec's
+#          `kubectl apply -f k8s/initiator.yaml`); a second run that would change them is refused
+#          (nothing is left to fill, so it could not roll anything out).
 # Required env: PROJECT_ID, TAG (a commit SHA: images are never tagged latest), PAYMENT_GATEWAY_URL
 #               (https://...), PUBLIC_HOST (the initiator's public host name)
-# Optional env: REGION (us-central1), CLOUD_SQL_INSTANCE (binpay-pg),
-#               INITIATOR_IMAGE / PROCESSOR_IMAGE (default REGION-docker.pkg.dev/PROJECT_ID/binpay/NAME:TAG)
-# DIR: the manifests to fill (default: this folder); the GKE workflow fills a copy.
+# Optional env: REGION (us-central1), CLOUD_SQL_INSTANCE (binpay-pg), INITIATOR_IMAGE /
+#               PROCESSOR_IMAGE (default REGION-docker.pkg.dev/PROJECT_ID/binpay/NAME:TAG; the GKE
+#               workflow passes NAME@sha256:DIGEST of what it pushed)
 set -euo pipefail
 
 die() {
@@ -18,7 +23,6 @@ die() {
 }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-DIR="$(cd "${1:-$HERE}" && pwd)"
 PLACEHOLDERS="${HERE}/../deploy/placeholders.txt"
 : "${PROJECT_ID:?set PROJECT_ID to your GCP project id}"
 : "${TAG:?set TAG to the commit SHA the images were built from}"
@@ -31,6 +35,24 @@ CLOUD_SQL_INSTANCE="${CLOUD_SQL_INSTANCE:-binpay-pg}"
 REGISTRY="${REGION}-docker.pkg.dev/${PROJECT_ID}/binpay"
 INITIATOR_IMAGE="${INITIATOR_IMAGE:-${REGISTRY}/initiator:${TAG}}"
 PROCESSOR_IMAGE="${PROCESSOR_IMAGE:-${REGISTRY}/processor:${TAG}}"
+
+if [[ $# -ge 1 ]]; then
+  mkdir -p "$1"
+  DIR="$(cd "$1" && pwd)"
+  if [[ "$DIR" != "$HERE" ]]; then
+    cp "$HERE"/*.yaml "$DIR"/
+  fi
+else
+  DIR="$HERE"
+fi
+if [[ "$DIR" == "$HERE" ]] && ! grep -q -F -f "$PLACEHOLDERS" "$DIR"/*.yaml; then
+  if grep -q -F "image: ${INITIATOR_IMAGE}" "$DIR/initiator.yaml" && grep -q -F "image: ${PROCESSOR_IMAGE}" "$DIR/processor.yaml"; then
+    echo "configure.sh: ${DIR}/*.yaml already filled for ${INITIATOR_IMAGE} ${PROCESSOR_IMAGE}"
+    exit 0
+  fi
+  die "${DIR}/*.yaml were filled before, for other images or values ($(grep -m1 -o 'image: .*/initiator[:@].*' "$DIR/initiator.yaml")):" \
+    "render into a folder instead (bash k8s/configure.sh OUT_DIR), or restore the templates (git checkout -- k8s/)"
+fi
 
 for manifest in "$DIR"/*.yaml; do
   sed -i \

@@ -1,39 +1,50 @@
-# One service account per workload, each with only what it uses.
+# One service account per workload, each with only what it uses (deploy/iam.json is the table).
+# Every account waits for the APIs: IAM is among them, and a binding needs its account.
 resource "google_service_account" "initiator" {
   account_id   = "binpay-initiator"
   display_name = "BinPay initiator"
+  depends_on   = [google_project_service.apis]
 }
 
 resource "google_service_account" "processor" {
   account_id   = "binpay-processor"
   display_name = "BinPay processor"
+  depends_on   = [google_project_service.apis]
 }
 
 # Identity Pub/Sub signs push requests' OIDC tokens with.
 resource "google_service_account" "pubsub_push" {
   account_id   = "binpay-pubsub-push"
   display_name = "BinPay Pub/Sub push"
+  depends_on   = [google_project_service.apis]
 }
 
 resource "google_service_account" "scheduler" {
   account_id   = "binpay-scheduler"
-  display_name = "BinPay scheduler (runs the outbox relay job, calls /internal/reconcile)"
+  display_name = "BinPay scheduler (runs the outbox relay and purge jobs, calls /internal/reconcile)"
+  depends_on   = [google_project_service.apis]
 }
 
-# Cloud Build runs as the Compute Engine default service account in new projects: it pushes the
-# images (docs/deploy.md builds them with `gcloud builds submit`) and writes the build logs.
+# Cloud Build runs as this account (gcloud builds submit --service-account), never as the Compute
+# Engine default account: that one exists only with the Compute API and may hold Editor.
+resource "google_service_account" "build" {
+  account_id   = "binpay-build"
+  display_name = "BinPay image builds"
+  depends_on   = [google_project_service.apis]
+}
+
 resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
   location   = google_artifact_registry_repository.binpay.location
   repository = google_artifact_registry_repository.binpay.name
   role       = "roles/artifactregistry.writer"
-  member     = local.build_agent
+  member     = google_service_account.build.member
 }
 
-resource "google_project_iam_member" "build_agent" {
+resource "google_project_iam_member" "build" {
   for_each = toset(["roles/logging.logWriter", "roles/storage.objectViewer"])
   project  = var.project_id
   role     = each.value
-  member   = local.build_agent
+  member   = google_service_account.build.member
 }
 
 resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
@@ -42,15 +53,19 @@ resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
   member             = local.pubsub_agent
 }
 
-# Firestore: both services write saga steps.
-resource "google_project_iam_member" "datastore_user" {
-  for_each = {
-    initiator = google_service_account.initiator.member
-    processor = google_service_account.processor.member
-  }
-  project = var.project_id
-  role    = "roles/datastore.user"
-  member  = each.value
+# Firestore (both services write saga steps) and Cloud Trace (the production trace exporter).
+resource "google_project_iam_member" "initiator_project_roles" {
+  for_each = toset(["roles/datastore.user", "roles/cloudtrace.agent"])
+  project  = var.project_id
+  role     = each.value
+  member   = google_service_account.initiator.member
+}
+
+resource "google_project_iam_member" "processor_project_roles" {
+  for_each = toset(["roles/datastore.user", "roles/cloudtrace.agent"])
+  project  = var.project_id
+  role     = each.value
+  member   = google_service_account.processor.member
 }
 
 resource "google_project_iam_member" "initiator_cloudsql_client" {
@@ -90,16 +105,4 @@ resource "google_pubsub_subscription_iam_member" "processor_subscribes" {
   subscription = google_pubsub_subscription.push["initiator-sub"].name
   role         = "roles/pubsub.subscriber"
   member       = google_service_account.processor.member
-}
-
-# GKE: Kubernetes service accounts binpay/initiator and binpay/processor act as the Google ones
-# (needs a cluster with Workload Identity in the project).
-resource "google_service_account_iam_member" "workload_identity" {
-  for_each = var.platform == "gke" ? {
-    initiator = google_service_account.initiator.name
-    processor = google_service_account.processor.name
-  } : {}
-  service_account_id = each.value
-  role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[binpay/${each.key}]"
 }

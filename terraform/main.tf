@@ -5,6 +5,7 @@
 
 locals {
   cloud_run = var.platform == "cloudrun"
+  github    = var.github_repository != ""
   topics = {
     initiation  = "binpay-initiation"
     rollback    = "rollback"
@@ -12,7 +13,6 @@ locals {
     dead_letter = "binpay-dead-letter"
   }
   pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  build_agent  = "serviceAccount:${data.google_project.this.number}-compute@developer.gserviceaccount.com"
   # The Cloud Run services and jobs are defined once, in deploy/cloudrun/*.yaml (deploy.sh applies
   # them); what this configuration needs of them (names, the initiator's request timeout) is read
   # from there.
@@ -34,15 +34,23 @@ locals {
     DATABASE_URL      = google_secret_manager_secret.database_url.secret_id
     # The reconciler asks the gateway for a stuck payment's charges.
     PAYMENT_GATEWAY_API_KEY = data.google_secret_manager_secret.gateway_api_key.secret_id
+    # Stripe's webhook signing secret: POST /webhooks/stripe checks each event's signature with it.
+    PAYMENT_GATEWAY_WEBHOOK_SECRET = data.google_secret_manager_secret.gateway_webhook_secret.secret_id
   }
+  purge_job = yamldecode(file("${path.module}/../deploy/cloudrun/initiator-purge-job.yaml"))
 }
 
 data "google_project" "this" {
   project_id = var.project_id
 }
 
+# Enabled before everything else; cloudresourcemanager and serviceusage themselves must be on
+# before the first plan (docs/deploy.md, "Terraform"): the provider reads the project through them.
 resource "google_project_service" "apis" {
   for_each = toset(concat([
+    "cloudresourcemanager.googleapis.com",
+    "serviceusage.googleapis.com",
+    "cloudtrace.googleapis.com",
     "run.googleapis.com",
     "pubsub.googleapis.com",
     "firestore.googleapis.com",
@@ -54,7 +62,7 @@ resource "google_project_service" "apis" {
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
-  ], local.cloud_run ? [] : ["container.googleapis.com"]))
+  ], local.cloud_run ? [] : ["container.googleapis.com"], local.github ? ["iamcredentials.googleapis.com", "sts.googleapis.com"] : []))
   service            = each.value
   disable_on_destroy = false
 }
@@ -68,7 +76,7 @@ resource "google_artifact_registry_repository" "binpay" {
 
 resource "google_firestore_database" "default" {
   name                    = "(default)"
-  location_id             = var.firestore_location
+  location_id             = coalesce(var.firestore_location, var.region)
   type                    = "FIRESTORE_NATIVE"
   delete_protection_state = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
   deletion_policy         = var.deletion_protection ? "ABANDON" : "DELETE"

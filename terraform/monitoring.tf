@@ -51,6 +51,14 @@ resource "google_logging_metric" "binpay" {
   depends_on = [google_project_service.apis]
 }
 
+# Cloud Monitoring answers 404 to a policy on a log-based metric until the metric is available,
+# up to 10 minutes after it was created: the first apply waits once (time_sleep only waits on create).
+resource "time_sleep" "log_metrics_available" {
+  count           = length(local.alert_policies) > 0 ? 1 : 0
+  create_duration = "600s"
+  depends_on      = [google_logging_metric.binpay]
+}
+
 resource "google_monitoring_alert_policy" "binpay" {
   for_each              = local.alert_policies
   display_name          = each.value.displayName
@@ -101,7 +109,7 @@ resource "google_monitoring_alert_policy" "binpay" {
     auto_close = each.value.alertStrategy.autoClose
   }
 
-  depends_on = [google_logging_metric.binpay]
+  depends_on = [time_sleep.log_metrics_available]
 }
 
 resource "google_monitoring_dashboard" "binpay" {

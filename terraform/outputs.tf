@@ -27,3 +27,13 @@ output "service_accounts" {
     scheduler   = google_service_account.scheduler.email
   }
 }
+
+output "workload_identity_provider" {
+  description = "The deploy workflows' GCP_WORKLOAD_IDENTITY_PROVIDER (empty without github_repository)."
+  value       = local.github ? google_iam_workload_identity_pool_provider.github[0].name : ""
+}
+
+output "deploy_service_account" {
+  description = "The deploy workflows' GCP_DEPLOY_SERVICE_ACCOUNT (empty without github_repository)."
+  value       = local.github ? google_service_account.deployer[0].email : ""
+}

@@ -38,9 +38,30 @@ resource "google_secret_manager_secret_version" "database_url" {
   )
 }
 
-# Created out of band (docs/deploy.md), so the gateway key never enters Terraform state.
+# Created out of band (docs/deploy.md), so the gateway's key and webhook secret never enter
+# Terraform state.
 data "google_secret_manager_secret" "gateway_api_key" {
   secret_id = var.payment_gateway_api_key_secret_id
+}
+
+data "google_secret_manager_secret" "gateway_webhook_secret" {
+  secret_id = var.payment_gateway_webhook_secret_secret_id
+}
+
+# Where `manage.py create_api_key --secret-id binpay-api-keys` writes each production key, as a new
+# version (never to stdout or the logs): the initiator's jobs may add versions, not read them.
+resource "google_secret_manager_secret" "api_keys" {
+  secret_id = "binpay-api-keys"
+  replication {
+    auto {}
+  }
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret_iam_member" "initiator_adds_api_keys" {
+  secret_id = google_secret_manager_secret.api_keys.secret_id
+  role      = "roles/secretmanager.secretVersionAdder"
+  member    = google_service_account.initiator.member
 }
 
 resource "google_secret_manager_secret_iam_member" "initiator_secrets" {

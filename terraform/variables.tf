@@ -10,9 +10,9 @@ variable "region" {
 }
 
 variable "firestore_location" {
-  description = "Firestore (Native mode) location, e.g. nam5 or a region."
+  description = "Firestore (Native mode) location; empty: the region, as docs/deploy.md and deploy.sh create it (a multi-region such as nam5 also works; it cannot change later)."
   type        = string
-  default     = "nam5"
+  default     = ""
 }
 
 variable "payment_gateway_api_key_secret_id" {
@@ -45,9 +45,9 @@ variable "ack_deadline_seconds" {
 }
 
 variable "relay_schedule" {
-  description = "Cron schedule of the outbox relay job (relay_outbox --once)."
+  description = "Cron schedule of the outbox relay job (relay_outbox --once): the safety net, since the initiator publishes within the request on Cloud Run."
   type        = string
-  default     = "* * * * *"
+  default     = "*/5 * * * *"
 }
 
 variable "reconcile_schedule" {
@@ -77,4 +77,28 @@ variable "notification_channels" {
   description = "Cloud Monitoring notification channel ids (projects/PROJECT/notificationChannels/ID) the alert policies notify."
   type        = list(string)
   default     = []
+}
+
+variable "purge_schedule" {
+  description = "Cron schedule of the retention job (manage.py purge_expired: idempotency records past their window, other expired rows)."
+  type        = string
+  default     = "17 3 * * *"
+}
+
+variable "payment_gateway_webhook_secret_secret_id" {
+  description = "Existing Secret Manager secret holding the gateway's webhook signing secret (whsec_..., created out of band, never in state)."
+  type        = string
+  default     = "binpay-gateway-webhook-secret"
+}
+
+variable "github_repository" {
+  description = "OWNER/REPO whose deploy workflows may act as binpay-deployer (Workload Identity Federation); empty: none."
+  type        = string
+  default     = ""
+}
+
+variable "github_deploy_ref" {
+  description = "The protected branch the deploy workflows run from; tokens from any other ref are refused."
+  type        = string
+  default     = "refs/heads/main"
 }

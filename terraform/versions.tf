@@ -10,6 +10,11 @@ terraform {
       source  = "hashicorp/random"
       version = "3.7.2"
     }
+    # time_sleep: alert policies wait for their new log-based metrics (monitoring.tf).
+    time = {
+      source  = "hashicorp/time"
+      version = "0.13.1"
+    }
   }
 
   # Keep state in a versioned GCS bucket: it holds the generated database password and Django

@@ -128,10 +128,15 @@ class CommitPublisher:
     round trip after up to 10 ms of client-side batching, and took a third of the request's CPU on a
     second transaction). Rows committed close together go out in one transaction and one UPDATE. A row
     this thread has not published when the process dies, or whose publish failed, is the relay's.
+
+    in_request (OUTBOX_PUBLISH_IN_REQUEST, set on Cloud Run): publish in the committing thread instead,
+    before the response. With request-based billing Cloud Run takes the CPU away once a response is
+    sent, so a background thread would stall holding the row's lock, and the relay skips locked rows.
     """
 
-    def __init__(self, batch_size: int = 100) -> None:
+    def __init__(self, batch_size: int = 100, *, in_request: bool = False) -> None:
         self.batch_size = batch_size
+        self.in_request = in_request
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._pid: int | None = None
@@ -139,6 +144,12 @@ class CommitPublisher:
         self._submitted = self._done = 0
 
     def submit(self, event_id: uuid.UUID) -> None:
+        if self.in_request:
+            try:
+                publish_events_now([event_id])
+            except Exception:
+                logger.exception("outbox: publishing %s in the request failed; the relay will retry", event_id)
+            return
         with self._lock:
             if self._pid != os.getpid():
                 # First use in this process (gunicorn forks workers after import): a thread of its own.
@@ -175,7 +186,10 @@ class CommitPublisher:
                     self._changed.notify_all()
 
 
-commit_publisher = CommitPublisher()
+# Read here rather than in settings.py so the change stays local to the outbox (see docs/deploy.md).
+commit_publisher = CommitPublisher(
+    in_request=os.environ.get("OUTBOX_PUBLISH_IN_REQUEST", "false").strip().lower() in ("1", "true", "yes")
+)
 # A worker that exits normally (SIGTERM, max_requests) publishes what it queued instead of leaving it
 # to the relay's next pass.
 atexit.register(commit_publisher.flush, timeout=5)

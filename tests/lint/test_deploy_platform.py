@@ -35,10 +35,11 @@ def deployment(tmp_path_factory) -> tuple[list[list[str]], dict[str, dict]]:
     env = {
         **os.environ,
         "PROJECT_ID": "binpay-test",
-        "PAYMENT_GATEWAY_URL": "https://gateway.test",
+        "SANDBOX_GATEWAY": "true",
         "TAG": SHA,
         "RENDERED_DIR": str(rendered),
     }
+    env.pop("PAYMENT_GATEWAY_URL", None)
     result = subprocess.run(
         ["bash", str(REPO / "deploy" / "cloudrun" / "deploy.sh"), "--dry-run"],
         env=env,
@@ -92,8 +93,9 @@ def test_deploy_sh_applies_every_rendered_file_with_no_placeholder_left(deploy_c
         assert not [p for p in PLACEHOLDERS if p in text], name
         image = pod_spec(document)["containers"][0]["image"]
         assert image.startswith("us-central1-docker.pkg.dev/binpay-test/binpay/") and image.endswith(f":{SHA}"), image
-    # Migrations finish before either service rolls out.
-    first = [i for i, c in enumerate(deploy_commands) if "replace" in c][0]
+    # Migrations finish before either BinPay service rolls out (the sandbox gateway may come first).
+    replaces = [(i, Path(c[-2]).name) for i, c in enumerate(deploy_commands) if "replace" in c]
+    first = [i for i, name in replaces if name != "sandbox-gateway.yaml"][0]
     assert Path(deploy_commands[first][-2]).name == "initiator-migrate-job.yaml"
     assert deploy_commands[first + 1][3:7] == ["run", "jobs", "execute", "initiator-migrate"]
 
@@ -235,7 +237,12 @@ def test_push_and_scheduler_tokens_never_open_each_others_endpoint(deploy_comman
         for c in deploy_commands
         if "services" in c and "add-iam-policy-binding" in c
     }
-    assert ("initiator", "allUsers") in invokers and ("processor", "allUsers") not in invokers
+    # The initiator is public with the invoker check disabled (no allUsers binding, which domain
+    # restricted sharing refuses); the processor keeps it, and binds only the push account.
+    assert not {member for _, member in invokers} & {"allUsers", "allAuthenticatedUsers"}
+    assert invokers == {("processor", f"serviceAccount:{initiator_env['PUBSUB_PUSH_SERVICE_ACCOUNT']}")}
+    assert rendered["initiator.yaml"]["metadata"]["annotations"]["run.googleapis.com/invoker-iam-disabled"] == "true"
+    assert "run.googleapis.com/invoker-iam-disabled" not in processor["metadata"]["annotations"]
     assert processor["metadata"]["annotations"]["run.googleapis.com/ingress"] == "internal"
     assert env_of(processor)["BEHIND_CLOUD_RUN_IAM"] == "true"
     assert "BEHIND_CLOUD_RUN_IAM" not in initiator_env
@@ -327,8 +334,6 @@ def pairs(identities: dict) -> set[tuple[str, str]]:
 def identity_of_email(email: str) -> str:
     if "@gcp-sa-pubsub." in email:
         return "pubsub-service-agent"
-    if email.endswith("-compute@developer.gserviceaccount.com"):
-        return "cloud-build"
     return email.split("@", 1)[0]
 
 
@@ -342,14 +347,15 @@ def test_iam_table_is_the_same_in_docs_terraform_and_deploy_sh(deploy_commands):
         if "add-iam-policy-binding" in command:
             member = flags(command)["member"].removeprefix("serviceAccount:")
             granted.add((identity_of_email(member), flags(command)["role"]))
-    runtime = {pair for pair in table if pair[0] != "deployer" and not pair[0].startswith("k8s:")}
+    # deploy.sh is Cloud Run's: neither the GKE identities nor the deploy workflows' own.
+    gke_or_ci = ("deployer", "binpay-gke-nodes")
+    runtime = {pair for pair in table if pair[0] not in gke_or_ci and not pair[0].startswith("k8s:")}
     assert granted == runtime, f"deploy.sh differs: {granted ^ runtime}"
 
-    # The invoker grants on the Cloud Run services and job are deploy.sh's, which creates them.
-    on_cloud_run = {
-        (identity, "roles/run.invoker") for identity in ("binpay-pubsub-push", "binpay-scheduler", "allUsers")
-    }
-    expected = {pair for pair in table if pair[0] != "deployer"} - on_cloud_run
+    # The invoker grants on the Cloud Run services and jobs are deploy.sh's, which creates them, and
+    # the sandbox gateway is deploy.sh's alone (SANDBOX_GATEWAY=true).
+    on_cloud_run = {(identity, "roles/run.invoker") for identity in ("binpay-pubsub-push", "binpay-scheduler")}
+    expected = {pair for pair in table if pair[0] != "binpay-sandbox-gateway"} - on_cloud_run
     terraform = terraform_grants()
     assert terraform == expected, f"terraform differs: {terraform ^ expected}"
 
@@ -359,9 +365,10 @@ MEMBERS = {
     "${google_service_account.processor.member}": "binpay-processor",
     "${google_service_account.pubsub_push.member}": "binpay-pubsub-push",
     "${google_service_account.scheduler.member}": "binpay-scheduler",
+    "${google_service_account.build.member}": "binpay-build",
+    "${google_service_account.gke_nodes[0].member}": "binpay-gke-nodes",
+    "${google_service_account.deployer[0].member}": "deployer",
     "${local.pubsub_agent}": "pubsub-service-agent",
-    "${local.build_agent}": "cloud-build",
-    '"allUsers"': "allUsers",
 }
 
 
@@ -386,7 +393,10 @@ def terraform_grants() -> set[tuple[str, str]]:
                     if roles == ["${each.value}"]:
                         roles = re.findall(r'"(roles/[^"]+)"', body["for_each"])
                     member = body["member"]
-                    if "svc.id.goog" in member:
+                    if member.startswith('"principalSet://'):
+                        # GitHub's workflows (the provider's repository) act as binpay-deployer.
+                        identities = ["deployer"]
+                    elif "svc.id.goog" in member:
                         identities = [
                             f"k8s:binpay/{name}"
                             for name in re.findall(r"(\w+) = google_service_account", body["for_each"])

@@ -37,6 +37,8 @@ COMMANDS = {
         "relay-once": "python manage.py relay_outbox --once",
         "reconcile": "python manage.py reconcile",
         "reconcile-loop": "python manage.py reconcile --loop",
+        # Retention (issue 22): scheduled on every platform; it runs in tests once the command lands.
+        "purge": "python manage.py purge_expired",
     },
     "processor": {
         "web": "gunicorn -w 4 app:app",
@@ -56,7 +58,7 @@ def dockerfile_cmd(service: str) -> str:
 
 def image_service(image: str) -> str | None:
     for service in COMMANDS:
-        if re.search(rf"(^|/|binpay-){service}(:|@|$)", image):
+        if re.search(rf"(^|/|binpay-|sandbox-){service}(:|@|$)", image):
             return service
     return None
 
@@ -90,7 +92,7 @@ def written_commands() -> list[tuple[str, str, str]]:
                 (
                     f"deploy/cloudrun/{path.name}",
                     service,
-                    " ".join(container.get("command", []) + container.get("args", [])),
+                    " ".join(container.get("command", []) + container.get("args", [])) or dockerfile_cmd(service),
                 )
             )
     return found
@@ -125,6 +127,8 @@ def test_each_deployment_runs_every_process_it_needs() -> None:
     # Cloud Run: the YAML deploy.sh applies is the one place its commands are written.
     cloud_run = commands_in("deploy/cloudrun")
     assert {initiator["web"], initiator["migrate"], initiator["relay-once"], processor["web"]} <= cloud_run
+    # Retention runs on both platforms.
+    assert initiator["purge"] in commands_in("k8s") and initiator["purge"] in cloud_run
 
 
 # ---- part 2: run them ------------------------------------------------------------------------

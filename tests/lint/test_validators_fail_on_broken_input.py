@@ -80,8 +80,8 @@ BREAKAGES = {
     "compose unknown service key": (
         "compose",
         "docker-compose.yml",
-        '    ports:\n      - "8090:8090"',
-        '    portz:\n      - "8090:8090"',
+        '    ports:\n      - "127.0.0.1:8090:8090"',
+        '    portz:\n      - "127.0.0.1:8090:8090"',
     ),
     "compose bad depends_on condition": (
         "compose",
@@ -108,7 +108,7 @@ BREAKAGES = {
         "        imagePullPolicy: IfNotPresent\n",
         "        imagePullPolicy: IfNotPresent\n        restartPolicyy: Always\n",
     ),
-    "k8s wrong type": ("kubernetes", "k8s/processor.yaml", "  replicas: 2\n", "  replicas: two\n"),
+    "k8s wrong type": ("kubernetes", "k8s/initiator.yaml", "  replicas: 1\n", "  replicas: one\n"),
     # checkov's policies
     "k8s writable root filesystem": (
         "checkov",
@@ -169,14 +169,14 @@ BREAKAGES = {
     "cloudrun unknown field": (
         "cloudrun",
         "deploy/cloudrun/processor.yaml",
-        "      containerConcurrency: 40",
-        "      containerConcurency: 40",
+        "      containerConcurrency: 32",
+        "      containerConcurency: 32",
     ),
     "cloudrun wrong type": (
         "cloudrun",
         "deploy/cloudrun/initiator.yaml",
-        "      containerConcurrency: 80",
-        "      containerConcurrency: eighty",
+        "      containerConcurrency: 16",
+        "      containerConcurrency: sixteen",
     ),
     "cloudrun wrong apiVersion": (
         "cloudrun",

@@ -45,7 +45,7 @@ from stack import Stack, build_stack  # noqa: E402
 
 # Production gateway timeouts (the stack's test defaults cut a 2.5 s answer off at 2 s), and the
 # head-of-line phase's slow answers: amounts ending in .57 wait SANDBOX_LATENCY_MS at the gateway.
-BENCH_ENV = {"GATEWAY_READ_TIMEOUT": "10", "SANDBOX_LATENCY_MS": "2500"}
+BENCH_ENV = {"PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": "10", "SANDBOX_LATENCY_MS": "2500"}
 USERS = 50
 TARGETS = {
     "initiation_ratio": 0.5,

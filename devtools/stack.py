@@ -3,8 +3,9 @@
 Each delivery mode gets its own stack, in its own emulator project and database: the gateway,
 the processor (gunicorn web; in pull mode also its worker), the initiator (gunicorn web, outbox
 relay; in pull mode also its outcome consumer). In push mode the Pub/Sub emulator pushes to the
-services' /pubsub/push endpoints instead of the workers pulling. Tests talk to the stack only
-through HTTP, the emulators and the gateway's ledger.
+services' /pubsub/push endpoints instead of the workers pulling. The sandbox gateway signs its
+webhooks to the initiator's /webhooks/stripe. Tests talk to the stack only through HTTP, the
+emulators and the provider (through the gateway port).
 """
 
 from __future__ import annotations
@@ -26,11 +27,32 @@ import emulators
 import psycopg
 import pubsub_setup
 import requests
+from binpay_common.gateway.stripe_api import StripeGateway
+from binpay_common.steps import PATHS
 from wait_ready import wait
 
 ROOT = Path(__file__).resolve().parent.parent
 
 GATEWAY_KEY = "sk_test_e2e"
+WEBHOOK_SECRET = "whsec_e2e_" + secrets.token_hex(8)
+# Stripe's test card that always succeeds: every user the tests create pays with it.
+PAYMENT_METHOD = "pm_card_visa"
+
+
+@dataclass(frozen=True)
+class Money:
+    """What the provider holds for one payment (every intent whose metadata names it)."""
+
+    intents: int
+    succeeded: int
+    declined: int
+    refunds: int
+    amount_charged: int
+    amount_refunded: int
+
+    @property
+    def standing(self) -> int:
+        return self.amount_charged - self.amount_refunded
 
 
 @dataclass
@@ -53,9 +75,14 @@ class Stack:
         return session
 
     def gateway(self) -> requests.Session:
+        """Raw HTTP to the sandbox gateway (its /_sandbox knobs and clock)."""
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {GATEWAY_KEY}"
         return session
+
+    def provider(self) -> StripeGateway:
+        """The gateway port on the stack's sandbox."""
+        return StripeGateway(api_base=self.gateway_url, api_key=GATEWAY_KEY, connect_timeout=5, read_timeout=30)
 
     def start(self, name: str, command: list[str], cwd: str, extra_env: dict[str, str] | None = None) -> None:
         self.commands[name] = (command, cwd, extra_env or {})
@@ -108,7 +135,9 @@ class Stack:
     def create_funded_user(self, amount: str = "1000.00") -> dict:
         api = self.api()
         response = api.post(
-            f"{self.initiator_url}/users", json={"email": f"{uuid.uuid4().hex}@e2e.test", "name": "E2E"}, timeout=10
+            f"{self.initiator_url}/users",
+            json={"email": f"{uuid.uuid4().hex}@e2e.test", "name": "E2E", "default_payment_method": PAYMENT_METHOD},
+            timeout=10,
         )
         assert response.status_code == 201, response.text
         user = response.json()
@@ -134,9 +163,10 @@ class Stack:
                     payment = api.get(f"{self.initiator_url}/payments/{payment_id}", timeout=10).json()
                 except requests.RequestException:  # the initiator's web server is restarting
                     break
-                # Settled once the initiator's own saga step (written after its commit) is logged too.
-                steps = (payment.get("saga_log") or {}).get("steps") or [{}]
-                if steps[-1].get("step") in check_invariants.PATHS.last_steps(payment["status"]):
+                # Settled once the initiator's own saga step (delivered after its commit) is logged too.
+                settled_by = PATHS.final_status.get(payment["status"], {}).get("settled_by")
+                steps = [step["step"] for step in (payment.get("saga_log") or {}).get("steps") or []]
+                if settled_by in steps:
                     done[payment_id] = payment
             if len(done) < len(payment_ids):
                 time.sleep(0.25)
@@ -158,11 +188,20 @@ class Stack:
                     continue
         return lines
 
-    def ledger(self, payment_id: str) -> dict:
-        response = self.gateway().get(f"{self.gateway_url}/v1/ledger", params={"reference": payment_id}, timeout=10)
-        response.raise_for_status()
-        rows = response.json()["data"]
-        return rows[0] if rows else {"charges_succeeded": 0, "charges_failed": 0, "refunds": 0}
+    def money(self, payment_id: str) -> Money:
+        """Every intent the provider holds for the payment (the stack's search has no lag) and its refunds."""
+        provider = self.provider()
+        intents = provider.search_intents(payment_id)
+        refunds = [refund for intent in intents for refund in provider.refunds_of(intent.id)]
+        given = [refund for refund in refunds if refund.gives_money_back]
+        return Money(
+            intents=len(intents),
+            succeeded=sum(1 for intent in intents if intent.captured),
+            declined=sum(1 for intent in intents if intent.declined or intent.decline_code),
+            refunds=len(given),
+            amount_charged=sum(intent.captured for intent in intents),
+            amount_refunded=sum(refund.amount for refund in given),
+        )
 
 
 def _database_url(mode: str, tmp: Path) -> str:
@@ -210,7 +249,11 @@ def build_stack(
         "SANDBOX_DB_PATH": str(tmp / "gateway.sqlite3"),
         "SANDBOX_TIMEOUT_SECONDS": "4",
         "SANDBOX_LATENCY_MS": "300",
-        "GATEWAY_READ_TIMEOUT": "2",
+        "SANDBOX_SEARCH_LAG_SECONDS": "0",
+        "SANDBOX_WEBHOOK_URL": f"{urls['initiator']}/webhooks/stripe",
+        "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "PAYMENT_GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": "2",
         "FAULT_INJECTION_ENABLED": "true",
         "SAGA_TIMEOUT_SECONDS": "300",
         "OUTBOX_RELAY_INTERVAL_SECONDS": "1",

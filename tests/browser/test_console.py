@@ -6,7 +6,10 @@ import re
 import uuid
 
 import requests
+from binpay_common.gateway import PaymentRef
+from binpay_common.saga_log import PROCESSOR, SagaLog, Step
 from console_pages import manage, sign_in
+from google.cloud import firestore
 from playwright.sync_api import expect
 from wait_ready import wait
 
@@ -22,19 +25,29 @@ def initiate(stack, user_id: int, amount: str = "25.00") -> str:
     return response.json()["id"]
 
 
-def charges(stack, payment_id: str) -> list[dict]:
-    response = stack.gateway().get(f"{stack.gateway_url}/v1/charges", params={"reference": payment_id}, timeout=10)
-    response.raise_for_status()
-    return response.json()["data"]
+def intent_of(stack, payment_id: str):
+    [intent] = stack.provider().search_intents(payment_id)
+    return intent
 
 
-def test_staff_find_a_payment_and_see_its_saga_across_both_services_and_the_gateway(
+def log_intent_of_a_dead_processor(stack, payment_id: str, user_id: int, amount: int) -> None:
+    """What a processor delivery leaves when it dies after creating the payment's intent: RECEIVED and
+    INTENT_CREATED in the saga log, its lease lapsed."""
+    intent = stack.provider().create_intent(PaymentRef(payment_id, amount, "USD", "pm_card_visa"))
+    log = SagaLog(firestore.Client(project=stack.env["PROJECT_ID"]), "transactions", 60, PROCESSOR)
+    fields = {"payment_id": payment_id, "user_id": user_id, "amount": amount, "currency": "USD"}
+    created = Step("INTENT_CREATED", {"intent_id": intent.id}, {"intent_id": intent.id})
+    log.claim_delivery(fields, "dead-processor", [Step("RECEIVED"), created])
+    log.release(payment_id, "dead-processor")
+
+
+def test_staff_find_a_payment_and_see_its_saga_across_both_services_and_the_provider(
     stack, staff_login, page, screenshot
 ):
     user = stack.create_funded_user()
     payment_id = initiate(stack, user["id"])
     stack.wait_terminal([payment_id])
-    [charge] = charges(stack, payment_id)
+    intent = intent_of(stack, payment_id)
 
     sign_in(page, stack, staff_login)
     expect(page.locator("h1")).to_have_text("Payments")
@@ -44,24 +57,25 @@ def test_staff_find_a_payment_and_see_its_saga_across_both_services_and_the_gate
 
     expect(page.locator("#payment-status")).to_have_text("completed")
     timeline = page.locator("#timeline")
-    for step, service in (("RECEIVED", "processor"), ("CHARGED", "processor"), ("COMPLETED", "processor")):
-        expect(timeline.locator("tr", has_text=step).locator(".service")).to_have_text(service)
+    for step in ("RECEIVED", "INTENT_CREATED", "CHARGED", "COMPLETED"):
+        expect(timeline.locator("tr", has_text=step).locator(".service")).to_have_text("processor")
     expect(timeline.locator("tr", has_text="CAPTURED").locator(".service")).to_have_text("initiator")
-    expect(timeline).to_contain_text(f"charge {charge['id']}")
+    expect(timeline).to_contain_text(f"intent {intent.id}")
     expect(timeline).to_contain_text("payment.initiated published")
-    expect(page.locator("#gateway-charges")).to_contain_text("succeeded")
+    expect(page.locator("#provider-intents")).to_contain_text("succeeded")
     expect(page.locator("#problems")).to_have_count(0)
     screenshot("timeline")
 
 
 def test_staff_settle_a_payment_that_needs_attention_and_its_hold_is_released(stack, staff_login, page, screenshot):
     user = stack.create_funded_user("100.00")
-    # No processor: the payment stays pending. The gateway down: the reconciler cannot tell whether
-    # it was charged, and with --older-than 0 the payment is already past twice the timeout.
+    # The processor died after creating the intent; the provider is down: the reconciler cannot tell
+    # whether the intent took the money, and with --older-than 0 the payment is already past twice the timeout.
     stack.stop("processor-worker")
+    payment_id = initiate(stack, user["id"], "40.00")
+    log_intent_of_a_dead_processor(stack, payment_id, user["id"], 4000)
     stack.stop("gateway")
     try:
-        payment_id = initiate(stack, user["id"], "40.00")
         summary = manage(stack, "reconcile", "--older-than", "0")
         assert '"needs_attention": 1' in summary, summary
     finally:
@@ -76,7 +90,7 @@ def test_staff_settle_a_payment_that_needs_attention_and_its_hold_is_released(st
     expect(row).to_contain_text("gateway_unreachable")
     screenshot("queue")
     row.locator("select[name=action]").select_option("release")
-    row.locator("input[name=reason]").fill("gateway back; no charge for this reference")
+    row.locator("input[name=reason]").fill("provider back; the intent never took the money")
     row.locator("button[type=submit]").click()
 
     expect(page.locator(".message.success")).to_contain_text("released")

@@ -22,7 +22,7 @@ def slow_gateway_stack(emulator_env, tmp_path_factory):
         "pull",
         emulator_env,
         tmp_path_factory.mktemp("stack-head-of-line"),
-        extra_env={"SANDBOX_LATENCY_MS": str(SLOW_MS), "GATEWAY_READ_TIMEOUT": "10"},
+        extra_env={"SANDBOX_LATENCY_MS": str(SLOW_MS), "PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": "10"},
     )
     yield stack
     dead = stack.dead()

@@ -173,7 +173,13 @@ def test_make_run_serves_the_printed_curl_and_ctrl_c_stops_everything(tmp_path):
     try:
         again = api.get(f"{initiator}/payments/{payment_id}", timeout=10).json()
         assert again["status"] == "completed"
-        assert [step["step"] for step in again["saga_log"]["steps"]] == ["RECEIVED", "CHARGED", "COMPLETED", "CAPTURED"]
+        assert [step["step"] for step in again["saga_log"]["steps"]] == [
+            "RECEIVED",
+            "INTENT_CREATED",
+            "CHARGED",
+            "COMPLETED",
+            "CAPTURED",
+        ]
         run.check_invariants(key)
     finally:
         run.interrupt()

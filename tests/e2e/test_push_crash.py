@@ -17,27 +17,27 @@ import check_invariants
 from google.cloud import firestore
 from stack import build_stack
 
-# One gateway call: 3 s connect + 8 s read, no retries; one delivery (a charge and a cancel, plus
-# Firestore) at worst 2 x 11 + 5 = 27 s, under the lease.
-LEASE_SECONDS = 30
-SLOW_CHARGE_MS = 5000
+# One provider call: 3 connects of 1 s + a 6 s read; one delivery (five calls, plus Firestore) at worst
+# 5 x 9 + 5 = 50 s, under the lease.
+LEASE_SECONDS = 51
+SLOW_CALL_MS = 5000
 SETTINGS = {
     "SANDBOX_ALLOW_CONFIG": "true",
-    "GATEWAY_READ_TIMEOUT": "8",
-    "GATEWAY_MAX_RETRIES": "0",
+    "PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS": "1",
+    "PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": "6",
     "LEASE_SECONDS": str(LEASE_SECONDS),
-    # Cloud Run's request timeout, as deployed: a delivery that waits out a whole lease and then
-    # charges still answers inside it (the processor refuses to start otherwise).
-    "PUSH_REQUEST_TIMEOUT_SECONDS": "80",
+    # Cloud Run's request timeout: a delivery that waits out a whole lease and then settles the
+    # payment still answers inside it (the processor refuses to start otherwise): 51 + 50 + 10 s.
+    "PUSH_REQUEST_TIMEOUT_SECONDS": "120",
 }
 
 
 def test_a_redelivery_waits_out_a_crashed_deliverys_lease_instead_of_burning_its_attempts(emulator_env, tmp_path):
     # The ack deadline is above the request timeout, as deployed (docs/architecture.md, timeouts).
-    stack = build_stack("push", emulator_env, tmp_path, SETTINGS, ack_deadline_seconds=90)
+    stack = build_stack("push", emulator_env, tmp_path, SETTINGS, ack_deadline_seconds=130)
     try:
         user = stack.create_funded_user("100.00")
-        config = {"sandbox_latency_ms": SLOW_CHARGE_MS, "sandbox_latency_rate": 1.0}
+        config = {"sandbox_latency_ms": SLOW_CALL_MS, "sandbox_latency_rate": 1.0}
         assert stack.gateway().post(f"{stack.gateway_url}/_sandbox/config", json=config, timeout=10).ok
         response = stack.api().post(
             f"{stack.initiator_url}/initiate-payment",
@@ -48,7 +48,7 @@ def test_a_redelivery_waits_out_a_crashed_deliverys_lease_instead_of_burning_its
         assert response.status_code == 202, response.text
         payment_id = response.json()["id"]
 
-        # The fault: the processor dies while its delivery holds the lease and the charge is in flight.
+        # The fault: the processor dies while its delivery holds the lease and a provider call is in flight.
         saga = firestore.Client(project=stack.env["PROJECT_ID"]).collection("transactions").document(payment_id)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (saga.get().to_dict() or {}).get("lease_owner"):
@@ -67,8 +67,8 @@ def test_a_redelivery_waits_out_a_crashed_deliverys_lease_instead_of_burning_its
         ]
         assert len(received) >= 2, "Pub/Sub never pushed the message again after the crash"
         assert settled["status"] == "completed", settled
-        entry = stack.ledger(payment_id)
-        assert (entry["charges_succeeded"], entry["refunds"]) == (1, 0), entry
+        money = stack.money(payment_id)
+        assert (money.succeeded, money.refunds) == (1, 0), money
         report = check_invariants.check(stack.invariant_sources(), [user["id"]], deposits=stack.deposits)
         assert report.violations == [], report.table()
     finally:

@@ -13,7 +13,7 @@ from payments.handlers import TransientError
 from payments.models import Payment, PaymentStatus
 from payments.reconciler import Result, reconcile, reconcile_payment
 from payments.tests.invariant_checks import account_problems, payment_problems
-from payments.tests.test_reconciler import age, deliver
+from payments.tests.test_reconciler import age, deliver, step_names
 from testing.fixtures import (
     SandboxGatewayMixin,
     completion_event,
@@ -170,6 +170,55 @@ class SweeperTests(SweeperMixin, TestCase):
             [(s["step"], s["detail"].get("intent_id")) for s in saga_steps(payment.pk)[-2:]],
             [("CANCEL_REQUESTED", late.id), ("CHARGE_CANCELED", late.id)],
         )
+        self.assert_consistent(payment)
+
+    def test_a_completed_payment_is_swept_only_when_poked_and_its_own_intent_is_never_refunded(self) -> None:
+        payment, own = self.completed()
+        self.assertIsNone(payment.sweep_due_at, "a completed payment is not swept on a schedule")
+        late = self.made_outside(payment)
+
+        summary = self.sweep()
+
+        self.assertEqual((summary["swept"], summary["late_charges_refunded"]), (0, 0))
+        self.assertEqual(self.refunds(late), [])
+
+        # A poke (a webhook about its intents) makes it due.
+        self.make_due(payment)
+        summary = self.sweep()
+
+        self.assertEqual(summary["late_charges_refunded"], 1)
+        self.assertEqual(len(self.refunds(late)), 1)
+        self.assertEqual(self.refunds(own), [])
+        payment.refresh_from_db()
+        self.assertEqual((payment.status, payment.charge_id), (PaymentStatus.COMPLETED, own.charge_id))
+        self.assertIsNone(payment.sweep_due_at)
+        self.assertEqual(Account.objects.get(user=self.user).balance, 1_000_000 - payment.amount)
+        self.assertEqual(step_names(payment)[-3:], ["CAPTURED", "REFUND_REQUESTED", "REFUNDED"])
+        self.assert_consistent(payment)
+
+        self.make_due(payment)
+        self.assertEqual(self.sweep()["swept"], 1)
+        self.assertEqual((len(self.refunds(late)), self.refunds(own)), (1, []))
+
+    def test_a_completed_payment_poked_before_its_search_caught_up_is_looked_at_again_once_it_has(self) -> None:
+        payment, _ = self.completed(age_seconds=SEARCH_LAG - 300)
+        late = self.made_outside(payment)
+        searches = self.calls("GET", "/v1/payment_intents/search")
+        self.make_due(payment)
+
+        self.assertEqual(self.sweep()["swept"], 1)
+
+        self.assertEqual((self.calls("GET", "/v1/payment_intents/search"), self.refunds(late)), (searches, []))
+        payment.refresh_from_db()
+        self.assertEqual(payment.sweep_due_at, payment.created_at + timedelta(seconds=SEARCH_LAG))
+
+        # Time passes to then.
+        age(payment, SEARCH_LAG + 60)
+        self.make_due(payment)
+        self.assertEqual(self.sweep()["late_charges_refunded"], 1)
+        self.assertEqual(len(self.refunds(late)), 1)
+        payment.refresh_from_db()
+        self.assertIsNone(payment.sweep_due_at)
         self.assert_consistent(payment)
 
     def test_a_pending_refund_is_followed_until_it_succeeded(self) -> None:

@@ -91,6 +91,9 @@ def _sweep_intent(claim: PaymentClaim, intent: Intent) -> Refund | None:
     captured = payment.status == PaymentStatus.COMPLETED and intent.id == claim.intent_id
     if intent.status is IntentStatus.SUCCEEDED and not captured and not refunded(intent.id):
         refund = claim.refund(intent.id, reason_code=LATE_CHARGE)
+        if not refund.gives_money_back:
+            # Its refund failed (no new one is sent): surfaced by _follow_refunds, not a refund made.
+            return None
         logger.error(
             "money standing on a %s payment: intent %s (%s %s) refunded as %s",
             payment.status,

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from binpay_common.gateway import Intent, IntentStatus, PaymentRef, RefundStatus
-from payments import clients, saga_log
+from payments import clients, saga_log, sweeper
 from payments.handlers import TransientError
 from payments.models import Payment, PaymentStatus
 from payments.reconciler import Result, reconcile, reconcile_payment
@@ -29,6 +29,14 @@ INTERVAL = 3600
 WINDOW = 7 * 24 * 3600
 # The sandbox settles refunds SANDBOX_REFUND_SETTLE_SECONDS (5) after they answered.
 SETTLE = 60
+
+
+def last_steps(payment: Payment, count: int) -> list[tuple]:
+    """The last steps of the payment's log: (name, the intent it names, the actor's source)."""
+    return [
+        (step["step"], step["detail"].get("intent_id"), step["detail"].get("source"))
+        for step in saga_steps(payment.pk)[-count:]
+    ]
 
 
 class SweeperMixin(SandboxGatewayMixin):
@@ -253,6 +261,46 @@ class SweeperTests(SweeperMixin, TestCase):
         self.assertEqual(len(self.refund_requests(late)), 1)
         self.assert_consistent(payment)
 
+    def test_a_refund_that_fails_later_is_surfaced_once_and_never_sent_again(self) -> None:
+        cases = {
+            "refund-fail card": {"amount": 10_000, "method": "pm_card_refundFail", "first": RefundStatus.SUCCEEDED},
+            "magic 63": {"amount": 10_063, "method": "pm_card_visa", "first": RefundStatus.PENDING},
+        }
+        for name, case in cases.items():
+            with self.subTest(name):
+                payment, _ = self.rolled_back(case["amount"])
+                late = self.made_outside(payment, method=case["method"])
+                self.make_due(payment)
+                self.assertEqual(len(sweeper.sweep_payment(payment, holder="sweeper")), 1)
+                [refund] = self.refunds(late)
+                self.assertEqual(refund.status, case["first"])
+
+                self.gateway.advance(SETTLE)  # the refund fails now
+                self.assertEqual(self.gateway.port_client.retrieve_refund(refund.id).status, RefundStatus.FAILED)
+                with self.assertLogs("payments.sweeper", "ERROR") as logs:
+                    made = sweeper.sweep_payment(payment, holder="sweeper")
+
+                self.assertEqual(made, [], "a failed refund is not a refund made")
+                self.assertEqual(len(logs.output), 1, logs.output)
+                self.assertIn(f"refund {refund.id} of intent {late.id} failed", logs.output[0])
+                payment.refresh_from_db()
+                self.assertIsNotNone(payment.refund_failed_at)
+                failed_at = payment.refund_failed_at
+                self.assertEqual(last_steps(payment, 1), [("REFUND_FAILED", late.id, "sweeper")])
+                self.assertEqual(saga_steps(payment.pk)[-1]["detail"]["refund_id"], refund.id)
+                self.assert_consistent(payment)
+
+                # Every later sweep leaves it to a person: no new refund, no new step, no new alert.
+                steps_logged = len(saga_steps(payment.pk))
+                self.make_due(payment)
+                with self.assertNoLogs("payments.sweeper", "ERROR"):
+                    self.assertEqual(self.sweep()["swept"], 1)
+                self.assertEqual([r.id for r in self.refunds(late)], [refund.id])
+                self.assertEqual(len(self.refund_requests(late)), 1)
+                self.assertEqual(len(saga_steps(payment.pk)), steps_logged)
+                payment.refresh_from_db()
+                self.assertEqual(payment.refund_failed_at, failed_at)
+
     def test_rolled_back_payments_are_swept_every_interval_until_the_window_closes(self) -> None:
         payment, _ = self.rolled_back()
         payment.refresh_from_db()
@@ -302,7 +350,7 @@ class ConsumerSweepTests(SweeperMixin, TestCase):
 
         self.assertEqual(len(self.refunds(late)), 1)
         self.assertEqual(
-            [(s["step"], s["detail"].get("intent_id"), s["detail"].get("source")) for s in saga_steps(payment.pk)[-2:]],
+            last_steps(payment, 2),
             [("REFUND_REQUESTED", late.id, "consumer"), ("REFUNDED", late.id, "consumer")],
         )
         payment.refresh_from_db()

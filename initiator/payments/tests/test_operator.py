@@ -150,6 +150,7 @@ class SettlePaymentTests(OperatorMixin, TestCase):
         settled = self.settle(payment, SettleAction.REFUND_AND_RELEASE, "customer cancelled the order")
 
         self.assertEqual((settled.status, settled.failure_reason), ("rolled_back", "released_by_operator"))
+        self.assertEqual(settled.charge_id, intent.charge_id, "a refunded rollback keeps the charge it gave back")
         self.assertEqual(self.account(), (100_000, 0))
         [refund] = self.refunds(intent)
         self.assertEqual((refund.amount, refund.status), (10_000, RefundStatus.SUCCEEDED))
@@ -158,6 +159,7 @@ class SettlePaymentTests(OperatorMixin, TestCase):
             ["NEEDS_ATTENTION", "CANCEL_REQUESTED", "CHARGED", "REFUND_REQUESTED", "REFUNDED", "COMPENSATED"],
         )
         self.assertEqual(saga_steps(payment.pk)[-2]["detail"]["refund_id"], refund.id)
+        self.assertEqual(saga_steps(payment.pk)[-1]["detail"]["charge_id"], intent.charge_id)
         self.assert_consistent(payment)
 
         # Unconfirmed: nothing to refund, the cancel is enough.

@@ -25,7 +25,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from binpay_common import steps
-from binpay_common.gateway import GatewayAmbiguous, IntentStatus
+from binpay_common.gateway import GatewayAmbiguous, IntentStatus, Refund
 from core.errors import ApplicationError
 from payments import clients, settlement, sweeper
 from payments.claims import ClaimBusy, PaymentClaim, claimed
@@ -154,25 +154,27 @@ def _release(claim: PaymentClaim, record: OperatorAction) -> dict:
 
 
 def _refund_and_release(claim: PaymentClaim, record: OperatorAction) -> dict:
-    refund_id = None
+    refund = None
     intent_id = claim.intent_id
     if intent_id and not claim.has(steps.REFUND_REQUESTED):
         intent = claim.close(intent_id, reason_code=RELEASED_BY_OPERATOR)
         if intent.status is IntentStatus.SUCCEEDED:
-            refund_id = _refund(claim, intent_id)
+            refund = _refund(claim, intent_id)
     elif intent_id:
-        refund_id = _refund(claim, intent_id)
-    return {**_released(claim, record, charge_id=claim.doc.get("charge_id")), "refund_id": refund_id}
+        refund = _refund(claim, intent_id)
+    # A refunded rollback names the charge it gave back, as the processor's and the reconciler's do.
+    charge_id = refund.charge_id if refund else claim.doc.get("charge_id")
+    return {**_released(claim, record, charge_id=charge_id), "refund_id": refund.id if refund else None}
 
 
-def _refund(claim: PaymentClaim, intent_id: str) -> str:
+def _refund(claim: PaymentClaim, intent_id: str) -> Refund:
     refund = claim.refund(intent_id, reason_code=RELEASED_BY_OPERATOR)
     if not refund.gives_money_back:
         raise SettleRefused(
             "refund_failed",
             f"Refund {refund.id} of intent {intent_id} failed ({refund.failure_reason}): the money did not go back.",
         )
-    return refund.id
+    return refund
 
 
 def _released(claim: PaymentClaim, record: OperatorAction, *, charge_id: str | None) -> dict:

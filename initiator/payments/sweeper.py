@@ -5,9 +5,10 @@ payment, and that a completed payment has exactly one. The sweeper looks anyway,
 claim, for what the provider holds against it: an intent made outside the saga (the dashboard,
 another integration, a create whose key was spent), a refund still pending, a refund that failed.
 
-- A rolled-back payment: every intent the log names, and — once the provider's search can be trusted
+- The intents looked at: every intent the log names, and — once the provider's search can be trusted
   to have caught up (PROVIDER_SEARCH_LAG_SECONDS after the payment was created) — every intent the
-  search finds for it: a succeeded one is refunded, an unconfirmed one canceled.
+  search finds for it.
+- A rolled-back payment: a succeeded intent is refunded, an unconfirmed one canceled.
 - A completed payment: any succeeded intent other than the one it captured is refunded.
 - Every refund the log names is followed until it succeeded; one that failed is logged REFUND_FAILED,
   flagged on the payment (`refund_failed_at`) and logged at ERROR, where operators look.
@@ -15,7 +16,8 @@ another integration, a create whose key was spent), a refund still pending, a re
 Rolled-back payments are swept every LATE_CHARGE_CHECK_INTERVAL_SECONDS for LATE_CHARGE_WINDOW_SECONDS;
 completed ones only when a webhook says something happened to their intents (a periodic search of
 every completed payment would cost a search call per payment per interval, far past Stripe's rate
-limits). A `payment.completed` for a rolled-back payment sweeps it at once (the consumer).
+limits), and once more when the search has caught up if the poke came before. A `payment.completed`
+for a rolled-back payment sweeps it at once (the consumer).
 """
 
 import logging
@@ -75,11 +77,15 @@ def _intents(claim: PaymentClaim, reported: tuple[str, ...]) -> list[Intent]:
             # An event naming an intent the provider does not know proves nothing; the search still looks.
             logger.warning("reported intent %s is unknown to the provider: %s", intent_id, error)
     payment = claim.payment
-    lag = timedelta(seconds=settings.PROVIDER_SEARCH_LAG_SECONDS)
-    if payment.status == PaymentStatus.ROLLED_BACK and timezone.now() - payment.created_at >= lag:
+    if timezone.now() >= _search_caught_up(payment):
         for intent in gateway.search_intents(str(payment.pk)):
             found.setdefault(intent.id, intent)
     return list(found.values())
+
+
+def _search_caught_up(payment: Payment):
+    """From when the provider's search can be trusted to show the payment's intents."""
+    return payment.created_at + timedelta(seconds=settings.PROVIDER_SEARCH_LAG_SECONDS)
 
 
 def _logged_intents(claim: PaymentClaim) -> list[str]:
@@ -97,6 +103,9 @@ def _sweep_intent(claim: PaymentClaim, intent: Intent) -> Refund | None:
     captured = payment.status == PaymentStatus.COMPLETED and intent.id == claim.intent_id
     if intent.status is IntentStatus.SUCCEEDED and not captured and not refunded(intent.id):
         refund = claim.refund(intent.id, reason_code=LATE_CHARGE)
+        if not refund.gives_money_back:
+            # Its refund failed (no new one is sent): surfaced by _follow_refunds, not a refund made.
+            return None
         logger.error(
             "money standing on a %s payment: intent %s (%s %s) refunded as %s",
             payment.status,
@@ -135,13 +144,15 @@ def _follow_refunds(claim: PaymentClaim, intent_id: str) -> bool:
 
 
 def _reschedule(payment: Payment, pending_refund: bool) -> None:
-    """Due again after the interval while the window lasts (sooner while a refund is pending); else not."""
+    """Due again after the interval while the window lasts (sooner while a refund is pending); a completed
+    payment only once its search has caught up, if it has not yet; else not."""
     now = timezone.now()
     interval = timedelta(seconds=settings.LATE_CHARGE_CHECK_INTERVAL_SECONDS)
     window_ends = payment.updated_at + timedelta(seconds=settings.LATE_CHARGE_WINDOW_SECONDS)
     due = now + (interval / 4 if pending_refund else interval)
     if payment.status != PaymentStatus.ROLLED_BACK and not pending_refund:
-        due = None
+        caught_up = _search_caught_up(payment)
+        due = caught_up if now < caught_up else None
     elif due > window_ends and not pending_refund:
         due = None
     Payment.objects.filter(pk=payment.pk).update(sweep_due_at=due)

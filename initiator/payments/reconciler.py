@@ -212,6 +212,12 @@ def _sweep(payment: Payment) -> Result:
         refunds = sweeper.sweep_payment(payment, holder="sweeper")
     except ClaimBusy:
         return Result.LEASE_LIVE
+    except GatewayAmbiguous as error:
+        # The provider cannot say now: an outage, not a failure of ours. Look again after a backoff.
+        retry_at = timezone.now() + timedelta(seconds=settings.RECONCILE_BACKOFF_SECONDS)
+        Payment.objects.filter(pk=payment.pk).update(sweep_due_at=retry_at)
+        logger.warning("sweep: the provider could not answer; looked at again from %s: %s", retry_at, error)
+        return Result.GATEWAY_UNREACHABLE
     return Result.LATE_CHARGES_REFUNDED if refunds else Result.SWEPT
 
 

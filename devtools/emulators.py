@@ -123,7 +123,6 @@ class Emulators:
     def env(self) -> dict[str, str]:
         return {
             "PROJECT_ID": self.project_id,
-            "GOOGLE_CLOUD_PROJECT": self.project_id,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
         }

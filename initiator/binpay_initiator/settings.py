@@ -8,10 +8,10 @@ import warnings
 from pathlib import Path
 
 import dj_database_url
-from binpay_common.env import env_bool, env_float, env_int, env_list, env_str
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from binpay_common.env import env_bool, env_float, env_int, env_list, env_str
 from core.money import DEFAULT_DEPOSIT_MAX_MAJOR, DEFAULT_PAYMENT_MAX_MAJOR, amount_limits
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -127,14 +127,6 @@ class Emulators:
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
         }
 
-    def reset_firestore(self) -> None:
-        """Delete every document in the Firestore emulator's database."""
-        request = urllib.request.Request(
-            f"http://{self.firestore_host}/emulator/v1/projects/{self.project_id}/databases/(default)/documents",
-            method="DELETE",
-        )
-        urllib.request.urlopen(request, timeout=10).close()
-
     def export_firestore(self) -> None:
         """Replace the export in `firestore_data` with the emulator's current documents."""
         fresh = self.firestore_data.with_name(self.firestore_data.name + ".new")

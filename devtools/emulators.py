@@ -123,18 +123,9 @@ class Emulators:
     def env(self) -> dict[str, str]:
         return {
             "PROJECT_ID": self.project_id,
-            "GOOGLE_CLOUD_PROJECT": self.project_id,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
         }
-
-    def reset_firestore(self) -> None:
-        """Delete every document in the Firestore emulator's database."""
-        request = urllib.request.Request(
-            f"http://{self.firestore_host}/emulator/v1/projects/{self.project_id}/databases/(default)/documents",
-            method="DELETE",
-        )
-        urllib.request.urlopen(request, timeout=10).close()
 
     def export_firestore(self) -> None:
         """Replace the export in `firestore_data` with the emulator's current documents."""

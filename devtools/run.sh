@@ -63,9 +63,8 @@ export PAYMENT_GATEWAY_URL=${PAYMENT_GATEWAY_URL:-http://127.0.0.1:$GATEWAY_PORT
 export SANDBOX_DB_PATH=${SANDBOX_DB_PATH:-$state/gateway.sqlite3}
 # The sandbox signs its webhooks to the initiator with a secret of this checkout's (Stripe: whsec_...).
 [ -s "$state/webhook-secret" ] || python -c 'import secrets; print("whsec_" + secrets.token_hex(24))' >"$state/webhook-secret"
-export PAYMENT_GATEWAY_WEBHOOK_SECRET SANDBOX_WEBHOOK_SECRET
+export PAYMENT_GATEWAY_WEBHOOK_SECRET
 PAYMENT_GATEWAY_WEBHOOK_SECRET=$(cat "$state/webhook-secret")
-SANDBOX_WEBHOOK_SECRET=$PAYMENT_GATEWAY_WEBHOOK_SECRET
 export SANDBOX_WEBHOOK_URL=${SANDBOX_WEBHOOK_URL:-http://127.0.0.1:$INITIATOR_PORT/webhooks/stripe}
 # Fault injection is a demo feature (README "Failure demos"); production mode refuses it.
 export FAULT_INJECTION_ENABLED=${FAULT_INJECTION_ENABLED:-true}

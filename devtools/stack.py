@@ -240,7 +240,6 @@ def build_stack(
         # gunicorn 27 binds a control socket at one fixed path per user: several servers would clash.
         "GUNICORN_CMD_ARGS": "--no-control-socket",
         "PROJECT_ID": project,
-        "GOOGLE_CLOUD_PROJECT": project,
         "BINPAY_ENV": "development",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
         "DATABASE_URL": _database_url(mode, tmp),
@@ -251,7 +250,6 @@ def build_stack(
         "SANDBOX_LATENCY_MS": "300",
         "SANDBOX_SEARCH_LAG_SECONDS": "0",
         "SANDBOX_WEBHOOK_URL": f"{urls['initiator']}/webhooks/stripe",
-        "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "PAYMENT_GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": "2",
         "FAULT_INJECTION_ENABLED": "true",

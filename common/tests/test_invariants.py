@@ -41,7 +41,7 @@ def test_settled_money_that_matches_passes():
         ("rolled_back", [intent()], {"pi_1": []}, "rolled back but the provider holds 1000"),
         ("rolled_back", [intent()], {"pi_1": [refund(status=RefundStatus.FAILED)]}, "rolled back but"),
         ("completed", [intent()], {"pi_1": [refund()]}, "completed but the money stands in"),
-        # Review finding F4: a second intent took the money of a completed payment.
+        # A second intent that took money beside a completed payment's own is money held twice.
         ("completed", [intent(), intent("pi_2", charge="ch_2")], {"pi_1": [], "pi_2": []}, "holds 2000"),
         ("completed", [intent(amount=900)], {"pi_1": []}, "took 900 USD"),
         ("rolled_back", [intent()], {"pi_1": [refund(), refund(intent_id="pi_1")]}, "refunded more than it took"),

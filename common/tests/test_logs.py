@@ -230,7 +230,7 @@ def test_lines_carry_severity_time_logger_and_the_context_ids() -> None:
 
 
 def test_a_current_span_puts_its_trace_on_the_line(monkeypatch) -> None:
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "binpay-test")
+    monkeypatch.setenv("PROJECT_ID", "binpay-test")
     formatter = JsonFormatter()
     tracer = TracerProvider().get_tracer("test")
 

@@ -77,7 +77,7 @@ def test_an_initiator_claim_fences_out_every_processor_delivery_for_good(firesto
 
 
 def test_one_initiator_actor_at_a_time(firestore_client, collection) -> None:
-    """The claim that keeps an operator's refund from racing the reconciler's capture (review finding F1)."""
+    """One initiator actor at a time: while an operator holds the claim, the reconciler cannot capture what it refunds."""
     log = initiator_log(firestore_client, collection, grace=30)
     paid = payment()
     operator = log.claim_settlement(paid, "operator-1", "operator:alice")

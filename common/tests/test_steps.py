@@ -38,13 +38,13 @@ LEGAL = {
 }
 
 ILLEGAL = {
-    # Review finding F1: completed while its own charge was refunded.
+    # A payment cannot complete while its own charge is being refunded.
     "captured after its refund was announced": (
         "completed",
         log("RECEIVED", "INTENT_CREATED", "CHARGED", "REFUND_REQUESTED", "CAPTURED"),
         "came before CAPTURED",
     ),
-    # Review finding F6: a late delivery re-claimed a settled payment.
+    # A late delivery cannot re-open a payment already compensated.
     "received after the compensation": ("rolled_back", log("COMPENSATED", "RECEIVED"), "cannot follow COMPENSATED"),
     "released while its intent may still land": (
         "rolled_back",

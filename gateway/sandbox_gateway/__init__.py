@@ -79,7 +79,7 @@ def create_app(
 
 
 def _wire_environment_endpoint(store: Store, settings: Settings) -> None:
-    """SANDBOX_WEBHOOK_URL/SECRET: one endpoint for every event type, no API call needed."""
+    """SANDBOX_WEBHOOK_URL + PAYMENT_GATEWAY_WEBHOOK_SECRET: one endpoint for every event type, no API call needed."""
     with store.transaction() as conn:
         conn.execute("DELETE FROM objects WHERE id = ?", (events.ENV_ENDPOINT_ID,))
         if settings.webhook_url is None:

@@ -106,7 +106,7 @@ class Settings:
     log_level: str
     # More accepted secret keys; each has its own idempotency-key space, as on Stripe.
     extra_api_keys: tuple[str, ...] = ()
-    # One webhook endpoint wired without API calls (both set, or neither).
+    # One webhook endpoint wired without API calls (the URL needs the secret).
     webhook_url: str | None = None
     webhook_secret: str | None = None
 
@@ -132,9 +132,10 @@ class Settings:
         except ValueError as error:
             raise ConfigurationError(f"invalid SANDBOX_* setting: {error}") from None
         webhook_url = env.get("SANDBOX_WEBHOOK_URL", "").strip() or None
-        webhook_secret = env.get("SANDBOX_WEBHOOK_SECRET", "").strip() or None
-        if (webhook_url is None) != (webhook_secret is None):
-            raise ConfigurationError("SANDBOX_WEBHOOK_URL and SANDBOX_WEBHOOK_SECRET must be set together")
+        # The same name as the initiator's: the one secret both ends of the webhook share.
+        webhook_secret = env.get("PAYMENT_GATEWAY_WEBHOOK_SECRET", "").strip() or None
+        if webhook_url is not None and webhook_secret is None:
+            raise ConfigurationError("SANDBOX_WEBHOOK_URL needs PAYMENT_GATEWAY_WEBHOOK_SECRET to sign its events")
         if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"SANDBOX_WEBHOOK_URL must be an http(s) URL, got {webhook_url!r}")
         extra_keys = tuple(key.strip() for key in env.get("SANDBOX_EXTRA_API_KEYS", "").split(",") if key.strip())

@@ -142,7 +142,10 @@ def test_production_refuses_to_start_without_an_api_key(tmp_path):
     ("env", "message"),
     [
         ({"SANDBOX_FAIL_RATE": "2"}, "sandbox_fail_rate must be between 0 and 1"),
-        ({"SANDBOX_WEBHOOK_URL": "http://127.0.0.1:9/x", "SANDBOX_WEBHOOK_SECRET": ""}, "must be set together"),
+        (
+            {"SANDBOX_WEBHOOK_URL": "http://127.0.0.1:9/x", "PAYMENT_GATEWAY_WEBHOOK_SECRET": ""},
+            "SANDBOX_WEBHOOK_URL needs PAYMENT_GATEWAY_WEBHOOK_SECRET",
+        ),
     ],
 )
 def test_invalid_settings_refuse_to_start(tmp_path, env, message):

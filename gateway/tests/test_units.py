@@ -68,7 +68,7 @@ def test_production_needs_an_explicit_api_key():
         {"SANDBOX_LATENCY_MS": "fast"},
         {"SANDBOX_TIMEOUT_RATE": "1.01"},
         {"SANDBOX_WEBHOOK_URL": "http://127.0.0.1:9/hook"},
-        {"SANDBOX_WEBHOOK_URL": "ftp://x", "SANDBOX_WEBHOOK_SECRET": "whsec_x"},
+        {"SANDBOX_WEBHOOK_URL": "ftp://x", "PAYMENT_GATEWAY_WEBHOOK_SECRET": "whsec_x"},
     ],
 )
 def test_invalid_environment_is_refused(env):

@@ -36,6 +36,8 @@ from urllib.parse import unquote, urlsplit
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter as _PythonJsonFormatter
 
+from .env import env_str
+
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 payment_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("payment_id", default=None)
 
@@ -135,7 +137,7 @@ class JsonFormatter(_PythonJsonFormatter):
         kwargs.setdefault("fmt", "%(message)s")
         super().__init__(*args, **kwargs)
         self.redact = Redactor(secrets)
-        self.project_id = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("PROJECT_ID")
+        self.project_id = env_str("PROJECT_ID", None)
 
     def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:
         super().add_fields(log_data, record, message_dict)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +26,8 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from .env import env_str
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("binpay")
@@ -37,8 +38,8 @@ _installed = False
 
 
 def exporter_from_env() -> SpanExporter | None:
-    production = os.environ.get("BINPAY_ENV") == "production"
-    choice = os.environ.get("OTEL_TRACES_EXPORTER") or ("gcp_trace" if production else "none")
+    production = env_str("BINPAY_ENV", "development") == "production"
+    choice = env_str("OTEL_TRACES_EXPORTER", "gcp_trace" if production else "none")
     if choice == "none":
         return None
     if choice == "console":

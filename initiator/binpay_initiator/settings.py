@@ -4,7 +4,6 @@ BINPAY_ENV=production refuses to start unless every secret is set explicitly, an
 Every variable is listed with its default in .env.example.
 """
 
-import os
 import warnings
 from pathlib import Path
 
@@ -12,44 +11,13 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from binpay_common.env import env_bool, env_float, env_int, env_list, env_str
 from core.money import DEFAULT_DEPOSIT_MAX_MAJOR, DEFAULT_PAYMENT_MAX_MAJOR, amount_limits
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Values already in the environment win over the .env file.
 load_dotenv(BASE_DIR / ".env", override=False)
-
-
-def env_str(name: str, default: str) -> str:
-    # An empty value (e.g. `DATABASE_URL=` copied from .env.example) means "use the default".
-    return os.environ.get(name) or default
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from error
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from error
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
 BINPAY_ENV = env_str("BINPAY_ENV", "development")
@@ -59,18 +27,14 @@ IS_PRODUCTION = BINPAY_ENV == "production"
 
 _PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS", "PAYMENT_GATEWAY_API_KEY")
 if IS_PRODUCTION:
-    missing = [name for name in _PRODUCTION_REQUIRED if not os.environ.get(name)]
+    missing = [name for name in _PRODUCTION_REQUIRED if env_str(name, None) is None]
     if missing:
         raise ImproperlyConfigured(f"BINPAY_ENV=production requires {', '.join(missing)} to be set explicitly")
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-insecure-development-only-key-not-for-production"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "django-insecure-development-only-key-not-for-production")
 DEBUG = False if IS_PRODUCTION else env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [
-    host.strip() for host in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if host.strip()
-]
-CSRF_TRUSTED_ORIGINS = [
-    origin.strip() for origin in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
-]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -254,11 +218,6 @@ FIRESTORE_TIMEOUT_SECONDS = env_int("FIRESTORE_TIMEOUT_SECONDS", 10)
 DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "USD").upper()
 # Largest payment and deposit per currency, in minor units: core/money.py's defaults (about USD 10,000
 # and 100,000) with "USD=5000,JPY=700000" (major units) from the environment on top.
-if os.environ.get("PAYMENT_MAX_AMOUNT"):
-    raise ImproperlyConfigured(
-        "PAYMENT_MAX_AMOUNT (one minor-unit limit for every currency) was replaced by PAYMENT_MAX_AMOUNTS, "
-        "per currency in major units, e.g. PAYMENT_MAX_AMOUNTS=USD=10000,JPY=1500000"
-    )
 try:
     PAYMENT_MAX_AMOUNTS = amount_limits(env_str("PAYMENT_MAX_AMOUNTS", ""), DEFAULT_PAYMENT_MAX_MAJOR)
     DEPOSIT_MAX_AMOUNTS = amount_limits(env_str("DEPOSIT_MAX_AMOUNTS", ""), DEFAULT_DEPOSIT_MAX_MAJOR)
@@ -269,10 +228,14 @@ API_KEY_LAST_USED_INTERVAL_SECONDS = env_int("API_KEY_LAST_USED_INTERVAL_SECONDS
 OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 1)
 # false leaves all publishing to `manage.py relay_outbox` (chaos runs: every event goes through the relay).
 OUTBOX_PUBLISH_ON_COMMIT = env_bool("OUTBOX_PUBLISH_ON_COMMIT", True)
+# true (set on Cloud Run): publish in the committing thread instead, so the request waits for Pub/Sub
+# (payments/outbox.py; the trade-off is in docs/deploy.md).
+OUTBOX_PUBLISH_IN_REQUEST = env_bool("OUTBOX_PUBLISH_IN_REQUEST", False)
 
 # Reconciler: payments still pending after this many seconds are settled by `manage.py reconcile`.
 PAYMENT_TIMEOUT_SECONDS = env_int("PAYMENT_TIMEOUT_SECONDS", 600)
-if "SAGA_TIMEOUT_SECONDS" in os.environ and env_float("SAGA_TIMEOUT_SECONDS", 0) >= PAYMENT_TIMEOUT_SECONDS:
+_PROCESSOR_SAGA_TIMEOUT_SECONDS = env_float("SAGA_TIMEOUT_SECONDS", None)
+if _PROCESSOR_SAGA_TIMEOUT_SECONDS is not None and _PROCESSOR_SAGA_TIMEOUT_SECONDS >= PAYMENT_TIMEOUT_SECONDS:
     # The processor must give up (cancel the charge) before the reconciler takes the payment over.
     raise ImproperlyConfigured("PAYMENT_TIMEOUT_SECONDS must exceed the processor's SAGA_TIMEOUT_SECONDS")
 # A pending payment whose payment.initiated went out this long ago while no processor delivery holds
@@ -298,12 +261,12 @@ LATE_CHARGE_WINDOW_SECONDS = env_int("LATE_CHARGE_WINDOW_SECONDS", 7 * 24 * 3600
 LATE_CHARGE_CHECK_INTERVAL_SECONDS = env_int("LATE_CHARGE_CHECK_INTERVAL_SECONDS", 3600)
 PROVIDER_SEARCH_LAG_SECONDS = env_int("PROVIDER_SEARCH_LAG_SECONDS", 3600)
 PAYMENT_GATEWAY_URL = env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090").rstrip("/")
-PAYMENT_GATEWAY_API_KEY = os.environ.get("PAYMENT_GATEWAY_API_KEY") or "sk_test_sandbox"
+PAYMENT_GATEWAY_API_KEY = env_str("PAYMENT_GATEWAY_API_KEY", "sk_test_sandbox")
 PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS", 3.0)
 PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS", 10.0)
 # The provider's webhook signing secret (Stripe: whsec_...); without it POST /webhooks/stripe refuses
 # every event (they only speed work up: the reconciler and the sweeper find everything without them).
-PAYMENT_GATEWAY_WEBHOOK_SECRET = os.environ.get("PAYMENT_GATEWAY_WEBHOOK_SECRET") or None
+PAYMENT_GATEWAY_WEBHOOK_SECRET = env_str("PAYMENT_GATEWAY_WEBHOOK_SECRET", None)
 # How long an initiator actor (reconciler, sweeper, consumer, operator) holds a payment's claim: more
 # than its longest conversation with the provider (a cancel, a retrieve, a refund and a list).
 SETTLEMENT_LEASE_SECONDS = env_int("SETTLEMENT_LEASE_SECONDS", 120)

@@ -69,9 +69,6 @@ class ApiKey(models.Model):
     def is_expired(self, now) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
-    def has_scopes(self, required) -> bool:
-        return set(required) <= set(self.scopes)
-
 
 class IdempotencyRecord(models.Model):
     """The stored response of a POST made with an Idempotency-Key, scoped to the API key that sent it."""

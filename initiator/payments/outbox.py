@@ -186,10 +186,7 @@ class CommitPublisher:
                     self._changed.notify_all()
 
 
-# Read here rather than in settings.py so the change stays local to the outbox (see docs/deploy.md).
-commit_publisher = CommitPublisher(
-    in_request=os.environ.get("OUTBOX_PUBLISH_IN_REQUEST", "false").strip().lower() in ("1", "true", "yes")
-)
+commit_publisher = CommitPublisher(in_request=settings.OUTBOX_PUBLISH_IN_REQUEST)
 # A worker that exits normally (SIGTERM, max_requests) publishes what it queued instead of leaving it
 # to the relay's next pass.
 atexit.register(commit_publisher.flush, timeout=5)

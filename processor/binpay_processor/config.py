@@ -5,12 +5,12 @@ Names are the ones in docs/contracts.md plus the processor's own; `.env.example`
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from binpay_common.env import SettingError, env_bool, env_float, env_int, env_str
 from binpay_common.gateway.stripe_api import CONNECT_RETRIES
 from dotenv import load_dotenv
 
@@ -28,9 +28,6 @@ FIRESTORE_BUDGET_SECONDS = 5
 # still fits a whole walk after it; a slower one goes back to Pub/Sub.
 AMBIGUITY_RETRY_ROOM_SECONDS = 5.0
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
 
 class ConfigurationError(RuntimeError):
     """The environment is unusable; the process must not start."""
@@ -38,41 +35,43 @@ class ConfigurationError(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
-    binpay_env: str = "development"
-    host: str = "127.0.0.1"
-    port: int = 5000
-    log_level: str = "INFO"
-    project_id: str = "binpay-local"
-    pubsub_topic: str = "binpay-initiation"
-    pubsub_subscription: str = "initiator-sub"
-    pubsub_completion_topic: str = "binpay-completion"
-    pubsub_rollback_topic: str = "rollback"
+    """The processor's settings; from_env reads each one (defaults and meanings: .env.example)."""
+
+    binpay_env: str
+    host: str
+    port: int
+    log_level: str
+    project_id: str
+    pubsub_topic: str
+    pubsub_subscription: str
+    pubsub_completion_topic: str
+    pubsub_rollback_topic: str
     # Messages in flight per pull worker, each on its own thread: enough that payments waiting on a
     # slow gateway (10% at 2.5 s is 25 slots at 100/s) leave slots for the others.
-    pubsub_flow_control_max_messages: int = 64
+    pubsub_flow_control_max_messages: int
     # Longest ack-deadline extension the streaming-pull client asks for: what a worker held comes back
     # this soon after the worker dies (the client's own default is 60 s, then up to 600 s).
-    pubsub_max_lease_extension_seconds: int = 60
-    pubsub_push_audience: str | None = None
-    pubsub_push_service_account: str | None = None
-    pubsub_push_certs_url: str | None = None
+    pubsub_max_lease_extension_seconds: int
+    pubsub_push_audience: str | None
+    pubsub_push_service_account: str | None
+    pubsub_push_certs_url: str | None
     # true only on a private Cloud Run service: Cloud Run checked the push token's signature (binpay_common/oidc.py).
-    behind_cloud_run_iam: bool = False
-    firestore_collection: str = "transactions"
-    payment_gateway_url: str = "http://127.0.0.1:8090"
-    payment_gateway_api_key: str | None = DEVELOPMENT_GATEWAY_API_KEY
-    payment_gateway_connect_timeout_seconds: float = 3.0
-    payment_gateway_read_timeout_seconds: float = 10.0
+    behind_cloud_run_iam: bool
+    firestore_collection: str
+    payment_gateway_url: str
+    payment_gateway_api_key: str | None
+    payment_gateway_connect_timeout_seconds: float
+    payment_gateway_read_timeout_seconds: float
     # Same-key retries only within this age of the payment: Stripe prunes keys after 24 h and then
     # takes a reused key as a new request (docs/protocol.md §4 rule 6).
-    payment_gateway_idempotency_window_seconds: float = 43200.0
-    saga_timeout_seconds: float = 300.0
-    lease_seconds: float = 120.0
+    payment_gateway_idempotency_window_seconds: float
+    saga_timeout_seconds: float
+    lease_seconds: float
     # The initiator's PAYMENT_TIMEOUT_SECONDS, when known here: its reconciler must not start first.
-    payment_timeout_seconds: float | None = None
+    payment_timeout_seconds: float | None
     # The platform's request timeout for a push delivery (Cloud Run's service timeout), when pushed.
-    push_request_timeout_seconds: float | None = None
-    fault_injection_enabled: bool = False
+    push_request_timeout_seconds: float | None
+    fault_injection_enabled: bool
 
     @property
     def is_production(self) -> bool:
@@ -84,23 +83,60 @@ class Settings:
     ) -> Settings:
         """Read settings from `environ` (default: os.environ after loading processor/.env).
 
-        `overrides` uses the env var names (e.g. {"SAGA_TIMEOUT_SECONDS": 0}) and wins over the environment.
+        `overrides` uses the env var names (e.g. {"SAGA_TIMEOUT_SECONDS": 0}; None unsets one) and wins
+        over the environment.
         """
         if environ is None:
             load_dotenv(ENV_FILE, override=False)
             environ = os.environ
-        values: dict[str, object] = {}
-        for field in dataclasses.fields(cls):
-            name = field.name.upper()
-            if overrides and name in overrides:
-                values[field.name] = overrides[name]
-            elif name in environ:
-                values[field.name] = _parse(name, environ[name], field.type)
-        if "payment_gateway_api_key" not in values and values.get("binpay_env", "development") == "production":
-            values["payment_gateway_api_key"] = None
-        settings = cls(**values)
+        env = dict(environ)
+        for name, value in (overrides or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
+        try:
+            settings = cls._read(env)
+        except SettingError as error:
+            raise ConfigurationError(str(error)) from None
         settings.validate()
         return settings
+
+    @classmethod
+    def _read(cls, env: Mapping[str, str]) -> Settings:
+        binpay_env = env_str("BINPAY_ENV", "development", env)
+        # Production has no default key: validate() refuses to start without one.
+        default_api_key = None if binpay_env == "production" else DEVELOPMENT_GATEWAY_API_KEY
+        return cls(
+            binpay_env=binpay_env,
+            host=env_str("HOST", "127.0.0.1", env),
+            port=env_int("PORT", 5000, env),
+            log_level=env_str("LOG_LEVEL", "INFO", env).upper(),
+            project_id=env_str("PROJECT_ID", "binpay-local", env),
+            pubsub_topic=env_str("PUBSUB_TOPIC", "binpay-initiation", env),
+            pubsub_subscription=env_str("PUBSUB_SUBSCRIPTION", "initiator-sub", env),
+            pubsub_completion_topic=env_str("PUBSUB_COMPLETION_TOPIC", "binpay-completion", env),
+            pubsub_rollback_topic=env_str("PUBSUB_ROLLBACK_TOPIC", "rollback", env),
+            pubsub_flow_control_max_messages=env_int("PUBSUB_FLOW_CONTROL_MAX_MESSAGES", 64, env),
+            pubsub_max_lease_extension_seconds=env_int("PUBSUB_MAX_LEASE_EXTENSION_SECONDS", 60, env),
+            pubsub_push_audience=env_str("PUBSUB_PUSH_AUDIENCE", None, env),
+            pubsub_push_service_account=env_str("PUBSUB_PUSH_SERVICE_ACCOUNT", None, env),
+            pubsub_push_certs_url=env_str("PUBSUB_PUSH_CERTS_URL", None, env),
+            behind_cloud_run_iam=env_bool("BEHIND_CLOUD_RUN_IAM", False, env),
+            firestore_collection=env_str("FIRESTORE_COLLECTION", "transactions", env),
+            payment_gateway_url=env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090", env),
+            payment_gateway_api_key=env_str("PAYMENT_GATEWAY_API_KEY", default_api_key, env),
+            payment_gateway_connect_timeout_seconds=env_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS", 3.0, env),
+            payment_gateway_read_timeout_seconds=env_float("PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS", 10.0, env),
+            payment_gateway_idempotency_window_seconds=env_float(
+                "PAYMENT_GATEWAY_IDEMPOTENCY_WINDOW_SECONDS", 43200.0, env
+            ),
+            saga_timeout_seconds=env_float("SAGA_TIMEOUT_SECONDS", 300.0, env),
+            lease_seconds=env_float("LEASE_SECONDS", 120.0, env),
+            payment_timeout_seconds=env_float("PAYMENT_TIMEOUT_SECONDS", None, env),
+            push_request_timeout_seconds=env_float("PUSH_REQUEST_TIMEOUT_SECONDS", None, env),
+            fault_injection_enabled=env_bool("FAULT_INJECTION_ENABLED", False, env),
+        )
 
     def validate(self) -> None:
         if self.binpay_env not in ("development", "production"):
@@ -184,26 +220,3 @@ class Settings:
         whole walk more still ends inside the lease (at most AMBIGUITY_RETRY_ROOM_SECONDS)."""
         return max(0.0, min(AMBIGUITY_RETRY_ROOM_SECONDS, self.lease_seconds - self.handling_worst_case_seconds() - 1))
 
-
-def _parse(name: str, raw: str, annotation: object) -> object:
-    kind = str(annotation)
-    raw = raw.strip()
-    try:
-        if kind == "bool":
-            lowered = raw.lower()
-            if lowered in _TRUE:
-                return True
-            if lowered in _FALSE:
-                return False
-            raise ValueError(raw)
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "float | None":
-            return float(raw) if raw else None
-    except ValueError as error:
-        raise ConfigurationError(f"{name}={raw!r} is not a valid {kind}") from error
-    if kind == "str | None":
-        return raw or None
-    return raw

@@ -14,10 +14,10 @@ here only the Flask app's instrumentation.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 from binpay_common import tracing
+from binpay_common.env import env_int, env_str
 from binpay_common.tracing import exporter_from_env
 from flask import Blueprint, Flask, Response
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -57,7 +57,7 @@ def message_handled(publish_time: datetime, disposition: str) -> None:
 
 
 def _registry() -> CollectorRegistry:
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if env_str("PROMETHEUS_MULTIPROC_DIR", None) is None:
         return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
@@ -72,9 +72,9 @@ def metrics():
 def start_worker() -> None:
     """The pull worker's tracing, and its own /metrics on METRICS_PORT when set (its pod has no web server)."""
     configure_tracing(exporter_from_env())
-    port = os.environ.get("METRICS_PORT")
-    if port:
-        start_http_server(int(port), registry=_registry())
+    port = env_int("METRICS_PORT", None)
+    if port is not None:
+        start_http_server(port, registry=_registry())
 
 
 # --- traces ----------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 15) -> int:
 def emulator_env() -> Iterator[dict[str, str]]:
     if os.environ.get("PUBSUB_EMULATOR_HOST") and os.environ.get("FIRESTORE_EMULATOR_HOST"):
         project = os.environ.get("PROJECT_ID", PROJECT_ID)
-        yield {"PROJECT_ID": project, "GOOGLE_CLOUD_PROJECT": project}
+        yield {"PROJECT_ID": project}
         return
     running = devtools_emulators.start(project_id=PROJECT_ID)
     env = running.env()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import pytest
 from binpay_processor.config import ConfigurationError, Settings
 
@@ -71,12 +68,6 @@ def test_production_refuses_fault_injection():
 def test_invalid_values_are_refused(environ):
     with pytest.raises(ConfigurationError):
         Settings.from_env(environ=environ)
-
-
-def test_env_example_lists_every_setting():
-    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
-    names = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
-    assert {field.name.upper() for field in dataclasses.fields(Settings)} <= names
 
 
 def test_a_lease_shorter_than_one_delivery_is_refused():

@@ -39,7 +39,7 @@ from google.auth import crypt, jwt
 
 PUSH_ACCOUNT = "pubsub-push@binpay-test.iam.gserviceaccount.com"
 AUDIENCE = "https://processor.binpay.test/pubsub/push"
-# Cloud Scheduler's token for the initiator's /internal/reconcile: never a push token (issue 10).
+# Cloud Scheduler's token for the initiator's /internal/reconcile: the processor's push endpoint refuses it.
 SCHEDULER_ACCOUNT = "binpay-scheduler@binpay-test.iam.gserviceaccount.com"
 RECONCILE_AUDIENCE = "https://initiator.binpay.test/internal/reconcile"
 

@@ -1,4 +1,4 @@
-"""/readyz uses only what the processor's roles grant (issue 11: get_topic needs pubsub.topics.get).
+"""/readyz uses only what the processor's roles grant (get_topic would need pubsub.topics.get, which they do not).
 
 Every gRPC call /readyz makes against the real emulators is recorded, mapped to the IAM permission
 Google checks for it, and compared with what deploy/iam.json says the processor's roles grant.

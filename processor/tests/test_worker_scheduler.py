@@ -35,7 +35,7 @@ def test_every_message_flow_control_lets_in_gets_its_own_callback_thread(clients
         topics.subscription_path(topics.initiation),
         slow_callback,
         IN_FLIGHT,
-        Settings().pubsub_max_lease_extension_seconds,
+        Settings.from_env(environ={}).pubsub_max_lease_extension_seconds,
     )
     try:
         # Every callback returns within the barrier's timeout, held together or broken.

@@ -21,7 +21,7 @@ from google.cloud import pubsub_v1
 # The processor's read timeout on the gateway in every stack.
 READ_TIMEOUT = 2
 # What every stack sets for the gateway conversation.
-SETTINGS = {"SANDBOX_ALLOW_CONFIG": "true", "GATEWAY_READ_TIMEOUT": str(READ_TIMEOUT)}
+SETTINGS = {"SANDBOX_ALLOW_CONFIG": "true", "PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT)}
 # The knobs that make the gateway answer normally again.
 HEALED = {"sandbox_fail_rate": 0, "sandbox_timeout_rate": 0, "sandbox_lost_response_rate": 0, "sandbox_latency_rate": 0}
 

@@ -1,4 +1,4 @@
-"""Issues 21 and 22: what the deploy files themselves must say, each failing on the files before the fix.
+"""What the deploy files themselves must say, each test failing on files that do not say it.
 
 The GKE workflow's rollout runs for real (its `run:` steps, extracted from the workflow) against
 the fake cluster of fakecloud; configure.sh runs for real on a copy; the rest reads the files the
@@ -41,7 +41,7 @@ def pod_specs(document: dict) -> list[dict]:
     return []
 
 
-# -- k8s/configure.sh: every run renders the requested tag (H4) ------------------------------------
+# -- k8s/configure.sh: every run renders the requested tag ------------------------------------------
 
 
 def configure(tree: Path, tag: str, *target: str) -> subprocess.CompletedProcess:
@@ -82,7 +82,7 @@ def test_configure_into_a_folder_renders_each_tag_from_the_templates(tree):
     assert "COMMIT_SHA" in (tree / "k8s" / "initiator.yaml").read_text(), "the templates were edited"
 
 
-# -- the GKE workflow re-deploys within a day of the last one (B4) -----------------------------------
+# -- the GKE workflow re-deploys within a day of the last one -----------------------------------------
 
 
 def workflow_steps() -> dict[str, str]:
@@ -177,7 +177,7 @@ def test_the_sandbox_ledger_lives_on_one_instance_that_never_scales_to_zero():
     assert annotations["autoscaling.knative.dev/minScale"] == annotations["autoscaling.knative.dev/maxScale"] == "1"
 
 
-# -- GKE (items 3, 8; issue 22) ------------------------------------------------------------------------
+# -- GKE --------------------------------------------------------------------------------------------
 
 
 def test_no_replicas_beside_a_horizontal_pod_autoscaler():
@@ -295,7 +295,7 @@ def test_the_public_api_stays_open():
     assert admitted(("ingress-nginx", {}), INITIATOR_WEB, 8080)
 
 
-# -- the GKE workflow and the deploy identity (issue 22 item 9) --------------------------------------
+# -- the GKE workflow and the deploy identity ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("workflow", ["deploy-cloudrun.yml", "deploy-gke.yml"])
@@ -339,7 +339,7 @@ def test_the_workload_identity_provider_admits_one_repository_and_branch():
     assert 'default     = "refs/heads/main"' in (REPO / "terraform" / "variables.tf").read_text()
 
 
-# -- repository hygiene and the local stack (issue 22) -----------------------------------------------
+# -- repository hygiene and the local stack -------------------------------------------------------------
 
 
 def test_terraform_lock_file_is_committed_and_plans_are_ignored():

@@ -1,4 +1,4 @@
-"""Issue 21 item 6: with request-based billing Cloud Run takes the CPU away once a response is sent
+"""With request-based billing Cloud Run takes the CPU away once a response is sent
 (https://cloud.google.com/run/docs/tips/general#avoid_background_activities). The initiator runs
 here with the environment deploy/cloudrun/initiator.yaml gives it, on the real PostgreSQL and
 Pub/Sub emulator; the moment its response arrives, every process of the web server is stopped

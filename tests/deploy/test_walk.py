@@ -1,5 +1,5 @@
 """docs/deploy.md, run: every walk from an empty project to a completed payment and back to nothing
-billing, and steps out of order refused with the platform's own message (issue 21).
+billing, and steps out of order refused with the platform's own message.
 
 The fake platform (fakecloud) is a model of Google Cloud's documented preconditions; each test
 names the precondition it expects, and docs/deploy.md lists them all with their sources.
@@ -113,7 +113,7 @@ def test_the_first_payment_before_the_deploy_is_refused(tmp_path):
 
 
 def test_an_empty_gateway_key_is_refused(tmp_path):
-    """Issue 21, B1: without a provider, an empty YOUR_GATEWAY_API_KEY was all the old doc offered."""
+    """Secret Manager refuses an empty gateway key: without a provider the doc must generate one (the sandbox's)."""
     chosen = [
         block_with("cloudrun", "gcloud projects create"),
         block_with("cloudrun", "gcloud services enable run.googleapis.com"),
@@ -124,8 +124,8 @@ def test_an_empty_gateway_key_is_refused(tmp_path):
 
 
 def test_allusers_under_domain_restricted_sharing_is_refused(tmp_path):
-    """Issue 21, B2: the old deploy.sh bound allUsers; the doc's way (the invoker check disabled) passes
-    in the same organisation (walk cloudrun-org), PUBLIC_INVOKER=allUsers does not."""
+    """Under domain-restricted sharing (walk cloudrun-org) binding allUsers as invoker is refused; the doc's
+    way (the invoker check disabled) passes in the same organisation, PUBLIC_INVOKER=allUsers does not."""
     deploy = block_with("cloudrun-org", "bash deploy/cloudrun/deploy.sh")
     chosen = [
         *until("cloudrun-org", "bash deploy/cloudrun/deploy.sh"),
@@ -139,8 +139,8 @@ def test_allusers_under_domain_restricted_sharing_is_refused(tmp_path):
 
 
 def test_three_e2_medium_nodes_leave_pods_pending(tmp_path):
-    """Issue 21, B3: the old doc's regional Standard cluster (--num-nodes 1: three e2-medium) keeps
-    ~1.2 vCPU for BinPay's ~2.2: the pods placed last stay Pending and the rollout never completes."""
+    """A regional Standard cluster with --num-nodes 1 (three e2-medium) keeps ~1.2 vCPU for BinPay's ~2.2:
+    the pods placed last stay Pending and the rollout never completes."""
     old_cluster = walk.Block(
         0,
         0,
@@ -170,7 +170,7 @@ def test_workload_identity_bindings_before_the_cluster_are_refused(tmp_path):
 
 
 def test_terraform_without_application_default_credentials_is_refused(tmp_path):
-    """Issue 21, B5: gcloud's login is not Terraform's."""
+    """Terraform needs application-default credentials: gcloud's login is not Terraform's."""
     terraform = block_with("terraform", "terraform init")
     chosen = [
         block_with("terraform", "gcloud projects create"),
@@ -188,7 +188,7 @@ def test_terraform_without_application_default_credentials_is_refused(tmp_path):
 
 
 def test_terraform_plan_without_the_resource_manager_api_is_refused(tmp_path):
-    """Issue 21, B5: a new project has Cloud Resource Manager off, and the provider reads the project through it."""
+    """A new project has Cloud Resource Manager off, and the Terraform provider reads the project through it."""
     terraform = block_with("terraform", "terraform init")
     code = terraform.code.replace(
         "cloudresourcemanager.googleapis.com serviceusage.googleapis.com", "serviceusage.googleapis.com"
@@ -200,7 +200,7 @@ def test_terraform_plan_without_the_resource_manager_api_is_refused(tmp_path):
 
 
 def test_terraform_after_the_gcloud_steps_answers_409(tmp_path):
-    """Issue 21, H7: the doc now says which gcloud steps Terraform replaces."""
+    """Terraform after the gcloud steps it replaces answers 409 (already exists): the doc must say which they are."""
     gcloud_steps = until("cloudrun", "bash deploy/cloudrun/deploy.sh")
     terraform = block_with("terraform", "terraform init")
     # The gateway's secrets were made by the gcloud steps already.
@@ -245,7 +245,7 @@ def test_project_delete_leaves_nothing_billing(tmp_path):
 
 
 def test_an_alert_policy_minutes_before_its_metric_is_available_is_refused(tmp_path):
-    """Issue 21, H2: deploy.sh now creates the metrics first and retries a refused policy."""
+    """An alert policy on a log metric created moments before is refused: deploy.sh creates the metrics first and retries."""
     chosen = [
         block_with("cloudrun", "gcloud projects create"),
         block_with("cloudrun", "gcloud services enable run.googleapis.com"),
@@ -262,7 +262,7 @@ def test_an_alert_policy_minutes_before_its_metric_is_available_is_refused(tmp_p
 
 
 def test_a_build_as_the_compute_default_account_without_the_compute_api_is_refused(tmp_path):
-    """Issue 21, H3: builds now run as binpay-build."""
+    """Without the Compute API a build as the compute default account is refused: builds run as binpay-build."""
     chosen = [
         block_with("cloudrun", "gcloud projects create"),
         block_with("cloudrun", "gcloud services enable run.googleapis.com"),

@@ -1,4 +1,4 @@
-"""Head-of-line: payments waiting on a slow gateway must not hold up the others (issue 12).
+"""Head-of-line: payments waiting on a slow gateway must not hold up the others.
 
 The pull worker runs one callback thread per message that flow control lets in. With too few slots,
 a burst of slow charges (the gateway answering in seconds, as real ones do under load) fills every

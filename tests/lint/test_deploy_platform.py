@@ -1,4 +1,4 @@
-"""What the platform does with the deploy artifacts, modelled offline (issue 11).
+"""What the platform does with the deploy artifacts, modelled offline.
 
 Each test reads the artifacts the way Google Cloud or Kubernetes would use them: the commands
 deploy.sh runs and the Cloud Run YAML it renders and applies (its --dry-run), the Terraform

@@ -37,7 +37,7 @@ COMMANDS = {
         "relay-once": "python manage.py relay_outbox --once",
         "reconcile": "python manage.py reconcile",
         "reconcile-loop": "python manage.py reconcile --loop",
-        # Retention (issue 22): scheduled on every platform; it runs in tests once the command lands.
+        # Retention: scheduled on every platform; it runs in tests once the command lands.
         "purge": "python manage.py purge_expired",
     },
     "processor": {

@@ -2,7 +2,7 @@
 when STRIPE_TEST_SECRET_KEY=sk_test_... is set, against Stripe's test mode.
 
 The sandbox runs as a real process on a free loopback port with a webhook endpoint wired by
-environment (SANDBOX_WEBHOOK_URL/SECRET) to a receiver in this test process. Tests marked
+environment (SANDBOX_WEBHOOK_URL, PAYMENT_GATEWAY_WEBHOOK_SECRET) to a receiver in this test process. Tests marked
 ``sandbox_only`` need what only the sandbox can do (its clock, its faults, a reachable webhook
 receiver) and are skipped against Stripe with their reason.
 """
@@ -166,7 +166,7 @@ def provider(request, tmp_path_factory, webhook_receiver) -> Iterator[Provider]:
             "SANDBOX_WEBHOOK_RETRY_SECONDS": "0.2",
             "SANDBOX_WEBHOOK_DELAY_MS": "1500",
             "SANDBOX_WEBHOOK_URL": webhook_receiver.url,
-            "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "PAYMENT_GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
         },
     ).start()
     try:

@@ -1,4 +1,4 @@
-"""API keys (issue 10): scopes, user-bound keys, expiry, revocation, last_used_at, the commands, the admin."""
+"""API keys: scopes, user-bound keys, expiry, revocation, last_used_at, the commands, the admin."""
 
 import io
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""The public API, fuzzed over real HTTP against gunicorn with schemathesis' own checks (issues 6, 9, 10).
+"""The public API, fuzzed over real HTTP against gunicorn with schemathesis' own checks.
 
 Every operation of the served /openapi.json gets schema-valid and schema-invalid requests, each checked
 by schemathesis: no 5xx, only documented status codes, answers that match their schemas, invalid data

@@ -1,4 +1,4 @@
-"""Strict input (issue 10): every refusal is a 4xx naming its parameter, and writes nothing."""
+"""Strict input: every refusal is a 4xx naming its parameter, and writes nothing."""
 
 import json
 
@@ -12,7 +12,8 @@ from payments.models import OutboxEvent, Payment
 from testing.fixtures import api_client, make_user
 
 FORM = "application/x-www-form-urlencoded"
-# Accepted by Python's Decimal (and by the API before issue 10), refused now.
+# Amounts Python's Decimal accepts and the API refuses: exponents, signs, digit separators, non-ASCII digits,
+# spaces, more decimals than the currency has, zero.
 REFUSED_AMOUNTS = [
     "1e3",
     "1E3",

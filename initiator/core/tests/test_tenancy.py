@@ -1,4 +1,4 @@
-"""Who may move whose money (issue 10): every public endpoint × every kind of caller, against a live
+"""Who may move whose money: every public endpoint × every kind of caller, against a live
 gunicorn, with the database compared before and after every refusal."""
 
 import uuid

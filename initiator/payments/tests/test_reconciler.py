@@ -238,7 +238,7 @@ class ReconcilerTests(GatewayMixin, TestCase):
         self.assertEqual((payment.status, payment.reconcile_attempts), (PaymentStatus.PENDING, 1))
         self.assertGreater(payment.next_attempt_at, timezone.now())
         self.assertTrue(saga_document(payment)["fenced"])
-        # Not due yet: the next pass spends nothing on it (review finding F7).
+        # Not due yet: the next pass spends nothing on it.
         self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["examined"], 0)
 
         age(payment, 2 * TIMEOUT + 1)
@@ -266,8 +266,8 @@ class ReconcilerTests(GatewayMixin, TestCase):
         self.assertEqual(step_names(payment)[-2:], ["CHARGED", "CAPTURED"])
 
     def test_parked_payments_never_starve_newer_work(self) -> None:
-        """Review finding F7: needs_attention(gateway_unreachable) payments were re-selected first on
-        every pass with no backoff; against a provider that hangs they filled the pass's budget."""
+        """needs_attention(gateway_unreachable) payments back off between attempts, so against a provider
+        that hangs they cannot be re-selected first on every pass and fill its budget."""
         parked = [self.expired(1_000 + n) for n in range(3)]
         Payment.objects.filter(pk__in=[p.pk for p in parked]).update(
             status=PaymentStatus.NEEDS_ATTENTION,
@@ -307,9 +307,9 @@ class ReconcilerTests(GatewayMixin, TestCase):
 
 
 class AnnouncedRefundTests(GatewayMixin, TestCase):
-    """Review finding F3 (a refund the processor sent under its lease was not fenced): the processor
-    announced a refund and died with it in flight. The reconciler must finish it and release the hold;
-    on the old protocol it saw the charge standing and captured it, and the refund then committed."""
+    """A refund the processor announced under its lease and died with in flight: the reconciler finishes
+    it and releases the hold, and never captures the charge standing beside it (the refund would then
+    commit on a completed payment)."""
 
     def test_an_announced_refund_is_finished_and_the_hold_released_never_captured(self) -> None:
         user = make_user(balance=100_000)

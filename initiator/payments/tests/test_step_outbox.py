@@ -1,11 +1,10 @@
 """Saga-log steps the initiator's settlements owe are never lost (docs/protocol.md §4 rule 7).
 
-Review finding F2: the reconciler, the sweeper, the consumer's late-charge refund and the operator
-committed a settlement and then wrote its step to Firestore; a kill or a Firestore error in between
-lost the step for good (nothing re-selected a settled payment), and the operator's record was never
-written. Now the step is a row committed in the settlement's own transaction, delivered right after
-the commit, by the relay when that failed, and by the next actor that claims the payment before it
-does anything.
+The reconciler, the sweeper, the consumer's late-charge refund and the operator commit a settlement's
+step as a row in the settlement's own transaction, so a kill or a Firestore error after the commit
+cannot lose it (nothing re-selects a settled payment) and the operator's record is always written. The
+row is delivered right after the commit, by the relay when that failed, and by the next actor that
+claims the payment before it does anything.
 """
 
 import json

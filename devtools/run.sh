@@ -66,6 +66,9 @@ export SANDBOX_DB_PATH=${SANDBOX_DB_PATH:-$state/gateway.sqlite3}
 export PAYMENT_GATEWAY_WEBHOOK_SECRET
 PAYMENT_GATEWAY_WEBHOOK_SECRET=$(cat "$state/webhook-secret")
 export SANDBOX_WEBHOOK_URL=${SANDBOX_WEBHOOK_URL:-http://127.0.0.1:$INITIATOR_PORT/webhooks/stripe}
+# The events BinPay's endpoint subscribes to, as it would be registered at the provider.
+SANDBOX_WEBHOOK_EVENTS=${SANDBOX_WEBHOOK_EVENTS:-$(python -c 'from binpay_common.gateway import WEBHOOK_EVENTS; print(",".join(WEBHOOK_EVENTS))')}
+export SANDBOX_WEBHOOK_EVENTS
 # Fault injection is a demo feature (README "Failure demos"); production mode refuses it.
 export FAULT_INJECTION_ENABLED=${FAULT_INJECTION_ENABLED:-true}
 # Demo timeouts: the processor gives up on an unusable gateway (cancels the charge) after a minute,

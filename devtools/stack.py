@@ -27,6 +27,7 @@ import emulators
 import psycopg
 import pubsub_setup
 import requests
+from binpay_common.gateway import WEBHOOK_EVENTS
 from binpay_common.gateway.stripe_api import StripeGateway
 from binpay_common.steps import PATHS
 from wait_ready import wait
@@ -250,6 +251,7 @@ def build_stack(
         "SANDBOX_LATENCY_MS": "300",
         "SANDBOX_SEARCH_LAG_SECONDS": "0",
         "SANDBOX_WEBHOOK_URL": f"{urls['initiator']}/webhooks/stripe",
+        "SANDBOX_WEBHOOK_EVENTS": ",".join(WEBHOOK_EVENTS),
         "PAYMENT_GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS": "2",
         "FAULT_INJECTION_ENABLED": "true",

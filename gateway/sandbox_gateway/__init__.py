@@ -90,7 +90,7 @@ def _wire_environment_endpoint(store: Store, settings: Settings) -> None:
             events.endpoint_object(
                 endpoint_id=events.ENV_ENDPOINT_ID,
                 url=settings.webhook_url,
-                enabled_events=["*"],
+                enabled_events=list(settings.webhook_events),
                 secret=settings.webhook_secret,
                 now=now,
                 description="SANDBOX_WEBHOOK_URL",

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .events import EVENT_TYPES
+
 GATEWAY_DIR = Path(__file__).resolve().parent.parent
 DEVELOPMENT_API_KEY = "sk_test_sandbox"
 
@@ -109,6 +111,8 @@ class Settings:
     # One webhook endpoint wired without API calls (the URL needs the secret).
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    # The event types that endpoint subscribes to (Stripe: the endpoint's enabled_events).
+    webhook_events: tuple[str, ...] = ("*",)
 
     @property
     def api_keys(self) -> tuple[str, ...]:
@@ -138,6 +142,12 @@ class Settings:
             raise ConfigurationError("SANDBOX_WEBHOOK_URL needs PAYMENT_GATEWAY_WEBHOOK_SECRET to sign its events")
         if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"SANDBOX_WEBHOOK_URL must be an http(s) URL, got {webhook_url!r}")
+        webhook_events = tuple(
+            name.strip() for name in env.get("SANDBOX_WEBHOOK_EVENTS", "*").split(",") if name.strip()
+        ) or ("*",)
+        unknown = [name for name in webhook_events if name != "*" and name not in EVENT_TYPES]
+        if unknown:
+            raise ConfigurationError(f"SANDBOX_WEBHOOK_EVENTS names unknown event types: {', '.join(unknown)}")
         extra_keys = tuple(key.strip() for key in env.get("SANDBOX_EXTRA_API_KEYS", "").split(",") if key.strip())
         return cls(
             environment=environment,
@@ -149,6 +159,7 @@ class Settings:
             extra_api_keys=extra_keys,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
+            webhook_events=webhook_events,
         )
 
 

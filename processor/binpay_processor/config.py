@@ -219,4 +219,3 @@ class Settings:
         """How long after its claim a delivery may still ask again after an ambiguous answer: then a
         whole walk more still ends inside the lease (at most AMBIGUITY_RETRY_ROOM_SECONDS)."""
         return max(0.0, min(AMBIGUITY_RETRY_ROOM_SECONDS, self.lease_seconds - self.handling_worst_case_seconds() - 1))
-

@@ -108,6 +108,13 @@ class WebhookEvent:
     type: str
     payment_id: str | None
     intent_id: str | None
+    charge_id: str | None = None
+
+
+# The provider events BinPay's webhook endpoint subscribes to: the ones that can mean money stands or
+# comes back where the saga did not expect it (a late or second success, a refund that changed or
+# failed). Created, canceled and failed intents move no money; the saga's own calls answer for them.
+WEBHOOK_EVENTS = ("payment_intent.succeeded", "charge.refund.updated", "refund.updated", "refund.failed")
 
 
 class GatewayError(Exception):

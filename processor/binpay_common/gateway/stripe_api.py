@@ -189,12 +189,15 @@ class StripeGateway:
         event = _plain(event)
         obj = event.get("data", {}).get("object", {}) or {}
         metadata = obj.get("metadata") or {}
-        if obj.get("object") == "payment_intent":
-            intent_id = obj.get("id")
-        else:
-            intent_id = obj.get("payment_intent")
+        kind = obj.get("object")
+        intent_id = obj.get("id") if kind == "payment_intent" else obj.get("payment_intent")
+        charge_id = {"payment_intent": obj.get("latest_charge"), "charge": obj.get("id")}.get(kind, obj.get("charge"))
         return WebhookEvent(
-            id=event["id"], type=event["type"], payment_id=metadata.get("payment_id"), intent_id=intent_id
+            id=event["id"],
+            type=event["type"],
+            payment_id=metadata.get("payment_id"),
+            intent_id=intent_id,
+            charge_id=charge_id if isinstance(charge_id, str) else None,
         )
 
     # -- errors ------------------------------------------------------------------------------------

@@ -81,6 +81,13 @@ VARIANTS = (
         shortest=True,
     ),
     Check(
+        "variant-f2",
+        "F2: the processor refunds without logging REFUND_REQUESTED first (property 3)",
+        ("-DPROP=3", "-DNO_REFUND_WRITE_AHEAD"),
+        expect_violation=True,
+        shortest=True,
+    ),
+    Check(
         "variant-list-as-proof",
         "a lookup showing no charge taken as proof, a confirm still in flight (property 1)",
         ("-DPROP=1", "-DLIST_AS_PROOF"),
@@ -96,7 +103,7 @@ VARIANTS = (
     ),
     Check(
         "variant-no-step-outbox",
-        "F2: settlement steps written after the commit, not through the step outbox (property 5)",
+        "F3: settlement steps written after the commit, not through the step outbox (property 5)",
         ("-DPROP=5", "-DNO_STEP_OUTBOX"),
         expect_violation=True,
         shortest=True,
@@ -187,7 +194,7 @@ def _number(pattern: str, text: str, cast=int):
 
 def run_check(check: Check, workdir: Path | None = None) -> Result:
     """Generate, compile and run one verifier; on a counterexample, replay it as a timeline."""
-    for tool in ("spin", "gcc"):
+    for tool in ("spin", "cc"):
         if not shutil.which(tool):
             raise RuntimeError(f"{tool} is not installed (Debian packages spin and gcc)")
     with tempfile.TemporaryDirectory(prefix=f"binpay-{check.name}-") as tmp:
@@ -201,7 +208,7 @@ def run_check(check: Check, workdir: Path | None = None) -> Result:
             cflags, pan = ["-DSAFETY", "-DBFS"], []
         else:
             cflags, pan = ["-DSAFETY", "-DCOLLAPSE"], []
-        _run(["gcc", "-O2", *cflags, "-o", "pan", "pan.c"], cwd)
+        _run(["cc", "-O2", *cflags, "-o", "pan", "pan.c"], cwd)
         started = time.monotonic()
         output = _run(["./pan", HASH_BITS, MAX_DEPTH, *pan], cwd)
         result = Result(

@@ -15,7 +15,8 @@
  *   F1_NO_CLAIM           variant: the operator refunds and releases without the claim (F1)
  *   LIST_AS_PROOF         variant: the reconciler rolls back when a lookup shows no charge
  *   CONFIRM_BEFORE_LOGGED variant: the processor confirms an intent before logging its id
- *   NO_STEP_OUTBOX        variant: settlement steps are written after the commit (F2)
+ *   NO_REFUND_WRITE_AHEAD variant: the processor refunds without logging REFUND_REQUESTED (F2)
+ *   NO_STEP_OUTBOX        variant: settlement steps are written after the commit (F3)
  *   LEASE_NEVER_LAPSES    variant: a dead holder's lease never lapses (for property 4)
  *   UNORDERED_REGISTRATION variant of the fix: registration ignores the claim numbers (the
  *                         last registration on the row wins)
@@ -411,8 +412,12 @@ p_claim:
         :: has(OUTCOME) -> P_PUBLISH(me)
         :: !has(OUTCOME) && has(S_INTENT_CREATED) && has(S_REFUND_REQUESTED) -> P_REFUND(me)
         :: !has(OUTCOME) && has(S_INTENT_CREATED) && !has(S_REFUND_REQUESTED) && has(S_CHARGED) ->
+#ifdef NO_REFUND_WRITE_AHEAD
+            printf("@@%d|refunds without logging REFUND_REQUESTED first|", me); SHOW;
+#else
             WRITE(me, S_REFUND_REQUESTED, p_lost);
             printf("@@%d|logs REFUND_REQUESTED (write-ahead for the refund)|", me); SHOW;
+#endif
             P_REFUND(me)
         :: (!has(OUTCOME) && has(S_INTENT_CREATED) && !has(S_REFUND_REQUESTED | S_CHARGED)
             && has(S_CHARGE_DECLINED | S_CANCEL_REQUESTED)) -> P_CANCEL(me)

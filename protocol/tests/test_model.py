@@ -100,7 +100,20 @@ def test_confirming_before_the_id_is_logged_leaves_two_charges(results):
     assert final.state["intent0"] == 2 and final.state["intent1"] == 2, check.report(result)
 
 
-def test_f2_a_step_written_after_the_commit_is_lost_with_a_crash(results):
+def test_f2_a_refund_sent_without_its_write_ahead_lands_after_the_reconciler_captured(results):
+    result = results["variant-f2"]
+    assert result.errors == 1, check.report(result)
+    sent = next(i for i, e in enumerate(result.events) if "refunds without logging" in e.action)
+    decided = _happened(result, "reconciler", "cancels the intent: refused, it succeeded")
+    captured = _happened(result, "reconciler", "captures the hold")
+    _happened(result, "provider/time", "applies the refund in flight")
+    assert sent < decided < captured, check.report(result)
+    assert "REFUND_REQUESTED" not in result.events[captured].log, check.report(result)
+    final = result.events[-1]
+    assert final.status == "completed" and final.state["refund"] == 2, check.report(result)
+
+
+def test_f3_a_step_written_after_the_commit_is_lost_with_a_crash(results):
     result = results["variant-no-step-outbox"]
     assert result.errors == 1, check.report(result)
     committed = next(i for i, e in enumerate(result.events) if e.action.startswith("DB: "))

@@ -109,8 +109,8 @@ byte settling_claim;    /* payments.settling_claim: the claim number registered 
  * numbers is ever compared, and a new one is above all others, so the model keeps the numbers
  * still held (the row's, the reconciler's and the operator's current claims) renumbered
  * 1, 2, 3 in their order: an exact abstraction of the unbounded counter (README "Claim
- * numbers"). The sweeper's and the consumer's claims take numbers too; they settle no hold
- * under a claim, so theirs are never compared and not kept. */
+ * numbers"). The sweeper's and the consumer's claims register numbers too, but only on a
+ * payment already settled, where every settlement is refused by its status: not kept. */
 byte rec_seq;           /* the reconciler's current claim number, 0 between passes */
 byte opr_seq;           /* the operator's current claim number, 0 between actions */
 byte rank_row, rank_rec, rank_opr;    /* renumber()'s scratch: 0 between steps (BFS forbids hidden) */

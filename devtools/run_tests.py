@@ -57,6 +57,7 @@ def suites(python: str) -> list[Suite]:
         ),
         Suite("lint-tests", ".", [*pytest, "tests/lint"], "pytest"),
         Suite("common", "common", pytest, "pytest"),
+        Suite("protocol", "protocol", pytest, "pytest"),
         Suite("gateway", "gateway", pytest, "pytest"),
         Suite("provider", ".", [*pytest, "tests/provider"], "pytest"),
         Suite("processor", "processor", pytest, "pytest"),

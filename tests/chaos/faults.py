@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from google.cloud import firestore, pubsub_v1
 from timing import SETTLE_TIMEOUT
-from traffic import DECLINES, Driven, drive
+from traffic import DECLINES, Driven, Load, drive
 
 if TYPE_CHECKING:
     import check_invariants
@@ -53,6 +55,8 @@ CLOSING_STEPS = {"CAPTURED", "COMPENSATED", "NEEDS_ATTENTION"}
 OUTAGE_TIMEOUT = 20
 # The racing reconciler's timeout: it looks at payments whose charges are still in flight.
 RACING_RECONCILER_TIMEOUT = 3
+# Traffic with no fault of its own: the amount mix only.
+PLAIN = Load()
 
 
 class FaultCounts(collections.Counter):
@@ -87,13 +91,16 @@ class Run:
     row: dict = field(default_factory=dict)  # the closing table's figures
     after_charge: list[str] = field(default_factory=list)  # payments that failed after their charge
     refunded_after_charge: int = 0
+    parked: list[str] = field(default_factory=list)  # payments parked needs_attention(gateway_unreachable)
+    firestore: subprocess.Popen | None = None  # the Firestore emulator, when this session started it
+    operator_refusals: list[str] = field(default_factory=list)
 
     @property
     def traffic(self) -> int:
         return self.scenario.load.count(self.payments)
 
-    def drive(self, count: int, seed: int, fault: str | None = None, fault_share: float = 0.0) -> None:
-        drive(self.stack, self.users, count, seed, self.driven, fault, fault_share)
+    def drive(self, count: int, seed: int, load: Load = PLAIN) -> None:
+        drive(self.stack, self.users, count, seed, self.driven, load)
 
 
 @dataclass(frozen=True)
@@ -295,7 +302,9 @@ class Duplicates(Fault):
         yield
 
 
-def completed_message(payment_id: str, charge_id: str, amount: int, currency: str) -> tuple[bytes, dict]:
+def completed_message(
+    payment_id: str, intent_id: str, charge_id: str, amount: int, currency: str
+) -> tuple[bytes, dict]:
     """A valid payment.completed event (contracts/events/payment.completed.schema.json) and its attributes."""
     event_id = str(uuid.uuid4())
     event = {
@@ -303,6 +312,7 @@ def completed_message(payment_id: str, charge_id: str, amount: int, currency: st
         "event_type": "payment.completed",
         "schema_version": 1,
         "payment_id": payment_id,
+        "intent_id": intent_id,
         "charge_id": charge_id,
         "amount": amount,
         "currency": currency,
@@ -330,7 +340,7 @@ def publish_poison(stack, counts: FaultCounts) -> None:
             json.dumps({"event_type": "payment.initiated", "schema_version": 2, "payment_id": unknown}).encode(),
             {"event_type": "payment.initiated", "schema_version": "2", "payment_id": unknown},
         ),
-        ("binpay-completion", *completed_message(unknown, "ch_unknown", 100, "USD")),
+        ("binpay-completion", *completed_message(unknown, "pi_unknown", "ch_unknown", 100, "USD")),
         ("rollback", b"[]", {"event_type": "payment.rollback", "schema_version": "1"}),
     ]
     for topic, data, attributes in poison:
@@ -393,6 +403,87 @@ class RacingReconciler(Fault):
     @property
     def reconciler_options(self) -> tuple[str, ...]:
         return ("--older-than", str(self.older_than))
+
+
+def claims_held_by(stack, holder: str) -> int:
+    """Payments whose claim `holder` holds right now, from the saga log."""
+    collection = firestore.Client(project=stack.env["PROJECT_ID"]).collection("transactions")
+    return sum(
+        1
+        for doc in collection.where(filter=firestore.FieldFilter("lease_holder", "==", holder)).stream()
+        if (doc.to_dict() or {}).get("lease_owner")
+    )
+
+
+@dataclass(frozen=True)
+class KillReconciler(Fault):
+    """SIGKILL the reconciler (timeout `older_than`, shorter than a slow call) while it holds a payment's
+    claim, mid-settlement, and start it again; the next holder follows what the dead one logged."""
+
+    older_than: int = RACING_RECONCILER_TIMEOUT
+    proofs = ("reconciler_killed_mid_settlement",)
+
+    def settings(self, mode: str) -> dict[str, str]:
+        return {"SETTLEMENT_LEASE_SECONDS": "65"}  # a dead reconciler's claim lapses soon (> its worst case)
+
+    @property
+    def reconciler_options(self) -> tuple[str, ...]:
+        return ("--older-than", str(self.older_than))
+
+    @contextmanager
+    def during_traffic(self, run: Run):
+        stack = run.stack
+
+        def action(rng):
+            if not claims_held_by(stack, "reconciler"):
+                return
+            stack.stop("initiator-reconciler", signal.SIGKILL)
+            run.counts.add("reconciler_kills")
+            time.sleep(rng.uniform(0.1, 1.0))
+            stack.restart("initiator-reconciler")
+
+        with Disturbance(action, (0.3, 1.0), run.seed):
+            yield
+
+
+@dataclass(frozen=True)
+class FirestoreUnavailable(Fault):
+    """The Firestore emulator is frozen (SIGSTOP) for `seconds`, `times` times while the traffic flows:
+    every saga-log read and write times out (FIRESTORE_TIMEOUT_SECONDS), then it answers again (SIGCONT)."""
+
+    seconds: float = 15
+    times: int = 2
+    proofs = ("firestore_refused_writes",)
+
+    def settings(self, mode: str) -> dict[str, str]:
+        return {"FIRESTORE_TIMEOUT_SECONDS": "5"}
+
+    @contextmanager
+    def during_traffic(self, run: Run):
+        emulator = run.firestore
+        assert emulator is not None, "this scenario needs the Firestore emulator the session started"
+        resume = lambda: os.killpg(emulator.pid, signal.SIGCONT)  # noqa: E731 - also the cleanup
+        run.cleanup.callback(resume)
+        stopping = threading.Event()
+
+        def freeze():
+            for _ in range(self.times):
+                if stopping.wait(3):
+                    return
+                os.killpg(emulator.pid, signal.SIGSTOP)
+                run.counts.add("firestore_pauses")
+                stopping.wait(self.seconds)
+                resume()
+
+        thread = threading.Thread(target=freeze, daemon=True)
+        thread.start()
+        try:
+            yield
+            thread.join()
+        finally:
+            stopping.set()
+            thread.join()
+            resume()
 
 
 # --- what the proofs read ---------------------------------------------------------------------
@@ -479,3 +570,30 @@ def approved_payments_complete(run: Run) -> None:
     assert not wrong, f"{len(wrong)} approved payment(s) did not complete: {list(wrong.items())[:5]}"
     declined = set(accepted) - approved
     assert all(run.settled[pid]["failure_reason"] in ("card_declined", "insufficient_funds") for pid in declined)
+
+
+@proof
+def reconciler_killed_mid_settlement(run: Run) -> None:
+    assert run.counts["reconciler_kills"] > 0, "the reconciler was never killed holding a claim"
+
+
+@proof
+def firestore_refused_writes(run: Run) -> None:
+    """Firestore was frozen, and the services saw saga-log calls fail (and retried them)."""
+    assert run.counts["firestore_pauses"] > 0
+    failed = [
+        line
+        for name in (
+            "processor-worker",
+            "processor-web",
+            "initiator-consumer",
+            "initiator-web",
+            "initiator-relay",
+            "initiator-reconciler",
+        )
+        for line in run.stack.log_lines(name)
+        if str(line.get("message", "")).startswith("saga log unavailable")
+        or "not delivered yet" in str(line.get("message", ""))
+    ]
+    assert failed, "no saga-log call failed while Firestore was frozen"
+    run.counts.add("firestore_failures", len(failed))

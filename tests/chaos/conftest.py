@@ -12,7 +12,6 @@ import pytest
 from scenarios import MODES, QUICK_MODES, SCENARIO_RUNS, SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS: list[dict] = []
 RESULTS_FILE = ROOT / ".run" / "chaos" / "results.json"
 
 
@@ -89,6 +88,18 @@ def postgresql():
         server.stop()
 
 
+class Results(list):
+    """The closing table's rows, also written to RESULTS_FILE after every run (a stopped run keeps its rows)."""
+
+    def append(self, row: dict) -> None:
+        super().append(row)
+        RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS_FILE.write_text(json.dumps(self, indent=2) + "\n")
+
+
+RESULTS: list[dict] = Results()
+
+
 @pytest.fixture(scope="session")
 def results() -> list[dict]:
     return RESULTS
@@ -116,6 +127,7 @@ COLUMNS = [
     ("refunds_failed", 15),
     ("parked", 7),
     ("drain_s", 8),
+    ("duration_s", 11),
     ("violations", 11),
     ("other_faults", 0),
 ]

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -358,6 +359,8 @@ def webhooks_duplicated_reordered_lost(run: Run) -> None:
 # goes `processing` and succeeds a few seconds later: their intents are logged and open.
 OPERATOR_MIX = ("56", "62")
 OPERATOR_TIMEOUT = 4  # the reconciler's timeout: past twice this, an unanswering provider parks a payment
+PARKED = ("needs_attention", "gateway_unreachable")
+OPERATORS_AT_ONCE = 6
 
 
 def steps_of(stack, payment_id: str) -> set[str]:
@@ -400,40 +403,43 @@ class OperatorRacesReconciler(Fault):
         set_knobs(stack, sandbox_fail_rate=1)
         restart_reconciler(stack, "--older-than", str(OPERATOR_TIMEOUT))
 
-        def parked() -> list[str]:
+        def payments() -> list[dict]:
             api = stack.api()
-            answers = [api.get(f"{stack.initiator_url}/payments/{pid}", timeout=10).json() for pid in opened]
-            return [a["id"] for a in answers if a["failure_reason"] == "gateway_unreachable"]
+            return [api.get(f"{stack.initiator_url}/payments/{pid}", timeout=10).json() for pid in opened]
+
+        opened = [payment["id"] for payment in payments() if payment["status"] == "pending"]  # not finished first
+        assert opened, "every payment finished before the processor stopped"
+
+        def parked() -> list[str]:
+            return [a["id"] for a in payments() if (a["status"], a["failure_reason"]) == PARKED]
 
         wait_until(lambda: len(parked()) == len(opened), 240, "every open payment parked")
         run.parked = opened
         set_knobs(stack, sandbox_fail_rate=0)
         for name in reversed(down):
             stack.restart(name)
-        operators = []
-        for index, payment_id in enumerate(opened):
+
+        def operator(numbered: tuple[int, str]) -> None:
+            index, payment_id = numbered
             action = "--release" if index % 3 == 2 else "--refund-and-release"
-            command = [sys.executable, "manage.py", "settle_payment", payment_id, action, "--reason", "chaos"]
             assert stack.processes["initiator-reconciler"].poll() is None, "the reconciler is not running"
-            operators.append(
-                subprocess.Popen(
-                    command,
-                    cwd=ROOT / "initiator",
-                    env=stack.env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    start_new_session=True,
-                )
+            done = subprocess.run(
+                [sys.executable, "manage.py", "settle_payment", payment_id, action, "--reason", "chaos"],
+                cwd=ROOT / "initiator",
+                env=stack.env,
+                capture_output=True,
+                text=True,
+                timeout=180,
             )
-        for operator in operators:
-            out, err = operator.communicate(timeout=180)
-            if operator.returncode == 0:
+            if done.returncode == 0:
                 run.counts.add("operator_settled")
             else:  # refused: the reconciler holds the claim, or settled the payment first
-                assert "CommandError" in err, err
+                assert "CommandError" in done.stderr, done.stderr
                 run.counts.add("operator_refused")
-                run.operator_refusals.append(err.strip().splitlines()[-1])
+                run.operator_refusals.append(done.stderr.strip().splitlines()[-1])
+
+        with ThreadPoolExecutor(max_workers=OPERATORS_AT_ONCE) as pool:
+            list(pool.map(operator, enumerate(opened)))
 
     def after_drain(self, run: Run) -> None:
         # The refunds the operators made (of intents that succeeded) are the only ones this piece calls for.

@@ -72,9 +72,14 @@ def test_scenario(scenario, mode, emulator_env, firestore_emulator, tmp_path, pa
         run.row["outcome"] = "passed"
     finally:
         run.row["payments"] = run.row["payments"] or len(run.driven.accepted)
+        run.row["duration_s"] = f"{time.monotonic() - started:.0f}"
         results.append(run.row)
         run.cleanup.close()
         stack.stop_all()
+
+
+def is_parked(payment: dict) -> bool:
+    return payment["status"] == "needs_attention" and payment.get("failure_reason") == GATEWAY_UNREACHABLE
 
 
 def settle(stack, payment_ids: list[str]) -> dict[str, dict]:
@@ -84,7 +89,7 @@ def settle(stack, payment_ids: list[str]) -> dict[str, dict]:
     api = stack.api()
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
-        parked = [pid for pid, p in settled.items() if p.get("failure_reason") == GATEWAY_UNREACHABLE]
+        parked = [pid for pid, payment in settled.items() if is_parked(payment)]
         if not parked:
             break
         for payment_id in parked:
@@ -106,7 +111,7 @@ def observe(run: Run) -> None:
         completed=report.by_status["completed"],
         rolled_back=report.by_status["rolled_back"],
         attention=report.by_status["needs_attention"],
-        charges=report.charges,
+        charges=report.intents_succeeded,
         refunds=report.refunds,
         kills=counts["kills"],
         in_flight=counts["kills_in_flight"],

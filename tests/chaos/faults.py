@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 # The relay's crash hook exits with this code (initiator/payments/outbox.py).
 RELAY_CRASH_EXIT_CODE = 70
+# The processor's processes, whatever the delivery mode.
+PROCESSES = ("processor-worker", "processor-web")
 # The processes a kill hits, per delivery mode.
 PROCESSOR = {"pull": ("processor-worker",), "push": ("processor-web",)}
 INITIATOR = {"pull": ("initiator-consumer", "initiator-relay"), "push": ("initiator-web", "initiator-relay")}
@@ -415,35 +417,76 @@ def claims_held_by(stack, holder: str) -> int:
     )
 
 
+def steps_of(stack, payment_id: str) -> set[str]:
+    payment = stack.api().get(f"{stack.initiator_url}/payments/{payment_id}", timeout=10).json()
+    return {step["step"] for step in (payment.get("saga_log") or {}).get("steps") or []}
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(1)
+
+
+def open_intents(run: Run, mix: tuple[str, ...], seed: int) -> list[str]:
+    """Drive the rest of the scenario's payments with amounts ending in `mix`, wait until each has its
+    intent logged, and SIGKILL the processor: payments left pending with an open intent, whose leases
+    lapse on their own (LEASE_SECONDS). Returns those still pending."""
+    stack = run.stack
+    if run.driven.accepted:
+        stack.wait_terminal(run.driven.ids(), timeout=SETTLE_TIMEOUT)
+    before = set(run.driven.ids())
+    run.drive(run.payments - run.traffic, seed, Load(mix=mix))
+    opened = sorted(set(run.driven.ids()) - before)
+    wait_until(lambda: all("INTENT_CREATED" in steps_of(stack, pid) for pid in opened), 120, "intents logged")
+    time.sleep(2)  # the confirms are sent
+    for name in PROCESSES:
+        if name in stack.processes:
+            stack.stop(name, signal.SIGKILL)
+    api = stack.api()
+    pending = [
+        pid
+        for pid in opened
+        if api.get(f"{stack.initiator_url}/payments/{pid}", timeout=10).json()["status"] == "pending"
+    ]
+    assert pending, "every payment finished before the processor stopped"
+    return pending
+
+
+def restart_processor(run: Run) -> None:
+    for name in PROCESSES:
+        if name in run.stack.commands and name not in run.stack.processes:
+            run.stack.restart(name)
+
+
 @dataclass(frozen=True)
 class KillReconciler(Fault):
-    """SIGKILL the reconciler (timeout `older_than`, shorter than a slow call) while it holds a payment's
-    claim, mid-settlement, and start it again; the next holder follows what the dead one logged."""
+    """After the traffic, payments with open intents and a dead processor; the reconciler (timeout
+    `older_than`) settles them through a slow provider and is SIGKILLed, `kills` times, while it holds
+    one's claim, mid-settlement, and started again: the next holder follows what the dead one logged."""
 
     older_than: int = RACING_RECONCILER_TIMEOUT
+    kills: int = 4
+    mix: tuple[str, ...] = ("56", "62", "00")  # confirms refused (503), processing, approved
     proofs = ("reconciler_killed_mid_settlement",)
 
     def settings(self, mode: str) -> dict[str, str]:
         return {"SETTLEMENT_LEASE_SECONDS": "65"}  # a dead reconciler's claim lapses soon (> its worst case)
 
-    @property
-    def reconciler_options(self) -> tuple[str, ...]:
-        return ("--older-than", str(self.older_than))
-
-    @contextmanager
-    def during_traffic(self, run: Run):
+    def after_traffic(self, run: Run) -> None:
         stack = run.stack
-
-        def action(rng):
-            if not claims_held_by(stack, "reconciler"):
-                return
-            stack.stop("initiator-reconciler", signal.SIGKILL)
-            run.counts.add("reconciler_kills")
-            time.sleep(rng.uniform(0.1, 1.0))
-            stack.restart("initiator-reconciler")
-
-        with Disturbance(action, (0.3, 1.0), run.seed):
-            yield
+        run.counts.add("open_intents", len(open_intents(run, self.mix, run.seed + 13)))
+        restart_reconciler(stack, "--older-than", str(self.older_than))
+        deadline = time.monotonic() + 240
+        while run.counts["reconciler_kills"] < self.kills and time.monotonic() < deadline:
+            if claims_held_by(stack, "reconciler"):
+                stack.stop("initiator-reconciler", signal.SIGKILL)
+                run.counts.add("reconciler_kills")
+                time.sleep(0.5)
+                stack.restart("initiator-reconciler")
+            time.sleep(0.2)
+        restart_processor(run)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ sandbox models is only as good as its model (gateway/README.md says which Stripe
 from __future__ import annotations
 
 import collections
-import signal
 import subprocess
 import sys
 import time
@@ -26,11 +25,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import check_invariants
-from faults import Disturbance, Fault, Run, completed_message, proof, restart_reconciler
+from faults import (
+    Disturbance,
+    Fault,
+    Run,
+    completed_message,
+    open_intents,
+    proof,
+    restart_processor,
+    restart_reconciler,
+    steps_of,
+    wait_until,
+)
 from google.cloud import pubsub_v1
 from stack import ROOT
-from traffic import Load
 
 # The processor's and the initiator's read timeout on the provider in every stack; connects are
 # local, so 1 s each (one call's worst case, 3 connects + the read, is 5 s: LEASE_SECONDS fits 5 calls).
@@ -130,13 +138,15 @@ class FlakyGateway(GatewayKnobs):
 
 @dataclass(frozen=True)
 class SlowGateway(GatewayKnobs):
-    """Every call takes longer than the read timeout (holding its key), then executes."""
+    """Calls (`latency_rate` of them) take longer than the read timeout (holding their key), then execute;
+    a replay under a used key answers at once."""
 
     latency_ms: int = 5000
+    latency_rate: float = 1.0
     proofs = ("charges_outlasted_read_timeout",)
 
     def knobs(self) -> dict[str, float]:
-        return {"sandbox_latency_ms": self.latency_ms, "sandbox_latency_rate": 1.0}
+        return {"sandbox_latency_ms": self.latency_ms, "sandbox_latency_rate": self.latency_rate}
 
     def after_drain(self, run: Run) -> None:
         time.sleep(self.latency_ms / 1000 + 2)  # calls still sleeping at the provider commit now
@@ -280,9 +290,18 @@ class PlantedLateCharges(Fault):
         return planted
 
 
+def open_refunds(steps: list[dict]) -> set[str]:
+    """Intents whose announced refund (REFUND_REQUESTED) has no result logged yet."""
+
+    def intents(name: str) -> set[str]:
+        return {(step.get("detail") or {}).get("intent_id") for step in steps if step["step"] == name}
+
+    return intents("REFUND_REQUESTED") - intents("REFUNDED") - intents("REFUND_FAILED")
+
+
 def wait_money_settled(run: Run, payment_ids: list[str], timeout: float) -> None:
-    """Wait (up to `timeout`) until nothing stands at the provider for each rolled-back payment and its
-    saga log ends as its status allows; the invariant checker judges what is left."""
+    """Wait (up to `timeout`) until nothing stands at the provider for each rolled-back payment and every
+    refund its saga log announces has its result logged; the invariant checker judges what is left."""
     stack = run.stack
     api = stack.api()
     deadline = time.monotonic() + timeout
@@ -292,8 +311,7 @@ def wait_money_settled(run: Run, payment_ids: list[str], timeout: float) -> None
             if stack.money(payment_id).standing:
                 continue
             payment = api.get(f"{stack.initiator_url}/payments/{payment_id}", timeout=10).json()
-            steps = (payment.get("saga_log") or {}).get("steps") or [{}]
-            if steps[-1].get("step") in check_invariants.PATHS.last_steps(payment["status"]):
+            if not open_refunds((payment.get("saga_log") or {}).get("steps") or []):
                 remaining.discard(payment_id)
         time.sleep(1)
 
@@ -363,18 +381,6 @@ PARKED = ("needs_attention", "gateway_unreachable")
 OPERATORS_AT_ONCE = 6
 
 
-def steps_of(stack, payment_id: str) -> set[str]:
-    payment = stack.api().get(f"{stack.initiator_url}/payments/{payment_id}", timeout=10).json()
-    return {step["step"] for step in (payment.get("saga_log") or {}).get("steps") or []}
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(1)
-
-
 @dataclass(frozen=True)
 class OperatorRacesReconciler(Fault):
     """After the traffic: payments whose intents are logged and open, the processor stopped and the
@@ -386,20 +392,12 @@ class OperatorRacesReconciler(Fault):
     proofs = ("operator_raced_reconciler",)
 
     def settings(self, mode: str) -> dict[str, str]:
-        return {"RECONCILE_BACKOFF_SECONDS": "1", "RECONCILE_BACKOFF_MAX_SECONDS": "2"}
+        # Parked payments come due again every few seconds: some while an operator is at them.
+        return {"RECONCILE_BACKOFF_SECONDS": "5", "RECONCILE_BACKOFF_MAX_SECONDS": "10"}
 
     def after_traffic(self, run: Run) -> None:
         stack = run.stack
-        if run.driven.accepted:
-            stack.wait_terminal(run.driven.ids(), timeout=600)
-        before = set(run.driven.ids())
-        run.drive(run.payments - run.traffic, run.seed + 11, Load(mix=OPERATOR_MIX))
-        opened = sorted(set(run.driven.ids()) - before)
-        wait_until(lambda: all("INTENT_CREATED" in steps_of(stack, pid) for pid in opened), 120, "intents logged")
-        time.sleep(2)  # the confirms are sent
-        down = ["processor-worker", "processor-web"] if run.mode == "pull" else ["processor-web"]
-        for name in down:
-            stack.stop(name, signal.SIGKILL)  # its leases lapse on their own (LEASE_SECONDS)
+        opened = open_intents(run, OPERATOR_MIX, run.seed + 11)
         set_knobs(stack, sandbox_fail_rate=1)
         restart_reconciler(stack, "--older-than", str(OPERATOR_TIMEOUT))
 
@@ -407,17 +405,13 @@ class OperatorRacesReconciler(Fault):
             api = stack.api()
             return [api.get(f"{stack.initiator_url}/payments/{pid}", timeout=10).json() for pid in opened]
 
-        opened = [payment["id"] for payment in payments() if payment["status"] == "pending"]  # not finished first
-        assert opened, "every payment finished before the processor stopped"
-
         def parked() -> list[str]:
             return [a["id"] for a in payments() if (a["status"], a["failure_reason"]) == PARKED]
 
         wait_until(lambda: len(parked()) == len(opened), 240, "every open payment parked")
         run.parked = opened
         set_knobs(stack, sandbox_fail_rate=0)
-        for name in reversed(down):
-            stack.restart(name)
+        restart_processor(run)
 
         def operator(numbered: tuple[int, str]) -> None:
             index, payment_id = numbered

@@ -142,8 +142,10 @@ SCENARIOS = (
     ),
     Scenario(
         "slow_gateway_past_saga_timeout",
-        settings={"SAGA_TIMEOUT_SECONDS": "1"},  # every payment reaches the processor "past the saga timeout"
-        faults=(gw.SlowGateway(),),
+        # Half the calls outlast the read timeout: confirms still sleeping at the provider when the
+        # processor, past its saga timeout, announces and sends the cancel.
+        settings={"SAGA_TIMEOUT_SECONDS": "5"},
+        faults=(gw.SlowGateway(latency_rate=0.5),),
         proofs=(gw.charges_outlasted_read_timeout,),
         quick=True,
     ),
@@ -221,14 +223,14 @@ SCENARIOS = (
     Scenario(
         "operator_settles_while_reconciler_runs",
         faults=(gw.OperatorRacesReconciler(),),
-        load=Load(share=Fraction(1, 2)),
+        load=Load(share=Fraction(1, 2)),  # the operator piece drives the rest
         proofs=(gw.operator_raced_reconciler,),
         modes=PULL,
     ),
     Scenario(
         "reconciler_sigkill_mid_settlement",
         faults=(gw.SlowGateway(), f.KillReconciler()),
-        load=Load(fault="after_charge", fault_share=0.2),
+        load=Load(share=Fraction(1, 2), fault="after_charge", fault_share=0.2),  # KillReconciler drives the rest
         proofs=(gw.charges_outlasted_read_timeout, f.reconciler_killed_mid_settlement, f.after_charge_refunded()),
         modes=PULL,
     ),

@@ -70,6 +70,9 @@ def test_scenario(scenario, mode, emulator_env, firestore_emulator, tmp_path, pa
         for proof in scenario.proofs:
             proof.check(run)
         run.row["outcome"] = "passed"
+    except BaseException as error:
+        run.row["error"] = f"{type(error).__name__}: {error}"[:500]  # results.json: why, before pytest says
+        raise
     finally:
         run.row["payments"] = run.row["payments"] or len(run.driven.accepted)
         run.row["duration_s"] = f"{time.monotonic() - started:.0f}"

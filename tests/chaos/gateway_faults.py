@@ -143,10 +143,18 @@ class SlowGateway(GatewayKnobs):
 
     latency_ms: int = 5000
     latency_rate: float = 1.0
+    slow_paths: tuple[str, ...] = ("/confirm",)  # stays slow until a call on each of these was
     proofs = ("charges_outlasted_read_timeout",)
 
     def knobs(self) -> dict[str, float]:
         return {"sandbox_latency_ms": self.latency_ms, "sandbox_latency_rate": self.latency_rate}
+
+    def after_traffic(self, run: Run) -> None:
+        # The provider stays slow until money-moving calls met it (the traffic alone is over first).
+        slow = lambda: slow_calls(run.stack, self.slow_paths)  # noqa: E731
+        deadline = time.monotonic() + 120
+        while not all(slow().values()) and time.monotonic() < deadline:
+            time.sleep(1)
 
     def after_drain(self, run: Run) -> None:
         time.sleep(self.latency_ms / 1000 + 2)  # calls still sleeping at the provider commit now
@@ -223,6 +231,17 @@ def fault_answers(stack) -> tuple[int, int]:
         if moves_money and line.get("duration_ms", 0) > READ_TIMEOUT * 1000:
             slow += 1
     return faults, slow
+
+
+def slow_calls(stack, path_suffixes: tuple[str, ...]) -> dict[str, int]:
+    """POSTs on paths ending in each suffix that took longer than the read timeout."""
+    lines = [line for line in access_lines(stack) if line.get("http_method") == "POST"]
+    return {
+        suffix: sum(
+            1 for line in lines if line["path"].endswith(suffix) and line.get("duration_ms", 0) > READ_TIMEOUT * 1000
+        )
+        for suffix in path_suffixes
+    }
 
 
 def late_intent(stack, payment: dict) -> dict:
@@ -509,12 +528,7 @@ def processing_intents_completed(run: Run) -> None:
 
 @proof
 def refunds_outlasted_read_timeout(run: Run) -> None:
-    slow = [
-        line
-        for line in access_lines(run.stack)
-        if line.get("path") == "/v1/refunds" and line.get("duration_ms", 0) > READ_TIMEOUT * 1000
-    ]
-    assert slow, "no refund was slower than the read timeout"
+    assert slow_calls(run.stack, ("/v1/refunds",))["/v1/refunds"], "no refund was slower than the read timeout"
 
 
 REFUND_FOLLOWING = {"LATE_CHARGE_CHECK_INTERVAL_SECONDS": "5"}  # the sweeper follows pending refunds soon

@@ -16,7 +16,8 @@ import requests
 # 51/52 decline, 53 a 503 on the first confirm under a key, 55 a confirm whose response is lost,
 # 57 a slow confirm holding its key. Scenarios add their own faults on top of this mix.
 MIX = ("00",) * 10 + ("51", "52", "53", "55", "57")
-DECLINES = {"51", "52"}
+# The declining endings and the reason a rollback names (the card error's decline_code).
+DECLINES = {"51": "generic_decline", "52": "insufficient_funds"}
 
 
 @dataclass(frozen=True)

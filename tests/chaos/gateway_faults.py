@@ -62,6 +62,7 @@ HEALED = {
     "sandbox_webhook_drop_rate": 0,
 }
 ACCESS = "sandbox_gateway.access"
+MONEY_PATHS = ("/confirm", "/cancel", "/v1/refunds")  # POSTs that move money or end an intent
 WEBHOOKS = "sandbox_gateway.webhooks"
 CREATE = "/v1/payment_intents"
 DAY = 24 * 3600
@@ -143,7 +144,7 @@ class SlowGateway(GatewayKnobs):
 
     latency_ms: int = 5000
     latency_rate: float = 1.0
-    slow_paths: tuple[str, ...] = ("/confirm",)  # stays slow until a call on each of these was
+    slow_paths: tuple[str, ...] = ()  # stays slow until a call on each of these was slow too
     proofs = ("charges_outlasted_read_timeout",)
 
     def knobs(self) -> dict[str, float]:
@@ -151,9 +152,12 @@ class SlowGateway(GatewayKnobs):
 
     def after_traffic(self, run: Run) -> None:
         # The provider stays slow until money-moving calls met it (the traffic alone is over first).
-        slow = lambda: slow_calls(run.stack, self.slow_paths)  # noqa: E731
+        def met() -> bool:
+            slow = slow_calls(run.stack, MONEY_PATHS + self.slow_paths)
+            return any(slow[path] for path in MONEY_PATHS) and all(slow[path] for path in self.slow_paths)
+
         deadline = time.monotonic() + 120
-        while not all(slow().values()) and time.monotonic() < deadline:
+        while not met() and time.monotonic() < deadline:
             time.sleep(1)
 
     def after_drain(self, run: Run) -> None:
@@ -227,7 +231,7 @@ def fault_answers(stack) -> tuple[int, int]:
     for line in access_lines(stack):
         if line.get("status", 0) >= 500 or line.get("response_dropped"):
             faults += 1
-        moves_money = is_confirm(line) or line.get("path") == "/v1/refunds" or line.get("path", "").endswith("/cancel")
+        moves_money = line.get("http_method") == "POST" and line.get("path", "").endswith(MONEY_PATHS)
         if moves_money and line.get("duration_ms", 0) > READ_TIMEOUT * 1000:
             slow += 1
     return faults, slow

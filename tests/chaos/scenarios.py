@@ -236,7 +236,7 @@ SCENARIOS = (
     ),
     Scenario(
         "refund_slower_than_client_timeout",
-        faults=(gw.SlowGateway(slow_paths=("/confirm", "/v1/refunds")), f.RacingReconciler()),
+        faults=(gw.SlowGateway(slow_paths=("/v1/refunds",)), f.RacingReconciler()),
         load=Load(fault="after_charge", fault_share=0.4),
         proofs=(
             gw.charges_outlasted_read_timeout,

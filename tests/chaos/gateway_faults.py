@@ -415,8 +415,9 @@ class OperatorRacesReconciler(Fault):
     proofs = ("operator_raced_reconciler",)
 
     def settings(self, mode: str) -> dict[str, str]:
-        # Parked payments come due again every few seconds: some while an operator is at them.
-        return {"RECONCILE_BACKOFF_SECONDS": "5", "RECONCILE_BACKOFF_MAX_SECONDS": "10"}
+        # Parked payments come due again every 20-40 s: the operators (a Django start-up each, six at
+        # a time) reach most first, and the reconciler's retries fall among them.
+        return {"RECONCILE_BACKOFF_SECONDS": "20", "RECONCILE_BACKOFF_MAX_SECONDS": "40"}
 
     def after_traffic(self, run: Run) -> None:
         stack = run.stack

@@ -2,13 +2,15 @@
 
 An entry holds its settings (added to the stack's environment), its faults (pieces from faults.py
 and gateway_faults.py), its load (traffic.py), the proofs that its faults happened and the outcomes
-it promises, and whether `make test`'s quick pass runs it. Every scenario runs in each of MODES;
+it promises, and whether `make test`'s quick pass runs it. Every scenario runs in each of its modes;
 the quick pass runs the quick ones in pull mode only. A new scenario is a new entry here, plus a new
 fault piece if it needs a new kind of fault. The provider's hard cases run in pull mode only (`modes`):
 what they test sits between BinPay and the provider, the same whichever way Pub/Sub delivers.
 
 The provider's hard cases (gateway/README.md "Faults" for the magic amounts and knobs; what each
-models of Stripe, and where Stripe documents it, is there too):
+models of Stripe, and where Stripe documents it, is there too). They prove BinPay against the
+sandbox's model of Stripe, not Stripe: saved 500s, key pruning, lost responses, `processing` on cards
+and webhook faults cannot be produced on Stripe at all, so each is only as good as the model.
 
 | scenario                            | fault                                                  | proven by                                 |
 |-------------------------------------|--------------------------------------------------------|-------------------------------------------|
@@ -16,14 +18,14 @@ models of Stripe, and where Stripe documents it, is there too):
 | saved_500_on_confirm                | 59/60: a 500 saved under the confirm key, applied / not | access log `saved_error*` on confirms; those payments complete |
 | lost_create_response                | the intent is created, the connection dropped           | dropped creates; one intent per payment   |
 | idempotency_key_past_window         | lost responses while the clock jumps 24 h at a time     | a key executed again as a new request     |
-| refund_pending_then_failed          | 63: the refund answers pending, fails later             | REFUND_FAILED logged, payment flagged, money still standing (surfaced) |
+| refund_pending_then_failed          | 63: the refund answers pending, fails later             | REFUND_FAILED logged, the money still standing: surfaced, not a violation |
 | refund_pending_then_succeeded       | 64: the refund answers pending, succeeds later          | access log `refund_pending`; refunds end succeeded |
 | processing_intents                  | 62: the confirm leaves the intent `processing` 5 s       | access log `processing`; those payments complete |
 | webhooks_duplicated_reordered_lost  | webhook deliveries doubled, held back, dropped          | the sandbox's webhook fault lines; deliveries made |
-| operator_settles_while_reconciler_runs | parked payments settled by `settle_payment` beside the reconciler | each settled once, by one of them  |
-| reconciler_sigkill_mid_settlement   | the reconciler SIGKILLed while it holds a claim          | kills with a reconciler claim held        |
+| operator_settles_while_reconciler_runs | parked payments settled by `settle_payment` beside the reconciler | operators settled some, the rest refused; each settled once |
+| reconciler_sigkill_mid_settlement   | open intents of a dead processor; the reconciler, on a slow provider, SIGKILLed while it holds a claim | kills with a reconciler claim held |
 | refund_slower_than_client_timeout   | refunds (and every call) slower than the read timeout, a racing reconciler | refunds slower than the read timeout |
-| firestore_refuses_writes            | the Firestore emulator frozen 15 s, twice               | saga-log calls failed and were retried    |
+| firestore_refuses_writes            | the Firestore emulator frozen (SIGSTOP) 15 s, twice      | sagas in flight at the freeze; saga-log calls set no deadline, so they wait it out |
 """
 
 from __future__ import annotations

@@ -415,9 +415,10 @@ class OperatorRacesReconciler(Fault):
     proofs = ("operator_raced_reconciler",)
 
     def settings(self, mode: str) -> dict[str, str]:
-        # Parked payments come due again every 20-40 s: the operators (a Django start-up each, six at
-        # a time) reach most first, and the reconciler's retries fall among them.
-        return {"RECONCILE_BACKOFF_SECONDS": "20", "RECONCILE_BACKOFF_MAX_SECONDS": "40"}
+        # Parked payments come due again after 60-120 s: the operators (a Django start-up each, six at a
+        # time, slow on a loaded machine) reach the first ones before, and the reconciler's retries fall
+        # among the later ones. Measured: at 20-40 s the reconciler settled every payment first.
+        return {"RECONCILE_BACKOFF_SECONDS": "60", "RECONCILE_BACKOFF_MAX_SECONDS": "120"}
 
     def after_traffic(self, run: Run) -> None:
         stack = run.stack

@@ -6,12 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import emulators
 import postgres
 import pytest
 from scenarios import MODES, QUICK_MODES, SCENARIO_RUNS, SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS: list[dict] = []
 RESULTS_FILE = ROOT / ".run" / "chaos" / "results.json"
 
 
@@ -22,7 +22,9 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     payments = config.getoption("--chaos-payments")
-    return f"chaos: {len(SCENARIOS)} scenarios x {len(MODES)} modes ({'/'.join(MODES)}), {payments} payments in all"
+    return (
+        f"chaos: {len(SCENARIOS)} scenarios, {SCENARIO_RUNS} runs in {'/'.join(MODES)} mode, {payments} payments in all"
+    )
 
 
 def pytest_addoption(parser):
@@ -32,6 +34,38 @@ def pytest_addoption(parser):
         default=int(os.environ.get("CHAOS_PAYMENTS", "240")),
         help=f"payments across all {SCENARIO_RUNS} scenario runs (make chaos: 2000)",
     )
+
+
+@pytest.fixture(scope="session")
+def emulators_started():
+    """The session's own emulators (a scenario freezes Firestore's process), or None when the caller's
+    PUBSUB_/FIRESTORE_EMULATOR_HOST are set."""
+    if os.environ.get("PUBSUB_EMULATOR_HOST") and os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        yield None
+        return
+    running = emulators.start()
+    hosts = {k: v for k, v in running.env().items() if k.endswith("_HOST")}
+    os.environ.update(hosts)
+    try:
+        yield running
+    finally:
+        for key in hosts:
+            os.environ.pop(key, None)
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator_env(emulators_started) -> dict[str, str]:
+    """As tests/conftest.py's, from the emulators this suite keeps a hand on."""
+    if emulators_started is None:
+        return {}
+    return {k: v for k, v in emulators_started.env().items() if k.endswith("_HOST")}
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(emulators_started):
+    """The Firestore emulator's process (the second one emulators.start launches), if ours."""
+    return emulators_started.processes[1] if emulators_started else None
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +86,18 @@ def postgresql():
     finally:
         os.environ.pop("DATABASE_URL", None)
         server.stop()
+
+
+class Results(list):
+    """The closing table's rows, also written to RESULTS_FILE after every run (a stopped run keeps its rows)."""
+
+    def append(self, row: dict) -> None:
+        super().append(row)
+        RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS_FILE.write_text(json.dumps(self, indent=2) + "\n")
+
+
+RESULTS: list[dict] = Results()
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +124,12 @@ COLUMNS = [
     ("gw_faults", 10),
     ("gw_slow", 8),
     ("late", 5),
+    ("refunds_failed", 15),
+    ("parked", 7),
     ("drain_s", 8),
+    ("duration_s", 11),
     ("violations", 11),
+    ("other_faults", 0),
 ]
 
 
@@ -87,9 +137,9 @@ def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
     terminalreporter.write_sep("=", "chaos scenarios")
-    terminalreporter.write_line("".join(f"{name:>{width}}" for name, width in COLUMNS))
+    terminalreporter.write_line(" ".join(f"{name:>{width}}" for name, width in COLUMNS))
     for row in RESULTS:
-        terminalreporter.write_line("".join(f"{row.get(name, '')!s:>{width}}" for name, width in COLUMNS))
+        terminalreporter.write_line(" ".join(f"{row.get(name, '')!s:>{width}}" for name, width in COLUMNS))
     total = sum(row["payments"] for row in RESULTS)
     bad = sum(row["violations"] for row in RESULTS)
     failed = sum(row["outcome"] != "passed" for row in RESULTS)

@@ -31,10 +31,14 @@ def stack_settings(mode: str) -> dict[str, str]:
         # workers' lease-extension bound, so the shortest bound Pub/Sub allows.
         "PUBSUB_MAX_LEASE_EXTENSION_SECONDS": "10",
         "SAGA_TIMEOUT_SECONDS": str(SAGA_TIMEOUT),
-        # One delivery's worst case here is a charge and a cancel, each 3 attempts x (3 s connect +
-        # 2 s read) + 2 x 5 s backoff = 25 s, plus Firestore: the lease outlives it (the processor
-        # refuses to start otherwise), and a killed worker's lease lapses soon after.
+        # One delivery's worst case here is 5 provider calls, each 3 connects of 1 s + a 2 s read
+        # (gateway_faults.SETTINGS), plus 5 s of Firestore = 30 s: the lease outlives it (the
+        # processor refuses to start otherwise), and a killed worker's lease lapses soon after.
         "LEASE_SECONDS": str(LEASE_SECONDS),
+        # A payment the provider left unsettled (parked needs_attention(gateway_unreachable) among them) is
+        # retried soon once the provider answers again: nothing needs a person at the end of a run.
+        "RECONCILE_BACKOFF_SECONDS": "2",
+        "RECONCILE_BACKOFF_MAX_SECONDS": "10",
     }
     if mode == "push":
         env["PUSH_REQUEST_TIMEOUT_SECONDS"] = str(PUSH_REQUEST_TIMEOUT)

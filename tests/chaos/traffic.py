@@ -12,20 +12,25 @@ from fractions import Fraction
 
 import requests
 
-# Amount endings (docs/contracts.md): 00 approve, 51/52 decline, 53 transient 5xx, 55 lost
-# response, 57 slow. Scenarios add their own faults on top of this mix.
-MIX = ["00"] * 10 + ["51", "52", "53", "55", "57"]
-DECLINES = {"51", "52"}
+# Amount endings: the sandbox's magic amounts (amount % 100, gateway/README.md "Faults"): 00 approve,
+# 51/52 decline, 53 a 503 on the first confirm under a key, 55 a confirm whose response is lost,
+# 57 a slow confirm holding its key. Scenarios add their own faults on top of this mix.
+MIX = ("00",) * 10 + ("51", "52", "53", "55", "57")
+# The declining endings and the reason a rollback names (the card error's decline_code).
+DECLINES = {"51": "generic_decline", "52": "insufficient_funds"}
 
 
 @dataclass(frozen=True)
 class Load:
     """What a scenario submits while its faults run: `share` of its payments, a `fault_share` of
-    them carrying the processor's simulate_failure point `fault`. A fault may drive the rest."""
+    them carrying the processor's simulate_failure point `fault`, amounts ending as `mix` says. A fault
+    may drive the rest."""
 
     share: Fraction = Fraction(1)
     fault: str | None = None
     fault_share: float = 0.0
+    mix: tuple[str, ...] = MIX  # the amount endings drawn from
+    fault_ending: str = "00"  # the ending of a payment given `fault`: one the provider approves
 
     def count(self, payments: int) -> int:
         return payments * self.share.numerator // self.share.denominator
@@ -59,20 +64,20 @@ def drive(
     count: int,
     seed: int,
     driven: Driven,
-    fault: str | None = None,
-    fault_share: float = 0.0,
+    load: Load | None = None,
     spread_seconds: float = 12,
 ) -> None:
-    """Submit `count` payments from 12 threads, spread over `spread_seconds` so the faults land while
-    traffic flows, into `driven`. A payment given the processor `fault` gets an amount the gateway
-    approves, so the fault is the only thing that can fail it."""
+    """Submit `count` payments of `load` from 12 threads, spread over `spread_seconds` so the faults land
+    while traffic flows, into `driven`. A payment given the processor's fault gets an amount the provider
+    approves (`load.fault_ending`), so the fault is the only thing that can fail it."""
+    load = load or Load()
     rng = random.Random(seed)
     orders = []
     for index in range(count):
-        ending = rng.choice(MIX)
-        order_fault = fault if rng.random() < fault_share else None
+        ending = rng.choice(load.mix)
+        order_fault = load.fault if rng.random() < load.fault_share else None
         if order_fault:
-            ending = "00"
+            ending = load.fault_ending
         orders.append(Order(users[index % len(users)]["id"], f"{rng.randint(1, 40)}.{ending}", ending, order_fault))
     started = time.monotonic()
 

@@ -159,8 +159,6 @@ MIDDLEWARE.insert(
 WHITENOISE_USE_FINDERS = True
 # STATIC_ROOT exists only where collectstatic ran; the finders serve the files without it.
 warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
-# Prometheus scrape endpoint, answered before the ALLOWED_HOSTS check like the probes (observability/metrics.py).
-MIDDLEWARE.insert(0, "observability.middleware.MetricsMiddleware")
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:payments"
 LOGOUT_REDIRECT_URL = "console:login"
@@ -304,6 +302,12 @@ if IS_PRODUCTION and FAULT_INJECTION_ENABLED:
 OUTBOX_RELAY_CRASH_RATE = env_float("OUTBOX_RELAY_CRASH_RATE", 0.0)
 if not 0.0 <= OUTBOX_RELAY_CRASH_RATE <= 1.0:
     raise ImproperlyConfigured("OUTBOX_RELAY_CRASH_RATE must be between 0 and 1")
+
+# Prometheus metrics on their own port (binpay_common.metrics_server; read by gunicorn.conf.py and the
+# long-running commands); the state gauges are refreshed this often (observability/metrics.py).
+METRICS_REFRESH_SECONDS = env_float("METRICS_REFRESH_SECONDS", 15.0)
+if METRICS_REFRESH_SECONDS <= 0:
+    raise ImproperlyConfigured("METRICS_REFRESH_SECONDS must be positive")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

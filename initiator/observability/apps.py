@@ -7,6 +7,7 @@ class ObservabilityConfig(AppConfig):
 
     def ready(self) -> None:
         # Before the WSGI handler loads its middleware (and in every management command).
-        from observability import tracing
+        from observability import signals, tracing
 
         tracing.configure(tracing.exporter_from_env())
+        signals.connect()

@@ -126,6 +126,8 @@ def child_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": database_url_for_children(),
         "PROJECT_ID": settings.PROJECT_ID,
         "PYTHONUNBUFFERED": "1",
+        # No metrics server unless a test asks for one on a free port (the default 9090 may be taken).
+        "METRICS_PORT": "0",
         **overrides,
     }
     return env

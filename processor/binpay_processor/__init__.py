@@ -42,7 +42,6 @@ def create_app(test_config: Mapping[str, object] | None = None, clients: Clients
     app.register_blueprint(health.bp)
     app.register_blueprint(push.bp)
     app.register_blueprint(transactions_api.bp)
-    app.register_blueprint(observability.bp)
     observability.configure_tracing(observability.exporter_from_env(), app)
 
     @app.errorhandler(404)

@@ -1,12 +1,11 @@
-"""The processor's metrics (Prometheus, GET /metrics) and traces (OpenTelemetry).
+"""The processor's metrics (Prometheus, on METRICS_PORT) and traces (OpenTelemetry).
 
 Metrics: gateway latency and errors, consumer lag.
 
-Several processes count: gunicorn's workers (push deliveries) and the pull worker. With
-PROMETHEUS_MULTIPROC_DIR set (before the process starts; a directory they share, emptied when
-the pod or `make run` starts) prometheus_client's multiprocess mode writes every process's
-samples there and /metrics adds them up. Without it each process counts on its own (tests, the
-development server). The pull worker in its own pod serves /metrics itself on METRICS_PORT.
+Served on METRICS_PORT (default 9090, 0 = off), never on the web port (binpay_common.metrics_server):
+gunicorn's master adds up its workers' samples (multiprocess mode, a private directory made at
+start, gunicorn.conf.py); the pull worker serves its own. The development server (`python app.py`)
+serves none.
 
 Traces: OTEL_TRACES_EXPORTER is `gcp_trace` (Cloud Trace; the default when BINPAY_ENV=production),
 `console` or `none` (the default elsewhere: nothing is installed). A payment.initiated message
@@ -28,24 +27,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import requests
-from flask import Blueprint, Flask, Response
+from binpay_common import metrics_server
+from flask import Flask
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-    start_http_server,
-)
+from prometheus_client import Counter, Histogram
 
 logger = logging.getLogger(__name__)
-bp = Blueprint("metrics", __name__)
 
 GATEWAY_LATENCY = Histogram(
     "binpay_gateway_request_duration_seconds",
@@ -93,25 +83,10 @@ def message_handled(publish_time: datetime, disposition: str) -> None:
     CONSUMER_LAG.labels(disposition).observe(max(0.0, (datetime.now(UTC) - publish_time).total_seconds()))
 
 
-def _registry() -> CollectorRegistry:
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return REGISTRY
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    return registry
-
-
-@bp.get("/metrics")
-def metrics():
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
-
-
 def start_worker() -> None:
-    """The pull worker's tracing, and its own /metrics on METRICS_PORT when set (its pod has no web server)."""
+    """The pull worker's tracing, and its own metrics server on METRICS_PORT."""
     configure_tracing(exporter_from_env())
-    port = os.environ.get("METRICS_PORT")
-    if port:
-        start_http_server(int(port), registry=_registry())
+    metrics_server.serve_from_env()
 
 
 # --- traces ----------------------------------------------------------------------------------

@@ -262,6 +262,16 @@ try:
     DEPOSIT_MAX_AMOUNTS = amount_limits(env_str("DEPOSIT_MAX_AMOUNTS", ""), DEFAULT_DEPOSIT_MAX_MAJOR)
 except ValueError as error:
     raise ImproperlyConfigured(f"PAYMENT_MAX_AMOUNTS / DEPOSIT_MAX_AMOUNTS: {error}") from None
+# A new API key expires after this many days unless created with --expires-in-days (CIS Google Cloud
+# benchmark 1.15: rotate API keys every 90 days). The key's owner rotates it before then.
+API_KEY_DEFAULT_EXPIRY_DAYS = env_int("API_KEY_DEFAULT_EXPIRY_DAYS", 90)
+if API_KEY_DEFAULT_EXPIRY_DAYS < 1:
+    raise ImproperlyConfigured("API_KEY_DEFAULT_EXPIRY_DAYS must be at least 1")
+# `create_api_key --secret-id` talks to Secret Manager here; empty = Google's. Tests point it at a
+# stand-in; production refuses it (it would send new keys elsewhere).
+SECRET_MANAGER_API_ENDPOINT = env_str("SECRET_MANAGER_API_ENDPOINT", "")
+if IS_PRODUCTION and SECRET_MANAGER_API_ENDPOINT:
+    raise ImproperlyConfigured("SECRET_MANAGER_API_ENDPOINT is refused when BINPAY_ENV=production")
 # An API key's last_used_at is written at most once per this many seconds (not on every request).
 API_KEY_LAST_USED_INTERVAL_SECONDS = env_int("API_KEY_LAST_USED_INTERVAL_SECONDS", 300)
 OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 1)

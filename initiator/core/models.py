@@ -13,7 +13,16 @@ SCOPE_PAYMENTS_READ = "payments:read"
 SCOPE_USERS_WRITE = "users:write"
 SCOPE_USERS_READ = "users:read"
 SCOPE_DEPOSITS_WRITE = "deposits:write"
-SCOPES = (SCOPE_PAYMENTS_WRITE, SCOPE_PAYMENTS_READ, SCOPE_USERS_WRITE, SCOPE_USERS_READ, SCOPE_DEPOSITS_WRITE)
+# POST /internal/reconcile where no scheduler token is configured: an operator's or a CronJob's key.
+SCOPE_OPS_RECONCILE = "ops:reconcile"
+SCOPES = (
+    SCOPE_PAYMENTS_WRITE,
+    SCOPE_PAYMENTS_READ,
+    SCOPE_USERS_WRITE,
+    SCOPE_USERS_READ,
+    SCOPE_DEPOSITS_WRITE,
+    SCOPE_OPS_RECONCILE,
+)
 # What a key bound to one user (a client app's key for its signed-in user) may ever hold: it never
 # creates users and never mints money.
 USER_BOUND_SCOPES = (SCOPE_PAYMENTS_WRITE, SCOPE_PAYMENTS_READ, SCOPE_USERS_READ)

@@ -177,6 +177,36 @@ if IS_PRODUCTION:
     # Preloading is a decision about the whole domain, made by its owner, not by this service.
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
+# The largest request body any endpoint takes (core/body_limit.py, in front of Django): the largest
+# valid payment (50 metadata values of 500 characters, escaped) fits several times over.
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 256 * 1024)
+if REQUEST_BODY_MAX_BYTES < 1024:
+    raise ImproperlyConfigured("REQUEST_BODY_MAX_BYTES must be at least 1024")
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+
+# Rate limits in the database, shared by every instance (core/ratelimit.py, docs/security.md). Stripe
+# allows 100 read and 100 write requests per second per account in live mode.
+RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+try:
+    from core.ratelimit import Budget, RateLimitConfigError
+
+    RATE_LIMITS = {
+        name: Budget.parse(f"RATE_LIMIT_{name.upper()}", env_str(f"RATE_LIMIT_{name.upper()}", default))
+        for name, default in (
+            ("key_read", "100/1"),
+            ("key_write", "100/1"),
+            ("address_read", "200/1"),
+            ("address_write", "200/1"),
+            ("login", "10/300"),
+        )
+    }
+except RateLimitConfigError as error:
+    raise ImproperlyConfigured(str(error)) from None
+# How many proxies of our own append to X-Forwarded-For in front of the app (0: the peer address is the
+# client's). docs/security.md says what each platform needs.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+MIDDLEWARE.insert(MIDDLEWARE.index("core.middleware.CorrelationIdMiddleware") + 1, "core.ratelimit.RateLimitMiddleware")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
     # Every API view declares `required_scopes` (core/permissions.py).
@@ -199,7 +229,10 @@ SPECTACULAR_SETTINGS = {
         "Users, accounts and payments; starts each payment saga. Amounts in requests are decimal strings in "
         "major units; amounts in answers are integer minor units. Every request needs an API key with the "
         "scopes its operation lists. /pubsub/push and /internal/reconcile are called by Google Cloud "
-        "(Pub/Sub, Cloud Scheduler) with OIDC tokens: they are not part of this public API."
+        "(Pub/Sub, Cloud Scheduler) with OIDC tokens: they are not part of this public API. Rate limits: each "
+        "API key has a read budget (GET) and a write budget (POST) of 100 requests per second, each client "
+        "address 200 of each (defaults; RATE_LIMIT_*); a request over one answers 429 with Retry-After and "
+        "error type rate_limit_error. Request bodies are at most 256 KiB (413 body_too_large)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -208,6 +241,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.refuse_unknown_request_properties",
+        "core.schema.add_limit_responses",
         "core.schema.add_links",
     ],
 }

@@ -98,3 +98,20 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} → {self.response_status}"
+
+
+class RateLimitBucket(models.Model):
+    """One budget's count (core/ratelimit.py): hits in the current window and in the one before it.
+
+    One row per API key, client address or login name and budget, written by one UPSERT per request;
+    `purge_expired` deletes the rows of idle budgets.
+    """
+
+    bucket = models.CharField(max_length=120, primary_key=True)
+    window_index = models.BigIntegerField(help_text="floor(time / period) of the current window.")
+    hits = models.PositiveIntegerField()
+    prev_hits = models.PositiveIntegerField()
+    period_seconds = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return self.bucket

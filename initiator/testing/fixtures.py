@@ -128,6 +128,8 @@ def child_env(**overrides: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         # No metrics server unless a test asks for one on a free port (the default 9090 may be taken).
         "METRICS_PORT": "0",
+        # Suites send bursts from one address; the limits have their own tests (core/tests/test_request_limits.py).
+        "RATE_LIMIT_ENABLED": "false",
         **overrides,
     }
     return env

@@ -1,0 +1,57 @@
+"""A WSGI wrapper that bounds request bodies before Django or DRF reads a byte of them (issue 22, M5).
+
+DRF's parsers read the request stream themselves, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE never applies
+to a JSON body. Here, a Content-Length over the limit is answered 413 without reading the body; a chunked
+body (no Content-Length) is read up to the limit and then handed on as an ordinary body of known length
+(Django reads a body without Content-Length as empty), or answered 413 once it passes the limit.
+"""
+
+import io
+import json
+
+_REFUSED = json.dumps(
+    {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "body_too_large",
+            "message": "The request body is larger than {limit} bytes.",
+            "param": None,
+        }
+    }
+)
+
+
+class BodyLimit:
+    def __init__(self, application, max_bytes: int) -> None:
+        self.application = application
+        self.max_bytes = max_bytes
+
+    def __call__(self, environ, start_response):
+        declared = environ.get("CONTENT_LENGTH") or ""
+        if declared:
+            if not declared.isdigit():
+                return self._refuse(start_response, "400 Bad Request", "Content-Length is not a number.")
+            if int(declared) > self.max_bytes:
+                return self._too_large(start_response)
+        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = environ["wsgi.input"].read(self.max_bytes + 1)
+            if len(body) > self.max_bytes:
+                return self._too_large(start_response)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.application(environ, start_response)
+
+    def _too_large(self, start_response):
+        return self._refuse(start_response, "413 Content Too Large", None)
+
+    def _refuse(self, start_response, status: str, message: str | None):
+        document = json.loads(_REFUSED.replace("{limit}", str(self.max_bytes)))
+        if message:
+            document["error"].update(code="body_invalid", message=message)
+        body = json.dumps(document).encode()
+        # The unread body stays on the connection: close it rather than parse what follows as a request.
+        start_response(
+            status,
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")],
+        )
+        return [body]

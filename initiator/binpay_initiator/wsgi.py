@@ -5,9 +5,14 @@ import os
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
-from core.body_limit import BodyLimit
+from binpay_common.body_limit import BodyLimit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "binpay_initiator.settings")
 
-# Bodies are bounded before Django builds the request (core/body_limit.py).
-application = BodyLimit(get_wsgi_application(), settings.REQUEST_BODY_MAX_BYTES)
+
+def _error_body(code: str, message: str) -> dict:
+    return {"error": {"type": "invalid_request_error", "code": code, "message": message, "param": None}}
+
+
+# Bodies are bounded before Django builds the request (binpay_common/body_limit.py).
+application = BodyLimit(get_wsgi_application(), settings.REQUEST_BODY_MAX_BYTES, _error_body)

@@ -65,6 +65,8 @@ class Settings:
     # The platform's request timeout for a push delivery (Cloud Run's service timeout), when pushed.
     push_request_timeout_seconds: float | None = None
     fault_injection_enabled: bool = False
+    # A payment.initiated push envelope is about 1 kB; Pub/Sub allows 10 MB messages, this app none so big.
+    request_body_max_bytes: int = 256 * 1024
 
     @property
     def is_production(self) -> bool:

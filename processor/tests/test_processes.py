@@ -173,3 +173,31 @@ def test_the_pull_worker_serves_its_metrics_on_the_metrics_port(config, emulator
             time.sleep(0.2)
     finally:
         stop_process_group(worker)
+
+
+def test_gunicorn_refuses_bodies_over_the_limit_before_parsing(config, emulator_env, topics):
+    """Issue 22 (M5): Content-Length and chunked bodies over REQUEST_BODY_MAX_BYTES answer 413."""
+    port = devtools_emulators.free_port()
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    server = subprocess.Popen(
+        [gunicorn, "-w", "1", "-b", f"127.0.0.1:{port}", "app:app"],
+        cwd=PROCESSOR_DIR,
+        env=process_env(config, emulator_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    body = b'{"message": {"data": "' + b"A" * (2 * 1024 * 1024) + b'"}}'
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz", server)
+        for data in (body, (body[i : i + 65536] for i in range(0, len(body), 65536))):
+            response = requests.post(
+                f"http://127.0.0.1:{port}/pubsub/push",
+                data=data,
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
+            assert response.status_code == 413, response.text[:300]
+            assert response.json()["error"]["code"] == "body_too_large"
+    finally:
+        stop_process_group(server)

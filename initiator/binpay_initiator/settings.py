@@ -159,6 +159,22 @@ MIDDLEWARE.insert(
 WHITENOISE_USE_FINDERS = True
 # STATIC_ROOT exists only where collectstatic ran; the finders serve the files without it.
 warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
+# A staff session lasts a working day, not Django's two weeks; closing the browser ends it.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Content-Security-Policy on every page (django-csp): the console and the admin load only their own
+# scripts, styles and images, are never framed, and post forms only to this site.
+MIDDLEWARE.append("csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:payments"
 LOGOUT_REDIRECT_URL = "console:login"

@@ -317,6 +317,14 @@ except ValueError as error:
 API_KEY_DEFAULT_EXPIRY_DAYS = env_int("API_KEY_DEFAULT_EXPIRY_DAYS", 90)
 if API_KEY_DEFAULT_EXPIRY_DAYS < 1:
     raise ImproperlyConfigured("API_KEY_DEFAULT_EXPIRY_DAYS must be at least 1")
+# `manage.py purge_expired` (core/management/commands/purge_expired.py): what it deletes, and how much per statement.
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+RECONCILER_PASS_RETENTION_DAYS = env_int("RECONCILER_PASS_RETENTION_DAYS", 30)
+PURGE_BATCH_SIZE = env_int("PURGE_BATCH_SIZE", 1000)
+if min(IDEMPOTENCY_KEY_TTL_HOURS, RECONCILER_PASS_RETENTION_DAYS, PURGE_BATCH_SIZE) < 1:
+    raise ImproperlyConfigured(
+        "IDEMPOTENCY_KEY_TTL_HOURS, RECONCILER_PASS_RETENTION_DAYS, PURGE_BATCH_SIZE must be >= 1"
+    )
 # `create_api_key --secret-id` talks to Secret Manager here; empty = Google's. Tests point it at a
 # stand-in; production refuses it (it would send new keys elsewhere).
 SECRET_MANAGER_API_ENDPOINT = env_str("SECRET_MANAGER_API_ENDPOINT", "")

@@ -52,6 +52,13 @@ def env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# Cloud Run sets K_SERVICE (services) or CLOUD_RUN_JOB (jobs), Kubernetes KUBERNETES_SERVICE_HOST in
+# every container: there, development mode (open push endpoints, test keys) must be asked for by name.
+PLATFORM_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB", "KUBERNETES_SERVICE_HOST")
+if not os.environ.get("BINPAY_ENV") and any(os.environ.get(marker) for marker in PLATFORM_MARKERS):
+    raise ImproperlyConfigured(
+        "BINPAY_ENV must be set on Cloud Run and Kubernetes (production, or development by name)"
+    )
 BINPAY_ENV = env_str("BINPAY_ENV", "development")
 if BINPAY_ENV not in {"development", "production"}:
     raise ImproperlyConfigured(f"BINPAY_ENV must be 'development' or 'production', got {BINPAY_ENV!r}")
@@ -359,6 +366,19 @@ LATE_CHARGE_WINDOW_SECONDS = env_int("LATE_CHARGE_WINDOW_SECONDS", 7 * 24 * 3600
 LATE_CHARGE_CHECK_INTERVAL_SECONDS = env_int("LATE_CHARGE_CHECK_INTERVAL_SECONDS", 3600)
 PAYMENT_GATEWAY_URL = env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090").rstrip("/")
 PAYMENT_GATEWAY_API_KEY = os.environ.get("PAYMENT_GATEWAY_API_KEY") or "sk_test_sandbox"
+# A sandbox deployment (the sandbox gateway, a provider's test mode) says so; otherwise production talks to
+# the provider over HTTPS with a live key only.
+PAYMENT_GATEWAY_ALLOW_SANDBOX = env_bool("PAYMENT_GATEWAY_ALLOW_SANDBOX", False)
+if IS_PRODUCTION and not PAYMENT_GATEWAY_ALLOW_SANDBOX:
+    if not PAYMENT_GATEWAY_URL.startswith("https://"):
+        raise ImproperlyConfigured(
+            "PAYMENT_GATEWAY_URL must be https:// in production (PAYMENT_GATEWAY_ALLOW_SANDBOX=true for a sandbox)"
+        )
+    if PAYMENT_GATEWAY_API_KEY.startswith(("sk_test_", "rk_test_")):
+        raise ImproperlyConfigured(
+            "PAYMENT_GATEWAY_API_KEY is a test-mode key: refused in production "
+            "(PAYMENT_GATEWAY_ALLOW_SANDBOX=true for a sandbox)"
+        )
 PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS", 3.0)
 PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS", 10.0)
 

@@ -187,6 +187,7 @@ class ProductionSettingsTests(TestCase):
             DATABASE_URL=f"sqlite:///{Path(INITIATOR_DIR) / 'unused.sqlite3'}",
             DJANGO_ALLOWED_HOSTS="initiator.example",
             PAYMENT_GATEWAY_API_KEY="sk_live_x",
+            PAYMENT_GATEWAY_URL="https://gateway.example",
             FAULT_INJECTION_ENABLED="true",
         )
         self.assertNotEqual(result.returncode, 0)
@@ -208,6 +209,7 @@ class ProductionSettingsTests(TestCase):
                 "DATABASE_URL": f"sqlite:///{Path(INITIATOR_DIR) / 'unused.sqlite3'}",
                 "DJANGO_ALLOWED_HOSTS": "initiator.example",
                 "PAYMENT_GATEWAY_API_KEY": "sk_live_x",
+                "PAYMENT_GATEWAY_URL": "https://gateway.example",
                 "DJANGO_DEBUG": "true",
             },
             capture_output=True,

@@ -95,6 +95,21 @@ def payment_path(payment: Payment) -> str:
     return f"/payments/{payment.pk}"
 
 
+# What an API client sees of a step's detail: outcome codes and ids. Who settled a payment by hand, why,
+# and diagnostic text (gateway errors) are for staff, in the console.
+PUBLIC_STEP_DETAIL = ("charge_id", "refund_id", "reason_code", "source")
+
+
+def public_saga_log(log: dict | None) -> dict | None:
+    if log is None:
+        return None
+    steps = [
+        {**step, "detail": {key: step["detail"][key] for key in PUBLIC_STEP_DETAIL if key in (step["detail"] or {})}}
+        for step in log["steps"]
+    ]
+    return {**log, "steps": steps}
+
+
 class SagaStepSerializer(serializers.Serializer):
     step = serializers.CharField()
     seq = serializers.IntegerField()

@@ -69,6 +69,9 @@ class Settings:
     # The platform's request timeout for a push delivery (Cloud Run's service timeout), when pushed.
     push_request_timeout_seconds: float | None = None
     fault_injection_enabled: bool = False
+    # GET /transactions/<id> needs `Authorization: Bearer <this>` when set; production without it serves no
+    # saga log over HTTP (transactions_api.py).
+    transactions_api_token: str | None = None
     # A sandbox deployment (the sandbox gateway, a provider's test mode) says so: otherwise production
     # refuses a plain-HTTP gateway URL and a test-mode key.
     payment_gateway_allow_sandbox: bool = False

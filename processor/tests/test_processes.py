@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -199,5 +200,44 @@ def test_gunicorn_refuses_bodies_over_the_limit_before_parsing(config, emulator_
             )
             assert response.status_code == 413, response.text[:300]
             assert response.json()["error"]["code"] == "body_too_large"
+    finally:
+        stop_process_group(server)
+
+
+def test_transactions_api_checks_the_caller_in_production(config, emulator_env, topics):
+    """Issue 22 (L4): in production the saga-log read API answers only TRANSACTIONS_API_TOKEN's bearer (and is
+    off without one); ids that are not UUIDs are a 404, never a Firestore call."""
+    port = devtools_emulators.free_port()
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    token = "t" * 40
+    env = process_env(
+        config,
+        emulator_env,
+        BINPAY_ENV="production",
+        FAULT_INJECTION_ENABLED="false",
+        PAYMENT_GATEWAY_ALLOW_SANDBOX="true",
+        TRANSACTIONS_API_TOKEN=token,
+    )
+    server = subprocess.Popen(
+        [gunicorn, "-w", "1", "-b", f"127.0.0.1:{port}", "app:app"],
+        cwd=PROCESSOR_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}/transactions"
+    payment_id = str(uuid.uuid4())
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz", server)
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = requests.get(f"{base}/{payment_id}", headers=headers, timeout=10)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["code"] == "unauthorized"
+        authorized = {"Authorization": f"Bearer {token}"}
+        assert requests.get(f"{base}/{payment_id}", headers=authorized, timeout=10).status_code == 404
+        for odd in ("..", "__x__", "not-a-uuid"):
+            response = requests.get(f"{base}/{odd}", headers=authorized, timeout=10)
+            assert response.status_code == 404, (odd, response.text)
     finally:
         stop_process_group(server)

@@ -64,6 +64,7 @@ if BINPAY_ENV not in {"development", "production"}:
     raise ImproperlyConfigured(f"BINPAY_ENV must be 'development' or 'production', got {BINPAY_ENV!r}")
 IS_PRODUCTION = BINPAY_ENV == "production"
 
+PRODUCTION_GATEWAY_URL = "https://api.stripe.com"
 _PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS", "PAYMENT_GATEWAY_API_KEY")
 if IS_PRODUCTION:
     missing = [name for name in _PRODUCTION_REQUIRED if not os.environ.get(name)]
@@ -364,7 +365,10 @@ RECONCILE_TIME_BUDGET_SECONDS = env_float("RECONCILE_TIME_BUDGET_SECONDS", 45.0)
 # once per interval each.
 LATE_CHARGE_WINDOW_SECONDS = env_int("LATE_CHARGE_WINDOW_SECONDS", 7 * 24 * 3600)
 LATE_CHARGE_CHECK_INTERVAL_SECONDS = env_int("LATE_CHARGE_CHECK_INTERVAL_SECONDS", 3600)
-PAYMENT_GATEWAY_URL = env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090").rstrip("/")
+# The sandbox gateway of `make run` in development; the provider's API (Stripe's) in production.
+PAYMENT_GATEWAY_URL = env_str(
+    "PAYMENT_GATEWAY_URL", PRODUCTION_GATEWAY_URL if IS_PRODUCTION else "http://127.0.0.1:8090"
+).rstrip("/")
 PAYMENT_GATEWAY_API_KEY = os.environ.get("PAYMENT_GATEWAY_API_KEY") or "sk_test_sandbox"
 # A sandbox deployment (the sandbox gateway, a provider's test mode) says so; otherwise production talks to
 # the provider over HTTPS with a live key only.

@@ -15,6 +15,7 @@ from dotenv import load_dotenv
 
 ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 DEVELOPMENT_GATEWAY_API_KEY = "sk_test_sandbox"
+PRODUCTION_GATEWAY_URL = "https://api.stripe.com"
 # The longest pause urllib3 takes between two gateway attempts (clients.build_gateway_session).
 GATEWAY_BACKOFF_MAX_SECONDS = 5
 # How long publishing an outcome event may take.
@@ -104,8 +105,10 @@ class Settings:
             raise ConfigurationError(
                 "BINPAY_ENV must be set on Cloud Run and Kubernetes (production, or development by name)"
             )
-        if "payment_gateway_api_key" not in values and values.get("binpay_env", "development") == "production":
-            values["payment_gateway_api_key"] = None
+        if values.get("binpay_env", "development") == "production":
+            values.setdefault("payment_gateway_api_key", None)
+            # The provider's API (Stripe's), not the development default's sandbox on localhost.
+            values.setdefault("payment_gateway_url", PRODUCTION_GATEWAY_URL)
         settings = cls(**values)
         settings.validate()
         return settings

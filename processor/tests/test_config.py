@@ -126,3 +126,8 @@ def test_on_a_platform_binpay_env_must_be_set(marker):
     with pytest.raises(ConfigurationError, match="BINPAY_ENV"):
         Settings.from_env(environ={marker: "x"})
     assert not Settings.from_env(environ={marker: "x", "BINPAY_ENV": "development"}).is_production
+
+
+def test_production_without_a_gateway_url_talks_to_the_provider_not_localhost():
+    settings = Settings.from_env(environ={"BINPAY_ENV": "production", "PAYMENT_GATEWAY_API_KEY": "sk_live_x"})
+    assert settings.payment_gateway_url == "https://api.stripe.com"

@@ -36,6 +36,29 @@ class ProductionGatewayTests(SimpleTestCase):
         result = start(BINPAY_ENV="production", **SECRETS, **LIVE)
         self.assertEqual(result.returncode, 0, result.stderr)
 
+    def test_without_a_gateway_url_production_talks_to_the_provider_not_localhost(self) -> None:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import django; django.setup(); from django.conf import settings; print(settings.PAYMENT_GATEWAY_URL)",
+            ],
+            cwd=INITIATOR_DIR,
+            env={
+                **{name: value for name, value in os.environ.items() if name != "PAYMENT_GATEWAY_URL"},
+                "DJANGO_SETTINGS_MODULE": "binpay_initiator.settings",
+                "OTEL_TRACES_EXPORTER": "none",
+                "BINPAY_ENV": "production",
+                "PAYMENT_GATEWAY_API_KEY": "sk_live_x",
+                **SECRETS,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip().splitlines()[-1], "https://api.stripe.com")
+
     def test_plain_http_and_test_keys_are_refused(self) -> None:
         for override, named in (
             ({"PAYMENT_GATEWAY_URL": "http://gateway.internal:8090"}, "PAYMENT_GATEWAY_URL"),

@@ -201,7 +201,7 @@ if IS_PRODUCTION:
     # Preloading is a decision about the whole domain, made by its owner, not by this service.
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
-# The largest request body any endpoint takes (core/body_limit.py, in front of Django): the largest
+# The largest request body any endpoint takes (binpay_common/body_limit.py, in front of Django): the largest
 # valid payment (50 metadata values of 500 characters, escaped) fits several times over.
 REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 256 * 1024)
 if REQUEST_BODY_MAX_BYTES < 1024:

@@ -60,16 +60,16 @@ def configure(exporter: SpanExporter | None, *, span_processor=BatchSpanProcesso
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(span_processor(exporter))
     trace.set_tracer_provider(provider)
-    # Probes and scrapes would be most of the spans and say nothing about payments.
-    DjangoInstrumentor().instrument(excluded_urls="healthz,readyz,metrics")
+    # Probes would be most of the spans and say nothing about payments.
+    DjangoInstrumentor().instrument(excluded_urls="healthz,readyz")
     _after_host_exempt_middleware()
     RequestsInstrumentor().instrument()
     return True
 
 
 # Answer before anything checks the Host header (settings.MIDDLEWARE); the instrumentor puts its
-# middleware first, and it reads the host, which would refuse probes and scrapes sent to the pod IP.
-HOST_EXEMPT_MIDDLEWARE = ("observability.middleware.MetricsMiddleware", "core.middleware.ProbeMiddleware")
+# middleware first, and it reads the host, which would refuse probes sent to the pod IP.
+HOST_EXEMPT_MIDDLEWARE = ("core.middleware.ProbeMiddleware",)
 
 
 def _after_host_exempt_middleware() -> None:

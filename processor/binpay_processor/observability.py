@@ -133,7 +133,7 @@ def configure_tracing(exporter: SpanExporter | None, app: Flask | None = None, *
             RequestsInstrumentor().instrument()
             _provider_installed = True
     if app is not None:
-        FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")
+        FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")
 
 
 def trace_attributes() -> dict[str, str]:

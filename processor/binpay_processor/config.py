@@ -19,10 +19,15 @@ DEVELOPMENT_GATEWAY_API_KEY = "sk_test_sandbox"
 # The most provider calls one delivery makes holding its lease: create, confirm, a retrieve after an
 # ambiguous answer, then (past the saga timeout) a cancel and the retrieve after a refusal.
 PROVIDER_CALLS_PER_DELIVERY = 5
+PRODUCTION_GATEWAY_URL = "https://api.stripe.com"
 # How long publishing an outcome event may take.
 PUBLISH_TIMEOUT_SECONDS = 10
 # What one delivery may spend on Firestore besides the gateway (claim and the step writes).
 FIRESTORE_BUDGET_SECONDS = 5
+
+# Cloud Run sets K_SERVICE (services) or CLOUD_RUN_JOB (jobs), Kubernetes KUBERNETES_SERVICE_HOST in every
+# container: there, development mode must be asked for by name.
+PLATFORM_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB", "KUBERNETES_SERVICE_HOST")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -69,6 +74,14 @@ class Settings:
     # The platform's request timeout for a push delivery (Cloud Run's service timeout), when pushed.
     push_request_timeout_seconds: float | None = None
     fault_injection_enabled: bool = False
+    # GET /transactions/<id> needs `Authorization: Bearer <this>` when set; production without it serves no
+    # saga log over HTTP (transactions_api.py).
+    transactions_api_token: str | None = None
+    # A sandbox deployment (the sandbox gateway, a provider's test mode) says so: otherwise production
+    # refuses a plain-HTTP gateway URL and a test-mode key.
+    payment_gateway_allow_sandbox: bool = False
+    # A payment.initiated push envelope is about 1 kB; Pub/Sub allows 10 MB messages, this app none so big.
+    request_body_max_bytes: int = 256 * 1024
 
     @property
     def is_production(self) -> bool:
@@ -92,8 +105,14 @@ class Settings:
                 values[field.name] = overrides[name]
             elif name in environ:
                 values[field.name] = _parse(name, environ[name], field.type)
-        if "payment_gateway_api_key" not in values and values.get("binpay_env", "development") == "production":
-            values["payment_gateway_api_key"] = None
+        if not environ.get("BINPAY_ENV") and any(environ.get(marker) for marker in PLATFORM_MARKERS):
+            raise ConfigurationError(
+                "BINPAY_ENV must be set on Cloud Run and Kubernetes (production, or development by name)"
+            )
+        if values.get("binpay_env", "development") == "production":
+            values.setdefault("payment_gateway_api_key", None)
+            # The provider's API (Stripe's), not the development default's sandbox on localhost.
+            values.setdefault("payment_gateway_url", PRODUCTION_GATEWAY_URL)
         settings = cls(**values)
         settings.validate()
         return settings
@@ -105,6 +124,16 @@ class Settings:
             raise ConfigurationError("PAYMENT_GATEWAY_API_KEY must be set")
         if self.is_production and self.fault_injection_enabled:
             raise ConfigurationError("FAULT_INJECTION_ENABLED=true is refused when BINPAY_ENV=production")
+        if self.is_production and not self.payment_gateway_allow_sandbox:
+            if not self.payment_gateway_url.startswith("https://"):
+                raise ConfigurationError(
+                    "PAYMENT_GATEWAY_URL must be https:// in production (PAYMENT_GATEWAY_ALLOW_SANDBOX=true for a sandbox)"
+                )
+            if self.payment_gateway_api_key.startswith(("sk_test_", "rk_test_")):
+                raise ConfigurationError(
+                    "PAYMENT_GATEWAY_API_KEY is a test-mode key: refused in production "
+                    "(PAYMENT_GATEWAY_ALLOW_SANDBOX=true for a sandbox)"
+                )
         if self.pubsub_push_audience and not self.pubsub_push_service_account:
             raise ConfigurationError("PUBSUB_PUSH_AUDIENCE needs PUBSUB_PUSH_SERVICE_ACCOUNT (the pushing identity)")
         for name in (

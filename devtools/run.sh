@@ -24,10 +24,20 @@ for port in "$INITIATOR_PORT" "$PROCESSOR_PORT" "$GATEWAY_PORT" "$PUBSUB_EMULATO
   fi
 done
 
-# Every store of the demo lives here and lasts across runs: the gateway's ledger, Firestore's saga
-# logs (exported on Ctrl-C, imported at start) and, by default, the initiator's SQLite database.
-state=${BINPAY_STATE_DIR:-$root/.run/local}
+# Every store of the demo lives here and lasts across runs, together: the gateway's ledger,
+# Firestore's saga logs (exported on Ctrl-C, imported at start) and the initiator's database — by
+# default SQLite in the same folder; a run on another DATABASE_URL gets a folder of its own, so its
+# ledger and saga logs never mix with another database's.
+state_given=${BINPAY_STATE_DIR:-}
+if [ -n "$state_given" ]; then
+  state=$BINPAY_STATE_DIR
+elif [ -n "${DATABASE_URL:-}" ]; then
+  state=$root/.run/db-$(printf %s "$DATABASE_URL" | sha256sum | cut -c1-12)
+else
+  state=$root/.run/local
+fi
 mkdir -p "$state"
+export BINPAY_STATE_DIR=$state
 export DATABASE_URL=${DATABASE_URL:-sqlite:///$state/initiator.sqlite3}
 # Prometheus metrics: the two web servers' on these ports (docs/observability.md), no other process's.
 export INITIATOR_METRICS_PORT=${INITIATOR_METRICS_PORT:-9090} PROCESSOR_METRICS_PORT=${PROCESSOR_METRICS_PORT:-9091}
@@ -65,6 +75,18 @@ export FAULT_INJECTION_ENABLED=${FAULT_INJECTION_ENABLED:-true}
 export SAGA_TIMEOUT_SECONDS=${SAGA_TIMEOUT_SECONDS:-60} PAYMENT_TIMEOUT_SECONDS=${PAYMENT_TIMEOUT_SECONDS:-120}
 export RECONCILE_INTERVAL_SECONDS=${RECONCILE_INTERVAL_SECONDS:-15}
 export INITIATOR_URL="http://$BINPAY_HOST:$INITIATOR_PORT" PROCESSOR_URL="http://$BINPAY_HOST:$PROCESSOR_PORT"
+
+# What `devtools/manage.sh` needs to act on this running stack (README "Operating it").
+umask 077
+{
+  for name in BINPAY_STATE_DIR DATABASE_URL PROJECT_ID PUBSUB_EMULATOR_HOST FIRESTORE_EMULATOR_HOST \
+    PAYMENT_GATEWAY_URL PAYMENT_GATEWAY_WEBHOOK_SECRET FAULT_INJECTION_ENABLED; do
+    printf 'export %s=%q\n' "$name" "${!name}"
+  done
+} >"$state/stack.env"
+umask 022
+# The checkout's current run, for manage.sh (a run given its own BINPAY_STATE_DIR is found through it).
+[ -n "$state_given" ] || printf '%s\n' "$state" >"$root/.run/active-state"
 
 (cd initiator && python manage.py migrate --noinput && python manage.py seed_demo --api-key "$BINPAY_DEMO_API_KEY")
 (cd initiator && python manage.py ensure_console_staff --username operator --password-file "$state/console-password")

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from binpay_common import steps
 from binpay_common.saga_log import (
+    CLAIM_SEQ,
     INITIATOR,
     PROCESSOR,
     UPDATE_TIME,
@@ -86,6 +87,21 @@ def test_one_initiator_actor_at_a_time(firestore_client, collection) -> None:
     assert reconciler.doc["lease_holder"] == "operator:alice"
     log.release(paid["payment_id"], "operator-1")
     assert log.claim_settlement(paid, "reconciler-1", "reconciler").claimed
+
+
+def test_initiator_claims_are_numbered_in_the_order_they_were_taken(firestore_client, collection) -> None:
+    """The numbers the payment row registers, so a settlement commits only under the newest claim."""
+    log = initiator_log(firestore_client, collection, lease_seconds=0.1, grace=0)
+    paid = payment()
+    numbers = []
+    for owner in ("reconciler-1", "operator-1", "reconciler-2"):
+        claim = log.claim_settlement(paid, owner, owner.split("-")[0])
+        numbers.append(claim.doc[CLAIM_SEQ])
+        time.sleep(0.2)  # each claim lapses before the next (a paused holder)
+    renewed = log.claim_settlement(paid, "reconciler-2", "reconciler")  # its holder's own claim: same number
+    assert numbers == [1, 2, 3]
+    assert renewed.doc[CLAIM_SEQ] == 3
+    assert log.read(paid["payment_id"])[CLAIM_SEQ] == 3
 
 
 def test_a_lapsed_claim_counts_as_live_for_its_grace(firestore_client, collection) -> None:

@@ -37,6 +37,8 @@ PROCESSOR = "processor"
 INITIATOR = "initiator"
 FENCED = "fenced"
 OUTCOME_PUBLISHED = "outcome_published"
+# The number of the latest initiator claim (1, 2, ...): the order in which claims were taken.
+CLAIM_SEQ = "claim_seq"
 # In the document dicts returned here (never stored): the update time of the document as this writer
 # last wrote or read it, the precondition of its next write.
 UPDATE_TIME = "_update_time"
@@ -188,12 +190,16 @@ class SagaLog:
             snapshot = ref.get(transaction=transaction)
             lease = {**self._lease(owner, holder), FENCED: True}
             if not snapshot.exists:
-                doc = {**new_document(payment), **lease}
+                doc = {**new_document(payment), **lease, CLAIM_SEQ: 1}
                 transaction.create(ref, doc)
                 return Claim(ClaimStatus.CLAIMED, doc)
             doc = snapshot.to_dict()
             if doc.get("lease_owner") not in (None, owner) and lease_live(doc, grace=self.lease_grace):
                 return Claim(ClaimStatus.BUSY, doc)
+            # Each initiator claim is numbered after the last one: the database settles only under
+            # the newest (docs/protocol.md §5), so a holder paused past its lease cannot settle.
+            if doc.get("lease_owner") != owner:
+                lease[CLAIM_SEQ] = int(doc.get(CLAIM_SEQ) or 0) + 1
             transaction.update(ref, {**lease, "updated_at": firestore.SERVER_TIMESTAMP})
             return Claim(ClaimStatus.CLAIMED, {**doc, **lease})
 

@@ -6,6 +6,8 @@ outcome consumer when it must refund, operators — works inside `claimed(paymen
 
 - the claim is the saga-log lease, taken only while nobody else's is live; it fences the payment, so
   no processor delivery acts on it again, and it excludes every other initiator actor;
+- the claim is numbered (claim_seq) and registered on the payment row; a settlement commits only
+  under the newest registered claim, so a holder that paused past its lease cannot settle;
 - under it the actor first delivers the payment's settlement steps still in the step outbox, then
   re-reads the payment (its state may have changed before the claim);
 - every call that can move money or end an intent is announced by a saga-log step first
@@ -30,10 +32,11 @@ from binpay_common.gateway import (
     Refund,
     RefundStatus,
 )
-from binpay_common.saga_log import LeaseLost, Step, has
+from binpay_common.saga_log import CLAIM_SEQ, LeaseLost, Step, has
 from binpay_common.steps import identity
 from payments import clients, saga_log
 from payments.models import Payment
+from payments.services import payment_register_claim
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class PaymentClaim:
     def __init__(self, payment: Payment, owner: str, doc: dict, who: dict) -> None:
         self.payment = payment
         self.owner = owner
+        # The claim's number, registered on the payment row: every settlement under it passes it.
+        self.seq: int = doc[CLAIM_SEQ]
         self.doc = doc
         # What every step this actor writes says about it: detail.source (and actor, reason for operators).
         self.who = who
@@ -176,6 +181,7 @@ def claimed(payment: Payment, holder: str, **who) -> Iterator[PaymentClaim]:
         raise ClaimBusy(claim.doc.get("lease_holder"))
     source = holder.split(":", 1)[0]
     try:
+        payment_register_claim(payment_id=payment.pk, claim_seq=claim.doc[CLAIM_SEQ])
         # Follow the log: settlement steps committed before the claim come first.
         doc = log.read(str(payment.pk)) if saga_log.deliver(payment) else claim.doc
         payment.refresh_from_db()

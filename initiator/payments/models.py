@@ -44,6 +44,9 @@ class Payment(models.Model):
     sweep_due_at = models.DateTimeField(null=True, blank=True)
     # A refund of this payment's charge failed at the provider: surfaced to operators until cleared.
     refund_failed_at = models.DateTimeField(null=True, blank=True)
+    # The newest initiator claim registered on the payment (its saga-log claim_seq): a settlement
+    # commits only under this claim, so one whose lease lapsed meanwhile cannot (docs/protocol.md §5).
+    settling_claim = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -28,7 +28,7 @@ from binpay_common import steps
 from binpay_common.gateway import GatewayAmbiguous, IntentStatus, Refund
 from core.errors import ApplicationError
 from payments import clients, settlement, sweeper
-from payments.claims import ClaimBusy, PaymentClaim, claimed
+from payments.claims import ClaimBusy, LeaseLost, PaymentClaim, claimed
 from payments.models import OperatorAction, OperatorActionState, Payment, PaymentStatus
 from payments.selectors import payment_get
 from payments.services import Applied, OutcomeResult
@@ -79,6 +79,11 @@ def settle_payment(*, payment_id, action: SettleAction, reason: str, actor: str)
             return _settle_claimed(claim, action, actor=actor, reason=reason)
     except ClaimBusy as busy:
         raise SettleRefused("payment_busy", str(busy)) from busy
+    except LeaseLost as lost:
+        # Paused past the claim's lease: another actor holds the payment now and this settled nothing.
+        raise SettleRefused(
+            "payment_busy", "Another actor took the payment over while this action ran; nothing was settled."
+        ) from lost
 
 
 def _settle_claimed(claim: PaymentClaim, action: SettleAction, *, actor: str, reason: str) -> Payment:
@@ -96,7 +101,7 @@ def _settle_claimed(claim: PaymentClaim, action: SettleAction, *, actor: str, re
         record = OperatorAction.objects.create(payment=payment, action=action.value, actor=actor, reason=reason)
     try:
         detail = _ACTIONS[action](claim, record)
-    except (SettleRefused, GatewayAmbiguous) as error:
+    except (SettleRefused, GatewayAmbiguous, LeaseLost) as error:
         _refused(record, str(error))
         if isinstance(error, GatewayAmbiguous):
             raise ProviderUnavailable(
@@ -138,6 +143,7 @@ def _capture(claim: PaymentClaim, record: OperatorAction) -> dict:
         },
         detail={"event_id": str(event_id), "charge_id": intent.charge_id, **claim.who},
         operator_action=record,
+        claim_seq=claim.seq,
     )
     _require_applied(outcome, "capture")
     return {"intent_id": intent.id, "charge_id": intent.charge_id}
@@ -189,6 +195,7 @@ def _released(claim: PaymentClaim, record: OperatorAction, *, charge_id: str | N
         },
         detail={"event_id": str(event_id), "reason_code": RELEASED_BY_OPERATOR, "charge_id": charge_id, **claim.who},
         operator_action=record,
+        claim_seq=claim.seq,
     )
     _require_applied(outcome, "release")
     return {"charge_id": charge_id}

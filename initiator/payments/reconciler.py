@@ -88,6 +88,7 @@ def _capture(claim: PaymentClaim, charge_id: str | None) -> Result:
             "currency": payment.currency,
         },
         detail={"event_id": str(event_id), "charge_id": charge_id, **claim.who},
+        claim_seq=claim.seq,
     )
     return _settled(outcome, Result.CAPTURED)
 
@@ -98,6 +99,7 @@ def _release(claim: PaymentClaim, reason_code: str, charge_id: str | None = None
     outcome = settlement.release(
         event={"event_id": event_id, "payment_id": payment.pk, "reason_code": reason_code, "charge_id": charge_id},
         detail={"event_id": str(event_id), "reason_code": reason_code, "charge_id": charge_id, **claim.who},
+        claim_seq=claim.seq,
     )
     return _settled(outcome, Result.COMPENSATED)
 
@@ -105,7 +107,11 @@ def _release(claim: PaymentClaim, reason_code: str, charge_id: str | None = None
 def _hold(claim: PaymentClaim, reason: str, *, retry: bool = False, **detail) -> Result:
     retry_at = _next_attempt(claim.payment) if retry else None
     outcome = settlement.hold_for_attention(
-        payment_id=claim.payment.pk, reason=reason, detail={**detail, **claim.who}, retry_at=retry_at
+        payment_id=claim.payment.pk,
+        reason=reason,
+        detail={**detail, **claim.who},
+        retry_at=retry_at,
+        claim_seq=claim.seq,
     )
     return Result.NEEDS_ATTENTION if outcome.result is not Applied.REJECTED else Result.ALREADY_SETTLED
 
@@ -164,6 +170,7 @@ def reconcile_payment(payment: Payment, *, timeout: timedelta) -> Result:
     except ClaimBusy:
         return Result.LEASE_LIVE
     except LeaseLost as error:
+        # Paused past the lease: a newer holder decides the payment; this pass wrote nothing more.
         logger.warning("claim lost mid-settlement (a holder paused past its lease?): %s", error)
         return Result.LEASE_LIVE
 
@@ -205,6 +212,12 @@ def _sweep(payment: Payment) -> Result:
         refunds = sweeper.sweep_payment(payment, holder="sweeper")
     except ClaimBusy:
         return Result.LEASE_LIVE
+    except GatewayAmbiguous as error:
+        # The provider cannot say now: an outage, not a failure of ours. Look again after a backoff.
+        retry_at = timezone.now() + timedelta(seconds=settings.RECONCILE_BACKOFF_SECONDS)
+        Payment.objects.filter(pk=payment.pk).update(sweep_due_at=retry_at)
+        logger.warning("sweep: the provider could not answer; looked at again from %s: %s", retry_at, error)
+        return Result.GATEWAY_UNREACHABLE
     return Result.LATE_CHARGES_REFUNDED if refunds else Result.SWEPT
 
 

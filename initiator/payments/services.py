@@ -14,6 +14,7 @@ from accounts.models import Account, User
 from accounts.services import require_supported_currency
 from binpay_common import events, steps, tracing
 from binpay_common.logs import payment_id_var
+from binpay_common.saga_log import LeaseLost
 from core.errors import ApplicationError, invalid_parameter, not_found, unprocessable
 from core.money import format_minor_units
 from payments.models import (
@@ -124,6 +125,10 @@ def payment_initiate(
     return payment
 
 
+class ClaimSuperseded(LeaseLost):
+    """A newer claim is registered on the payment: this holder's lapsed, it must settle nothing."""
+
+
 class UnknownPayment(Exception):
     pass
 
@@ -144,17 +149,29 @@ class OutcomeResult:
     payment: Payment
 
 
-def hold_capture(*, event: dict, step_detail: dict, operator_action: OperatorAction | None = None) -> OutcomeResult:
+def hold_capture(
+    *, event: dict, step_detail: dict, operator_action: OperatorAction | None = None, claim_seq: int | None = None
+) -> OutcomeResult:
     """payment.completed: the hold becomes a debit (event: event_id, payment_id, charge_id, amount, currency)."""
     return _settle_hold(
-        event_type=events.PAYMENT_COMPLETED, event=event, step_detail=step_detail, operator_action=operator_action
+        event_type=events.PAYMENT_COMPLETED,
+        event=event,
+        step_detail=step_detail,
+        operator_action=operator_action,
+        claim_seq=claim_seq,
     )
 
 
-def hold_release(*, event: dict, step_detail: dict, operator_action: OperatorAction | None = None) -> OutcomeResult:
+def hold_release(
+    *, event: dict, step_detail: dict, operator_action: OperatorAction | None = None, claim_seq: int | None = None
+) -> OutcomeResult:
     """payment.rollback: the hold is released (event: event_id, payment_id, reason_code, charge_id)."""
     return _settle_hold(
-        event_type=events.PAYMENT_ROLLBACK, event=event, step_detail=step_detail, operator_action=operator_action
+        event_type=events.PAYMENT_ROLLBACK,
+        event=event,
+        step_detail=step_detail,
+        operator_action=operator_action,
+        claim_seq=claim_seq,
     )
 
 
@@ -171,20 +188,22 @@ def _lock_account_of(payment_id) -> Account:
 
 @transaction.atomic
 def _settle_hold(
-    *, event_type: str, event: dict, step_detail: dict, operator_action: OperatorAction | None
+    *, event_type: str, event: dict, step_detail: dict, operator_action: OperatorAction | None, claim_seq: int | None
 ) -> OutcomeResult:
     """Capture or release a payment's hold once per event_id.
 
     The inbox row, the saga-log step (step outbox) and the operator's record are written in the same
     transaction as the state change. An event for a payment already in the target state changes
     nothing; one that contradicts the payment's final state is rejected (logged at ERROR, nothing
-    written).
+    written). `claim_seq`: the settler's claim (reconciler, operator), which must still be the newest
+    registered on the payment (ClaimSuperseded otherwise, nothing written).
     """
     completing = event_type == events.PAYMENT_COMPLETED
     target = PaymentStatus.COMPLETED if completing else PaymentStatus.ROLLED_BACK
 
     account = _lock_account_of(event["payment_id"])
     payment = Payment.objects.select_for_update().get(pk=event["payment_id"])
+    _require_claim(payment, claim_seq)
 
     if ProcessedEvent.objects.filter(event_id=event["event_id"]).exists():
         logger.info("%s %s already processed", event_type, event["event_id"])
@@ -247,7 +266,9 @@ def _settle_hold(
 
 
 @transaction.atomic
-def payment_mark_needs_attention(*, payment_id, reason: str, step_detail: dict, retry_at=None) -> OutcomeResult:
+def payment_mark_needs_attention(
+    *, payment_id, reason: str, step_detail: dict, retry_at=None, claim_seq: int | None = None
+) -> OutcomeResult:
     """Move a still-pending payment to needs_attention; its hold stays until a person settles it.
 
     `retry_at`: when the reconciler tries again by itself (gateway_unreachable), else never. Any other
@@ -255,6 +276,7 @@ def payment_mark_needs_attention(*, payment_id, reason: str, step_detail: dict, 
     """
     _lock_account_of(payment_id)
     payment = Payment.objects.select_for_update().get(pk=payment_id)
+    _require_claim(payment, claim_seq)
     if payment.status == PaymentStatus.NEEDS_ATTENTION:
         # Still held, maybe for a new reason (e.g. the provider answered again, with a mismatching charge).
         payment.failure_reason = reason
@@ -271,6 +293,26 @@ def payment_mark_needs_attention(*, payment_id, reason: str, step_detail: dict, 
     record_step(payment, steps.NEEDS_ATTENTION, {"reason_code": reason, **step_detail})
     logger.error("payment needs attention: %s; the hold stays until a person settles it", reason)
     return OutcomeResult(Applied.APPLIED, payment)
+
+
+def payment_register_claim(*, payment_id, claim_seq: int) -> None:
+    """Register a newly taken claim on the payment; ClaimSuperseded when a newer one is registered already.
+
+    Claims are numbered in the order the saga log granted them, so the newest holder wins whatever
+    order the registrations arrive in.
+    """
+    if not Payment.objects.filter(pk=payment_id, settling_claim__lt=claim_seq).update(settling_claim=claim_seq):
+        raise ClaimSuperseded(f"claim {claim_seq} on payment {payment_id} came after a newer one was registered")
+
+
+def _require_claim(payment: Payment, claim_seq: int | None) -> None:
+    if claim_seq is not None and payment.settling_claim != claim_seq:
+        logger.error(
+            "settlement refused: claim %s lapsed and claim %s holds the payment now; nothing written",
+            claim_seq,
+            payment.settling_claim,
+        )
+        raise ClaimSuperseded(f"claim {claim_seq} was superseded by claim {payment.settling_claim}")
 
 
 def _finish(action: OperatorAction, state: OperatorActionState, **detail) -> None:

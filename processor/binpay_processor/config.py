@@ -24,6 +24,10 @@ PRODUCTION_GATEWAY_URL = "https://api.stripe.com"
 PUBLISH_TIMEOUT_SECONDS = 10
 # What one delivery may spend on Firestore besides the gateway (claim and the step writes).
 FIRESTORE_BUDGET_SECONDS = 5
+# An ambiguous answer that came back within this many seconds of the claim (a 5xx, a 409 on a
+# concurrent duplicate, a saved error replayed) is asked again in the same delivery, if the lease
+# still fits a whole walk after it; a slower one goes back to Pub/Sub.
+AMBIGUITY_RETRY_ROOM_SECONDS = 5.0
 
 # Cloud Run sets K_SERVICE (services) or CLOUD_RUN_JOB (jobs), Kubernetes KUBERNETES_SERVICE_HOST in every
 # container: there, development mode must be asked for by name.
@@ -172,7 +176,7 @@ class Settings:
                 "reconciler takes over"
             )
         if self.push_request_timeout_seconds is not None:
-            answered = self.lease_seconds + handling + PUBLISH_TIMEOUT_SECONDS
+            answered = self.lease_seconds + self.delivery_worst_case_seconds() + PUBLISH_TIMEOUT_SECONDS
             if answered >= self.push_request_timeout_seconds:
                 raise ConfigurationError(
                     f"a push delivery may take {answered:.0f} s (waiting out a crashed delivery's "
@@ -188,7 +192,7 @@ class Settings:
         _validate_timeouts), or one lease where no platform cuts the request off."""
         if self.push_request_timeout_seconds is None:
             return self.lease_seconds
-        answered = self.handling_worst_case_seconds() + PUBLISH_TIMEOUT_SECONDS
+        answered = self.delivery_worst_case_seconds() + PUBLISH_TIMEOUT_SECONDS
         return self.push_request_timeout_seconds - answered
 
     def gateway_call_worst_case_seconds(self) -> float:
@@ -197,8 +201,17 @@ class Settings:
         return connects * self.payment_gateway_connect_timeout_seconds + self.payment_gateway_read_timeout_seconds
 
     def handling_worst_case_seconds(self) -> float:
-        """One delivery holding the lease: its provider calls, then the steps."""
+        """One walk through the saga holding the lease: its provider calls, then the steps."""
         return PROVIDER_CALLS_PER_DELIVERY * self.gateway_call_worst_case_seconds() + FIRESTORE_BUDGET_SECONDS
+
+    def delivery_worst_case_seconds(self) -> float:
+        """A delivery: asking again within the room, then one whole walk."""
+        return self.ambiguity_retry_room_seconds() + self.handling_worst_case_seconds()
+
+    def ambiguity_retry_room_seconds(self) -> float:
+        """How long after its claim a delivery may still ask again after an ambiguous answer: then a
+        whole walk more still ends inside the lease (at most AMBIGUITY_RETRY_ROOM_SECONDS)."""
+        return max(0.0, min(AMBIGUITY_RETRY_ROOM_SECONDS, self.lease_seconds - self.handling_worst_case_seconds() - 1))
 
 
 def _parse(name: str, raw: str, annotation: object) -> object:

@@ -57,6 +57,8 @@ FAULT_POINTS = ("before_charge", "after_charge", "before_publish")
 # can never charge: the payment is rolled back with reason payment_method_invalid, never retried.
 # Any other refusal is BinPay's bug: retried, dead-lettered, settled by the reconciler, never silent.
 PAYMENT_METHOD_PARAMS = frozenset({"payment_method", "customer"})
+# Waits before asking the provider again within one delivery (bounded by the settings' retry room).
+AMBIGUITY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
 
 
 class Disposition(enum.Enum):
@@ -185,7 +187,7 @@ class PaymentProcessor:
             logger.info("another delivery holds the lease until %s; retry later", claim.doc.get("lease_expires_at"))
             return HandlingResult(Disposition.BUSY, "lease held by another delivery", claim.busy_for_seconds)
         try:
-            state = SagaDelivery(self, payment, owner).run(claim.doc)
+            state = self._walk(SagaDelivery(self, payment, owner), claim.doc)
             return HandlingResult(Disposition.DONE, state)
         except GatewayAmbiguous as error:
             # Keep the lease: a call may still land at the provider, and no initiator actor may claim
@@ -210,6 +212,27 @@ class PaymentProcessor:
             logger.exception("unexpected error, will retry", extra=extra)
             self._release(payment.payment_id, owner)
             return HandlingResult(Disposition.RETRY, f"{type(error).__name__}: {error}")
+
+    def _walk(self, delivery: SagaDelivery, doc: dict) -> str:
+        """Walk the saga; an ambiguous answer that came back fast is asked again in this delivery.
+
+        Most are a 5xx that did nothing or a saved error the next key gets past: handing each back to
+        Pub/Sub would hold the payment for a whole lease (the redelivery finds it leased) and, on
+        push, slow the subscription down (Pub/Sub backs off an endpoint that fails). Each retry walks
+        the log forward again, so nothing is sent twice under different keys.
+        """
+        claimed_at = time.monotonic()
+        room = self.settings.ambiguity_retry_room_seconds()
+        for backoff in AMBIGUITY_BACKOFF_SECONDS:
+            try:
+                return delivery.run(doc)
+            except GatewayAmbiguous as error:
+                if time.monotonic() - claimed_at + backoff > room:
+                    raise
+                logger.info("provider answer not definitive; asking again in %.2f s: %s", backoff, error)
+                time.sleep(backoff)
+                doc = delivery.doc
+        return delivery.run(doc)
 
     def _first_steps(self, payment: events.PaymentInitiated) -> list[Step]:
         """What a first delivery writes when it creates the document: RECEIVED, and INTENT_CREATED when

@@ -105,24 +105,33 @@ def test_a_crashed_deliverys_lease_blocks_until_it_expires(processor, client, to
     assert len(topics.pull(topics.completion)) == 1
 
 
-def test_a_payment_the_initiator_settled_is_not_confirmed(processor, client, topics, gateway_url):
-    """The initiator's reconciler claimed the payment and wrote NEEDS_ATTENTION before the message arrived."""
+@pytest.mark.parametrize(
+    "steps_done",
+    [
+        ["NEEDS_ATTENTION"],
+        # An initiator actor refunded and released it: its REFUNDED is no processor outcome to resume from.
+        ["RECEIVED", "INTENT_CREATED", "CHARGED", "REFUND_REQUESTED", "REFUNDED", "COMPENSATED"],
+    ],
+    ids=["needs-attention", "refunded-by-the-initiator"],
+)
+def test_a_payment_the_initiator_settled_is_not_confirmed(processor, client, topics, gateway_url, steps_done):
+    """The initiator claimed the payment (and settled it) before this late message arrived."""
     data, attributes = make_event(10000)
     payment_id = attributes["payment_id"]
     document = processor.saga_log.document(payment_id)
     document.set(
         {
             "payment_id": payment_id,
-            "state": "NEEDS_ATTENTION",
-            "version": 1,
-            "steps_done": ["NEEDS_ATTENTION"],
+            "state": steps_done[-1],
+            "version": len(steps_done),
+            "steps_done": steps_done,
             "fenced": True,
         }
     )
 
     assert processor.handle_payment_initiated(data, attributes, 1).disposition is Disposition.DONE
 
-    assert document.get().to_dict()["steps_done"] == ["NEEDS_ATTENTION"]
+    assert document.get().to_dict()["steps_done"] == steps_done
     assert money(gateway_url, payment_id).succeeded == 0
     assert topics.pull(topics.completion) == [] and topics.pull(topics.rollback) == []
 

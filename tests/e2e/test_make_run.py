@@ -122,6 +122,18 @@ class MakeRun:
         return self.process.returncode
 
 
+def test_the_manage_wrapper_without_a_stack_says_how_to_start_one(tmp_path):
+    env = {**os.environ, "BINPAY_STATE_DIR": str(tmp_path / "never-ran")}
+    answer = subprocess.run(
+        ["bash", "devtools/manage.sh", "list_api_keys"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert answer.returncode == 2
+    assert answer.stderr.strip() == (
+        f"manage.sh: no 'make run' stack found in {tmp_path / 'never-ran'}: start one with 'make run' "
+        "(or set BINPAY_STATE_DIR to its folder)"
+    )
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="process-group checks use Linux semantics")
 def test_make_run_serves_the_printed_curl_and_ctrl_c_stops_everything(tmp_path):
     run = MakeRun(tmp_path)
@@ -159,6 +171,13 @@ def test_make_run_serves_the_printed_curl_and_ctrl_c_stops_everything(tmp_path):
         assert payment["status"] == "completed"
 
         run.check_invariants(key)
+        # The documented manage.py wrapper acts on this running stack's database, whatever the caller's
+        # environment says: it lists the demo key make run seeded.
+        caller = {k: v for k, v in run.env.items() if k != "DATABASE_URL"}
+        keys = subprocess.run(
+            ["bash", "devtools/manage.sh", "list_api_keys"], cwd=ROOT, env=caller, capture_output=True, text=True
+        )
+        assert keys.returncode == 0 and key[:12] in keys.stdout, keys.stdout + keys.stderr
     finally:
         run.interrupt()
 

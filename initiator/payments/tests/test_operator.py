@@ -7,6 +7,7 @@ import io
 import json
 import threading
 from datetime import timedelta
+from unittest.mock import patch
 
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
@@ -18,10 +19,11 @@ from accounts.models import Account
 from binpay_common import steps
 from binpay_common.gateway import Intent, IntentInWrongState, IntentStatus, PaymentRef, RefundStatus
 from binpay_common.saga_log import Step
-from payments import clients, settlement
+from payments import clients, operator, reconciler, settlement
 from payments.models import OperatorAction, OperatorActionState, Payment, PaymentStatus
 from payments.operator import ProviderUnavailable, SettleAction, SettleRefused, settle_payment
 from payments.reconciler import reconcile
+from payments.services import ClaimSuperseded, payment_register_claim
 from payments.tests.invariant_checks import account_problems, payment_problems
 from payments.tests.test_reconciler import age, step_names
 from testing.fixtures import SandboxGatewayMixin, make_user, pending_payment, processor_logged, saga_steps, wait_until
@@ -282,6 +284,21 @@ class SettlePaymentTests(OperatorMixin, TestCase):
                 self.assert_consistent(payment)
 
 
+class ClaimRegistrationTests(OperatorMixin, TestCase):
+    def test_the_newest_claim_wins_whatever_order_the_registrations_arrive_in(self) -> None:
+        payment = pending_payment(self.user, amount=10_000)
+        payment_register_claim(payment_id=payment.pk, claim_seq=3)
+        with self.assertRaises(ClaimSuperseded):
+            payment_register_claim(payment_id=payment.pk, claim_seq=2)  # taken before 3, registered after it
+        payment.refresh_from_db()
+        self.assertEqual(payment.settling_claim, 3)
+        with self.assertRaises(ClaimSuperseded):
+            settlement.hold_for_attention(payment_id=payment.pk, reason="gateway_unreachable", detail={}, claim_seq=2)
+        payment.refresh_from_db()
+        self.assertEqual(payment.status, PaymentStatus.PENDING)
+        self.assertEqual(step_names(payment), [])
+
+
 class SettleCommandAndAdminTests(OperatorMixin, TestCase):
     def test_the_command_prints_the_settled_payment_and_refusals_are_command_errors(self) -> None:
         payment, _ = self.parked()
@@ -320,6 +337,21 @@ class SettleCommandAndAdminTests(OperatorMixin, TestCase):
         self.assertEqual(Payment.objects.get(pk=payment.pk).status, PaymentStatus.ROLLED_BACK)
         self.assertEqual(OperatorAction.objects.get(payment=payment).actor, "admin:ops")
         self.assertEqual(self.account(), (100_000, 0))
+
+
+class Pause:
+    """Fault injection: the wrapped function stops before it runs until `resume` is set."""
+
+    def __init__(self) -> None:
+        self.reached, self.resume = threading.Event(), threading.Event()
+
+    def before(self, function):
+        def paused(*args, **kwargs):
+            self.reached.set()
+            self.resume.wait(60)
+            return function(*args, **kwargs)
+
+        return paused
 
 
 def in_thread(work) -> tuple[threading.Thread, dict]:
@@ -413,6 +445,49 @@ class ConcurrentSettlementTests(OperatorMixin, TransactionTestCase):
         self.assertEqual(OperatorAction.objects.get(payment=payment).state, OperatorActionState.DONE)
         self.assert_consistent(payment)
         self.assertEqual(reconcile(older_than_seconds=TIMEOUT)["examined"], 0)
+
+    def test_a_reconciler_paused_past_its_lease_cannot_capture_what_an_operator_refunded(self) -> None:
+        """The spin model's counterexample (protocol/README.md, "The hole"): a reconciler decides to capture,
+        pauses past its claim's lease (a stopped VM, a throttled CPU); an operator claims, refunds the charge
+        and is about to release; the reconciler wakes and commits its capture. Its claim is no longer the
+        newest registered on the payment, so the capture is refused and the operator's release stands."""
+        payment, intent = self.parked()
+        Payment.objects.filter(pk=payment.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+        reconciler_paused, operator_paused = Pause(), Pause()
+
+        with (
+            patch("payments.reconciler._capture", reconciler_paused.before(reconciler._capture)),
+            patch("payments.operator._released", operator_paused.before(operator._released)),
+        ):
+            reconciling, reconciled = in_thread(lambda: reconcile(older_than_seconds=TIMEOUT))
+            operating, operated = in_thread(lambda: None)
+            try:
+                self.assertTrue(reconciler_paused.reached.wait(30), reconciled)
+                # The pause outlasts the reconciler's lease: to everyone else its claim has lapsed.
+                clients.saga_log().document(str(payment.pk)).update(
+                    {"lease_expires_at": timezone.now() - timedelta(minutes=5)}
+                )
+                operating, operated = in_thread(
+                    lambda: self.settle(payment, SettleAction.REFUND_AND_RELEASE, "customer asked")
+                )
+                self.assertTrue(operator_paused.reached.wait(30), operated)
+                [refund] = self.refunds(intent)  # the operator gave the money back and has not released yet
+                reconciler_paused.resume.set()
+                reconciling.join(timeout=60)
+            finally:
+                reconciler_paused.resume.set()
+                operator_paused.resume.set()
+                reconciling.join(timeout=60)
+                operating.join(timeout=60)
+
+        self.assertEqual(reconciled["result"]["skipped_lease_live"], 1, reconciled)
+        self.assertNotIn("error", operated, operated)
+        payment.refresh_from_db()
+        self.assertEqual((payment.status, payment.failure_reason), (PaymentStatus.ROLLED_BACK, "released_by_operator"))
+        self.assertTrue(refund.gives_money_back)
+        self.assertEqual(self.account(), (100_000, 0))
+        self.assertNotIn("CAPTURED", step_names(payment))
+        self.assert_consistent(payment)
 
     def test_two_operators_at_once_one_is_refused_as_busy(self) -> None:
         orders = [

@@ -329,6 +329,26 @@ class SweeperTests(SweeperMixin, TestCase):
         self.assertEqual(self.sweep()["examined"], 0)
 
 
+class SweepDuringAnOutageTests(SweeperMixin, TestCase):
+    def tearDown(self) -> None:
+        self.gateway.knobs(sandbox_fail_rate=0)
+        super().tearDown()
+
+    def test_a_sweep_the_provider_cannot_answer_is_tried_again_later_not_counted_as_an_error(self) -> None:
+        """A provider outage is not a reconciler failure: a one-shot `reconcile` (a scheduled job) exits 1 on
+        errors, which would page someone for every outage while rolled-back payments are due a sweep."""
+        payment, _ = self.rolled_back()
+        self.make_due(payment)
+        self.gateway.knobs(sandbox_fail_rate=1)
+
+        summary = reconcile(older_than_seconds=TIMEOUT)
+
+        self.assertEqual((summary["error"], summary["gateway_unreachable"]), (0, 1), summary)
+        payment.refresh_from_db()
+        self.assertGreater(payment.sweep_due_at, timezone.now())
+        self.assertEqual(payment.status, PaymentStatus.ROLLED_BACK)
+
+
 class ConsumerSweepTests(SweeperMixin, TestCase):
     """A payment.completed for a payment already rolled back: the consumer sweeps it at once, under its claim."""
 

@@ -2,7 +2,8 @@
 
 A scrape never touches the database (binpay_common.metrics_server). Counters and histograms are
 incremented where the work happens: Django signals on the rows that record it (observability.signals),
-after the transaction commits, and the outbox's publish marking (payments/outbox.py). Gunicorn's workers
+after the transaction commits, the outbox's publish marking (payments/outbox.py) and the provider
+gateway's observer (payments/clients.py: the reconciler's, sweeper's and operators' calls). Gunicorn's workers
 write to one multiprocess directory the master adds up; the consumer and the loops serve their own.
 Each process counts what it did: Prometheus adds processes and replicas up with `sum`, and a restart
 is a counter reset, which `rate()` and `increase()` handle.

@@ -53,9 +53,10 @@ RECONCILER_PAYMENTS = Counter(
     "binpay_reconciler_payments_total", "Payments reconciler passes handled, by outcome.", ["outcome"]
 )
 # The initiator's own provider calls: its reconciler, sweeper and operators settle through payments/claims.py.
+# Not the processor's metric name: both services' metrics share one registry where a test runs them together.
 GATEWAY_LATENCY = Histogram(
-    "binpay_gateway_request_duration_seconds",
-    "Calls to the payment provider, by operation and outcome (ok, declined, rejected, ambiguous).",
+    "binpay_initiator_gateway_request_duration_seconds",
+    "The initiator's calls to the payment provider, by operation and outcome (ok, declined, rejected, ambiguous).",
     ["operation", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )

@@ -143,7 +143,7 @@ class ProviderCallTests(SandboxGatewayMixin, TestCase):
                 payment_id=payment.pk, action=SettleAction.RELEASE, reason="checked at the provider", actor="alice"
             )
 
-        calls = "binpay_gateway_request_duration_seconds_count"
+        calls = "binpay_initiator_gateway_request_duration_seconds_count"
         self.assertEqual(figures.grew(calls, operation="cancel", outcome="ok"), 1)
         self.assertEqual(figures.grew("binpay_payments_settled_total", status="rolled_back"), 1)
 

@@ -9,7 +9,7 @@ from django.test import Client, TestCase, override_settings
 
 from binpay_common import steps
 from core.services import api_key_create
-from payments import saga_log, settlement
+from payments import clients, saga_log, settlement
 from testing.fixtures import make_user, pending_payment, unique_name
 
 OPERATOR = {"source": "operator", "actor": "alice", "reason": "note to self: fraud suspect"}
@@ -17,6 +17,9 @@ OPERATOR = {"source": "operator", "actor": "alice", "reason": "note to self: fra
 
 class SagaLogExposureTests(TestCase):
     def test_operator_and_diagnostic_details_stay_out_of_the_api(self) -> None:
+        # The saga-log client is cached with its collection: none built here may outlive the override.
+        clients.reset_clients()
+        self.addCleanup(clients.reset_clients)
         with override_settings(FIRESTORE_COLLECTION=unique_name("transactions")):
             user = make_user()
             payment = pending_payment(user)

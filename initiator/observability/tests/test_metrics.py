@@ -75,6 +75,9 @@ class CountersTests(TransactionTestCase):
     def test_the_settlement_paths_of_the_reconciler_sweeper_and_operators_count(self) -> None:
         """payments.settlement, through which every actor settles: a hold for attention, then its release
         (an operator's, a reconciler's), and a capture."""
+        # The saga-log client is cached with its collection: none built here may outlive the override.
+        clients.reset_clients()
+        self.addCleanup(clients.reset_clients)
         figures = Figures()
         user = make_user()
         captured, held = pending_payment(user), pending_payment(user)

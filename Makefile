@@ -3,13 +3,16 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV_PYTHON := .venv/bin/python
 
-.PHONY: help venv run test lint check-invariants chaos bench clean
+.PHONY: help venv lock run test lint check-invariants chaos bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 venv: ## create .venv and install every pinned requirement
 	@bash devtools/bootstrap.sh
+
+lock: venv ## re-lock every requirements file with hashes from its .in (LOCK_ARGS="--upgrade-package X")
+	@$(VENV_PYTHON) devtools/lock_requirements.py $(LOCK_ARGS)
 
 # Each target that needs more than Python checks its system prerequisites first (devtools/prerequisites.sh).
 run: ## run gateway, processor, initiator and emulators in the foreground (Ctrl-C stops all)

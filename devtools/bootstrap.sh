@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the root virtualenv and install the pinned requirements of every service.
+# Create the root virtualenv and install the locked requirements of every service (requirements-dev.txt).
 # Re-running is cheap: pip is skipped while no requirements file changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,8 @@ venv=.venv
 stamp="$venv/.requirements.sha256"
 digest=$(cat requirements-dev.txt initiator/requirements*.txt processor/requirements*.txt gateway/requirements*.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  # requirements-dev.txt is a lock (`make lock`): every package pinned with its hashes, nothing else installed.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.txt
   echo "$digest" >"$stamp"
 fi
 # The shared package's source (common/) is importable in the root virtualenv, for the cross-service

@@ -16,7 +16,8 @@ export PATH="$root/.venv/bin:$PATH"
 export GUNICORN_CMD_ARGS=${GUNICORN_CMD_ARGS:---no-control-socket}
 
 python devtools/emulators.py --check
-for port in "$INITIATOR_PORT" "$PROCESSOR_PORT" "$GATEWAY_PORT" "$PUBSUB_EMULATOR_PORT" "$FIRESTORE_EMULATOR_PORT"; do
+for port in "$INITIATOR_PORT" "$PROCESSOR_PORT" "$GATEWAY_PORT" "$PUBSUB_EMULATOR_PORT" "$FIRESTORE_EMULATOR_PORT" \
+  "${INITIATOR_METRICS_PORT:-9090}" "${PROCESSOR_METRICS_PORT:-9091}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "run: port $port is already in use; stop what holds it or override the *_PORT variables (see README)" >&2
     exit 1
@@ -38,9 +39,9 @@ fi
 mkdir -p "$state"
 export BINPAY_STATE_DIR=$state
 export DATABASE_URL=${DATABASE_URL:-sqlite:///$state/initiator.sqlite3}
-# The processor's web workers and pull worker add their metrics up here (emptied: counters restart).
-export PROCESSOR_METRICS_DIR=$state/processor-metrics
-rm -rf "$PROCESSOR_METRICS_DIR" && mkdir -p "$PROCESSOR_METRICS_DIR"
+# Prometheus metrics: the two web servers' on these ports (docs/observability.md), no other process's.
+export INITIATOR_METRICS_PORT=${INITIATOR_METRICS_PORT:-9090} PROCESSOR_METRICS_PORT=${PROCESSOR_METRICS_PORT:-9091}
+export METRICS_PORT=0
 python devtools/emulators.py --project-id "$PROJECT_ID" --pubsub-port "$PUBSUB_EMULATOR_PORT" \
   --firestore-port "$FIRESTORE_EMULATOR_PORT" --log-dir "$state/emulators" --firestore-data "$state/firestore" &
 emulators_pid=$!

@@ -69,6 +69,8 @@ class Stack:
     commands: dict[str, tuple[list[str], str, dict[str, str]]] = field(default_factory=dict)
     # What the tests deposited per user id, in minor units: the invariant checker's own record.
     deposits: dict[int, int] = field(default_factory=dict)
+    # Each long-running process's metrics server (METRICS_PORT) by process name, set by build_stack.
+    metrics_urls: dict[str, str] = field(default_factory=dict)
 
     def api(self) -> requests.Session:
         session = requests.Session()
@@ -223,6 +225,9 @@ def _run(command: list[str], cwd: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
+METRICS_PROCESSES = ("initiator-web", "processor-web", "processor-worker", "initiator-consumer")
+
+
 def build_stack(
     mode: str,
     emulator_env: dict[str, str],
@@ -230,7 +235,10 @@ def build_stack(
     extra_env: dict[str, str] | None = None,
     ack_deadline_seconds: int = 30,
 ) -> Stack:
-    ports = {name: emulators.free_port() for name in ("initiator", "processor", "gateway")}
+    ports = {
+        name: emulators.free_port()
+        for name in ("initiator", "processor", "gateway", *(f"{process}-metrics" for process in METRICS_PROCESSES))
+    }
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     project = f"binpay-e2e-{mode}-{secrets.token_hex(3)}"
     env = {
@@ -257,12 +265,17 @@ def build_stack(
         "FAULT_INJECTION_ENABLED": "true",
         "SAGA_TIMEOUT_SECONDS": "300",
         "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
+        # Metrics servers on free ports, one per process of METRICS_PROCESSES (below); none elsewhere.
+        "METRICS_PORT": "0",
+        # The bench and the fault suite push hundreds of payments a second through one key and address.
+        "RATE_LIMIT_ENABLED": "false",
         **(extra_env or {}),
     }
     for key in ("PUBSUB_PUSH_AUDIENCE", "PUBSUB_PUSH_SERVICE_ACCOUNT"):
         env.pop(key, None)
     api_key = "bp_test_" + secrets.token_urlsafe(18)
     stack = Stack(mode, env, urls["initiator"], urls["processor"], urls["gateway"], api_key, tmp)
+    stack.metrics_urls = {process: f"{urls[f'{process}-metrics']}/metrics" for process in METRICS_PROCESSES}
 
     pubsub_setup.ensure(
         pubsub_setup.Topology.from_env(env),
@@ -279,16 +292,32 @@ def build_stack(
         [*gunicorn[:3], "-k", "gthread", "--threads", "32", "-b", f"127.0.0.1:{ports['gateway']}", "app:app"],
         "gateway",
     )
-    stack.start("processor-web", [*gunicorn, "-b", f"127.0.0.1:{ports['processor']}", "app:app"], "processor")
+    stack.start(
+        "processor-web",
+        [*gunicorn, "-b", f"127.0.0.1:{ports['processor']}", "app:app"],
+        "processor",
+        {"METRICS_PORT": str(ports["processor-web-metrics"])},
+    )
     stack.start(
         "initiator-web",
         [*gunicorn, "-b", f"127.0.0.1:{ports['initiator']}", "binpay_initiator.wsgi:application"],
         "initiator",
+        {"METRICS_PORT": str(ports["initiator-web-metrics"])},
     )
     stack.start("initiator-relay", [sys.executable, "manage.py", "relay_outbox"], "initiator")
     if mode == "pull":
-        stack.start("processor-worker", [sys.executable, "-m", "binpay_processor.worker"], "processor")
-        stack.start("initiator-consumer", [sys.executable, "manage.py", "consume_outcomes"], "initiator")
+        stack.start(
+            "processor-worker",
+            [sys.executable, "-m", "binpay_processor.worker"],
+            "processor",
+            {"METRICS_PORT": str(ports["processor-worker-metrics"])},
+        )
+        stack.start(
+            "initiator-consumer",
+            [sys.executable, "manage.py", "consume_outcomes"],
+            "initiator",
+            {"METRICS_PORT": str(ports["initiator-consumer-metrics"])},
+        )
     pending = wait([f"{urls['initiator']}/readyz", f"{urls['processor']}/readyz", f"{urls['gateway']}/healthz"], 60)
     if pending or stack.dead():
         logs = "\n".join(f"--- {name}\n{stack.logs(name)}" for name in stack.processes)

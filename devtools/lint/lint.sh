@@ -26,13 +26,14 @@
 #                .github/workflows                       workflow), offline; CHECKOV_SKIPS below says what and why
 # json           contracts/events/*.schema.json          JSON Schema metaschema check
 # common         */binpay_common                         the services' copies of common/ and contracts/ are current
+# locks          **/requirements*.in → .txt              every lock complete, hashed, current (devtools/lint/check_locks.py)
 # python         initiator processor gateway common devtools tests   ruff check + ruff format --check
 set -euo pipefail
 
 SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ROOT="$SCRIPT_ROOT"
 TOOLS="${LINT_TOOLS_DIR:-${SCRIPT_ROOT}/.tools}"
-ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script monitoring workflows terraform checkov json common python)
+ALL_STEPS=(dockerfiles shell yaml compose kubernetes cloudrun deploy-script monitoring workflows terraform checkov json common locks python)
 steps=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -303,6 +304,10 @@ step_json() {
 
 step_common() {
   python3 "$ROOT/devtools/sync_common.py" --check --root "$ROOT"
+}
+
+step_locks() {
+  python3 "$SCRIPT_ROOT/devtools/lint/check_locks.py" --root "$ROOT"
 }
 
 step_python() {

@@ -20,11 +20,19 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
 
 
+# Cloud Run sets K_SERVICE (services) or CLOUD_RUN_JOB (jobs), Kubernetes KUBERNETES_SERVICE_HOST in
+# every container: there, development mode (open push endpoints, test keys) must be asked for by name.
+PLATFORM_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB", "KUBERNETES_SERVICE_HOST")
+if not env_str("BINPAY_ENV", None) and any(env_str(marker, None) for marker in PLATFORM_MARKERS):
+    raise ImproperlyConfigured(
+        "BINPAY_ENV must be set on Cloud Run and Kubernetes (production, or development by name)"
+    )
 BINPAY_ENV = env_str("BINPAY_ENV", "development")
 if BINPAY_ENV not in {"development", "production"}:
     raise ImproperlyConfigured(f"BINPAY_ENV must be 'development' or 'production', got {BINPAY_ENV!r}")
 IS_PRODUCTION = BINPAY_ENV == "production"
 
+PRODUCTION_GATEWAY_URL = "https://api.stripe.com"
 _PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS", "PAYMENT_GATEWAY_API_KEY")
 if IS_PRODUCTION:
     missing = [name for name in _PRODUCTION_REQUIRED if env_str(name, None) is None]
@@ -123,8 +131,22 @@ MIDDLEWARE.insert(
 WHITENOISE_USE_FINDERS = True
 # STATIC_ROOT exists only where collectstatic ran; the finders serve the files without it.
 warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
-# Prometheus scrape endpoint, answered before the ALLOWED_HOSTS check like the probes (observability/metrics.py).
-MIDDLEWARE.insert(0, "observability.middleware.MetricsMiddleware")
+# A staff session lasts a working day, not Django's two weeks; closing the browser ends it.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Content-Security-Policy on every page (django-csp): the console and the admin load only their own
+# scripts, styles and images, are never framed, and post forms only to this site.
+MIDDLEWARE.append("csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:payments"
 LOGOUT_REDIRECT_URL = "console:login"
@@ -142,6 +164,36 @@ if IS_PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     # Preloading is a decision about the whole domain, made by its owner, not by this service.
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# The largest request body any endpoint takes (binpay_common/body_limit.py, in front of Django): the largest
+# valid payment (50 metadata values of 500 characters, escaped) fits several times over.
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 256 * 1024)
+if REQUEST_BODY_MAX_BYTES < 1024:
+    raise ImproperlyConfigured("REQUEST_BODY_MAX_BYTES must be at least 1024")
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+
+# Rate limits in the database, shared by every instance (core/ratelimit.py, docs/security.md). Stripe
+# allows 100 read and 100 write requests per second per account in live mode.
+RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+try:
+    from core.ratelimit import Budget, RateLimitConfigError
+
+    RATE_LIMITS = {
+        name: Budget.parse(f"RATE_LIMIT_{name.upper()}", env_str(f"RATE_LIMIT_{name.upper()}", default))
+        for name, default in (
+            ("key_read", "100/1"),
+            ("key_write", "100/1"),
+            ("address_read", "200/1"),
+            ("address_write", "200/1"),
+            ("login", "10/300"),
+        )
+    }
+except RateLimitConfigError as error:
+    raise ImproperlyConfigured(str(error)) from None
+# How many proxies of our own append to X-Forwarded-For in front of the app (0: the peer address is the
+# client's). docs/security.md says what each platform needs.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+MIDDLEWARE.insert(MIDDLEWARE.index("core.middleware.CorrelationIdMiddleware") + 1, "core.ratelimit.RateLimitMiddleware")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
@@ -165,7 +217,10 @@ SPECTACULAR_SETTINGS = {
         "Users, accounts and payments; starts each payment saga. Amounts in requests are decimal strings in "
         "major units; amounts in answers are integer minor units. Every request needs an API key with the "
         "scopes its operation lists. /pubsub/push and /internal/reconcile are called by Google Cloud "
-        "(Pub/Sub, Cloud Scheduler) with OIDC tokens: they are not part of this public API."
+        "(Pub/Sub, Cloud Scheduler) with OIDC tokens: they are not part of this public API. Rate limits: each "
+        "API key has a read budget (GET) and a write budget (POST) of 100 requests per second, each client "
+        "address 200 of each (defaults; RATE_LIMIT_*); a request over one answers 429 with Retry-After and "
+        "error type rate_limit_error. Request bodies are at most 256 KiB (413 body_too_large)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -174,6 +229,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.refuse_unknown_request_properties",
+        "core.schema.add_limit_responses",
         "core.schema.add_links",
     ],
 }
@@ -223,6 +279,24 @@ try:
     DEPOSIT_MAX_AMOUNTS = amount_limits(env_str("DEPOSIT_MAX_AMOUNTS", ""), DEFAULT_DEPOSIT_MAX_MAJOR)
 except ValueError as error:
     raise ImproperlyConfigured(f"PAYMENT_MAX_AMOUNTS / DEPOSIT_MAX_AMOUNTS: {error}") from None
+# A new API key expires after this many days unless created with --expires-in-days (CIS Google Cloud
+# benchmark 1.15: rotate API keys every 90 days). The key's owner rotates it before then.
+API_KEY_DEFAULT_EXPIRY_DAYS = env_int("API_KEY_DEFAULT_EXPIRY_DAYS", 90)
+if API_KEY_DEFAULT_EXPIRY_DAYS < 1:
+    raise ImproperlyConfigured("API_KEY_DEFAULT_EXPIRY_DAYS must be at least 1")
+# `manage.py purge_expired` (core/management/commands/purge_expired.py): what it deletes, and how much per statement.
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+RECONCILER_PASS_RETENTION_DAYS = env_int("RECONCILER_PASS_RETENTION_DAYS", 30)
+PURGE_BATCH_SIZE = env_int("PURGE_BATCH_SIZE", 1000)
+if min(IDEMPOTENCY_KEY_TTL_HOURS, RECONCILER_PASS_RETENTION_DAYS, PURGE_BATCH_SIZE) < 1:
+    raise ImproperlyConfigured(
+        "IDEMPOTENCY_KEY_TTL_HOURS, RECONCILER_PASS_RETENTION_DAYS, PURGE_BATCH_SIZE must be >= 1"
+    )
+# `create_api_key --secret-id` talks to Secret Manager here; empty = Google's. Tests point it at a
+# stand-in; production refuses it (it would send new keys elsewhere).
+SECRET_MANAGER_API_ENDPOINT = env_str("SECRET_MANAGER_API_ENDPOINT", "")
+if IS_PRODUCTION and SECRET_MANAGER_API_ENDPOINT:
+    raise ImproperlyConfigured("SECRET_MANAGER_API_ENDPOINT is refused when BINPAY_ENV=production")
 # An API key's last_used_at is written at most once per this many seconds (not on every request).
 API_KEY_LAST_USED_INTERVAL_SECONDS = env_int("API_KEY_LAST_USED_INTERVAL_SECONDS", 300)
 OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 1)
@@ -260,8 +334,24 @@ RECONCILE_BACKOFF_MAX_SECONDS = env_int("RECONCILE_BACKOFF_MAX_SECONDS", 3600)
 LATE_CHARGE_WINDOW_SECONDS = env_int("LATE_CHARGE_WINDOW_SECONDS", 7 * 24 * 3600)
 LATE_CHARGE_CHECK_INTERVAL_SECONDS = env_int("LATE_CHARGE_CHECK_INTERVAL_SECONDS", 3600)
 PROVIDER_SEARCH_LAG_SECONDS = env_int("PROVIDER_SEARCH_LAG_SECONDS", 3600)
-PAYMENT_GATEWAY_URL = env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090").rstrip("/")
+# The sandbox gateway of `make run` in development; the provider's API (Stripe's) in production.
+PAYMENT_GATEWAY_URL = env_str(
+    "PAYMENT_GATEWAY_URL", PRODUCTION_GATEWAY_URL if IS_PRODUCTION else "http://127.0.0.1:8090"
+).rstrip("/")
 PAYMENT_GATEWAY_API_KEY = env_str("PAYMENT_GATEWAY_API_KEY", "sk_test_sandbox")
+# A sandbox deployment (the sandbox gateway, a provider's test mode) says so; otherwise production talks to
+# the provider over HTTPS with a live key only.
+PAYMENT_GATEWAY_ALLOW_SANDBOX = env_bool("PAYMENT_GATEWAY_ALLOW_SANDBOX", False)
+if IS_PRODUCTION and not PAYMENT_GATEWAY_ALLOW_SANDBOX:
+    if not PAYMENT_GATEWAY_URL.startswith("https://"):
+        raise ImproperlyConfigured(
+            "PAYMENT_GATEWAY_URL must be https:// in production (PAYMENT_GATEWAY_ALLOW_SANDBOX=true for a sandbox)"
+        )
+    if PAYMENT_GATEWAY_API_KEY.startswith(("sk_test_", "rk_test_")):
+        raise ImproperlyConfigured(
+            "PAYMENT_GATEWAY_API_KEY is a test-mode key: refused in production "
+            "(PAYMENT_GATEWAY_ALLOW_SANDBOX=true for a sandbox)"
+        )
 PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS", 3.0)
 PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS = env_float("PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS", 10.0)
 # The provider's webhook signing secret (Stripe: whsec_...); without it POST /webhooks/stripe refuses
@@ -290,6 +380,12 @@ if IS_PRODUCTION and FAULT_INJECTION_ENABLED:
 OUTBOX_RELAY_CRASH_RATE = env_float("OUTBOX_RELAY_CRASH_RATE", 0.0)
 if not 0.0 <= OUTBOX_RELAY_CRASH_RATE <= 1.0:
     raise ImproperlyConfigured("OUTBOX_RELAY_CRASH_RATE must be between 0 and 1")
+
+# Prometheus metrics on their own port (binpay_common.metrics_server; read by gunicorn.conf.py and the
+# long-running commands); the state gauges are refreshed this often (observability/metrics.py).
+METRICS_REFRESH_SECONDS = env_float("METRICS_REFRESH_SECONDS", 15.0)
+if METRICS_REFRESH_SECONDS <= 0:
+    raise ImproperlyConfigured("METRICS_REFRESH_SECONDS must be positive")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 # JSON lines with the request's ids, every secret setting redacted (binpay_common/logs.py); the values

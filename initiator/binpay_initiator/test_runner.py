@@ -3,7 +3,7 @@
 When PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST are not set, the runner starts both emulators
 (devtools/emulators.py) for the run and stops them afterwards. The SQLite test database is a file
 (not memory), so the processes the tests start (gunicorn, consume_outcomes) can share it.
-Log lines are silenced unless BINPAY_TEST_LOGS=1.
+Log lines are silenced unless BINPAY_TEST_LOGS=1. Rate limits are off in-process (see below).
 """
 
 import logging
@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.test import override_settings
 from django.test.runner import DiscoverRunner
 
 DEVTOOLS = Path(__file__).resolve().parents[2] / "devtools"
@@ -33,12 +34,17 @@ class EmulatorTestRunner(DiscoverRunner):
             self._sqlite_dir = tempfile.TemporaryDirectory(prefix="binpay-initiator-test-")
             database.setdefault("TEST", {})["NAME"] = str(Path(self._sqlite_dir.name) / "test.sqlite3")
         super().setup_test_environment(**kwargs)
+        # In-process tests send bursts through one address; the limits are tested on live servers
+        # (core/tests/test_request_limits.py) and in-process with override_settings.
+        self._rate_limits = override_settings(RATE_LIMIT_ENABLED=False)
+        self._rate_limits.enable()
         if not os.environ.get("BINPAY_TEST_LOGS"):
             # Keep the test output readable; set BINPAY_TEST_LOGS=1 to see the JSON log lines.
             for handler in logging.getLogger().handlers:
                 handler.setLevel(logging.CRITICAL + 1)
 
     def teardown_test_environment(self, **kwargs) -> None:
+        self._rate_limits.disable()
         super().teardown_test_environment(**kwargs)
         if self._emulators is not None:
             self._emulators.stop()

@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 
 from console.selectors import PaymentFilter
+from core.models import BIGINT_MAX
 from core.money import AmountError, is_supported_currency, to_minor_units
 from payments.models import PaymentStatus
 from payments.operator import SettleAction
@@ -19,11 +20,19 @@ def _minutes(value: int | None) -> timedelta | None:
     return timedelta(minutes=value) if value is not None else None
 
 
+# Ten years: any older payment is "older than" this; a larger value cannot become a date (it was a 500).
+MAX_AGE_MINUTES = 10 * 366 * 24 * 60
+
+
 class PaymentFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "any status"), *PaymentStatus.choices], required=False)
-    user = forms.IntegerField(min_value=1, required=False, label="User id")
-    older_than_minutes = forms.IntegerField(min_value=0, required=False, label="Older than (min)")
-    newer_than_minutes = forms.IntegerField(min_value=0, required=False, label="Newer than (min)")
+    user = forms.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False, label="User id")
+    older_than_minutes = forms.IntegerField(
+        min_value=0, max_value=MAX_AGE_MINUTES, required=False, label="Older than (min)"
+    )
+    newer_than_minutes = forms.IntegerField(
+        min_value=0, max_value=MAX_AGE_MINUTES, required=False, label="Newer than (min)"
+    )
     currency = forms.CharField(max_length=3, required=False)
     amount_min = forms.CharField(required=False, label="Amount from")
     amount_max = forms.CharField(required=False, label="Amount to")

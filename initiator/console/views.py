@@ -9,7 +9,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console import selectors
+from console import audit, selectors
 from console.forms import PaymentFilterForm, SettleForm
 from core.errors import ApplicationError
 from payments import operator
@@ -24,18 +24,26 @@ SETTLED_MESSAGES = {
 PAGE_SIZE = 50
 
 
-def staff_required(view):
-    """Anonymous visitors go to the login page; signed-in users who are not staff are refused (403)."""
+def console_permission(permission: str):
+    """Anonymous visitors go to the login page; signed-in users who are not active staff holding
+    `permission` (Django's model permissions, as the admin asks them) are refused (403)."""
 
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not (request.user.is_active and request.user.is_staff):
-            raise PermissionDenied("The console is for staff.")
-        return view(request, *args, **kwargs)
+    def decorate(view):
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not (request.user.is_active and request.user.is_staff and request.user.has_perm(permission)):
+                raise PermissionDenied("The console page needs a permission this account lacks.")
+            return view(request, *args, **kwargs)
 
-    return guarded
+        return guarded
+
+    return decorate
+
+
+can_view = console_permission("payments.view_payment")
+can_settle = console_permission("payments.change_payment")
 
 
 def _page(request, template: str, context: dict, status: int = 200):
@@ -43,7 +51,7 @@ def _page(request, template: str, context: dict, status: int = 200):
     return render(request, template, context, status=status)
 
 
-@staff_required
+@can_view
 def payment_list(request):
     form = PaymentFilterForm(request.GET or None)
     invalid = form.is_bound and not form.is_valid()
@@ -64,7 +72,7 @@ def payment_list(request):
     return _page(request, "console/payments.html", context, status=400 if invalid else 200)
 
 
-@staff_required
+@can_view
 def payment_detail(request, payment_id):
     payment = get_object_or_404(Payment.objects.select_related("user"), pk=payment_id)
     context = {
@@ -74,13 +82,15 @@ def payment_detail(request, payment_id):
     return _page(request, "console/payment.html", context)
 
 
-@staff_required
+@can_view
 def needs_attention(request):
+    page = Paginator(selectors.needs_attention_queue(), PAGE_SIZE).get_page(request.GET.get("page"))
     return _page(
         request,
         "console/attention.html",
         {
-            "payments": selectors.needs_attention_queue(),
+            "page": page,
+            "payments": page,
             "refund_failed": selectors.refund_failed_list(),
             "settle_form": SettleForm(),
         },
@@ -88,7 +98,7 @@ def needs_attention(request):
 
 
 @require_POST
-@staff_required
+@can_settle
 def settle(request, payment_id):
     """Settle a needs_attention payment through payments.operator (the same service as `manage.py settle_payment`)."""
     form = SettleForm(request.POST)
@@ -98,18 +108,23 @@ def settle(request, payment_id):
         messages.error(request, f"Nothing settled: {problems}")
         return back
     action = operator.SettleAction(form.cleaned_data["action"])
+    reason = form.cleaned_data["reason"]
     try:
         payment = operator.settle_payment(
-            payment_id=payment_id, action=action, reason=form.cleaned_data["reason"], actor=request.user.get_username()
+            payment_id=payment_id, action=action, reason=reason, actor=request.user.get_username()
         )
     except ApplicationError as error:
         messages.error(request, f"Refused ({error.code}): {error.message}")
+        audit.record_settle(request.user, payment_id, action=action, reason=reason, outcome=f"refused: {error.code}")
     else:
         messages.success(request, SETTLED_MESSAGES[action].format(status=payment.status))
+        audit.record_settle(
+            request.user, payment_id, action=action, reason=reason, outcome=f"settled: {payment.status}"
+        )
     return back
 
 
-@staff_required
+@console_permission("payments.view_deadletter")
 def dead_letters(request):
     page = Paginator(selectors.dead_letter_list(), PAGE_SIZE).get_page(request.GET.get("page"))
     known = selectors.payments_by_id(letter.payment_id for letter in page)
@@ -117,7 +132,7 @@ def dead_letters(request):
     return _page(request, "console/dead_letters.html", {"page": page, "rows": rows})
 
 
-@staff_required
+@can_view
 def system(request):
     return _page(
         request, "console/system.html", {"system": selectors.system_status(), "recent_rows": selectors.RECENT_ROWS}

@@ -13,7 +13,16 @@ SCOPE_PAYMENTS_READ = "payments:read"
 SCOPE_USERS_WRITE = "users:write"
 SCOPE_USERS_READ = "users:read"
 SCOPE_DEPOSITS_WRITE = "deposits:write"
-SCOPES = (SCOPE_PAYMENTS_WRITE, SCOPE_PAYMENTS_READ, SCOPE_USERS_WRITE, SCOPE_USERS_READ, SCOPE_DEPOSITS_WRITE)
+# POST /internal/reconcile where no scheduler token is configured: an operator's or a CronJob's key.
+SCOPE_OPS_RECONCILE = "ops:reconcile"
+SCOPES = (
+    SCOPE_PAYMENTS_WRITE,
+    SCOPE_PAYMENTS_READ,
+    SCOPE_USERS_WRITE,
+    SCOPE_USERS_READ,
+    SCOPE_DEPOSITS_WRITE,
+    SCOPE_OPS_RECONCILE,
+)
 # What a key bound to one user (a client app's key for its signed-in user) may ever hold: it never
 # creates users and never mints money.
 USER_BOUND_SCOPES = (SCOPE_PAYMENTS_WRITE, SCOPE_PAYMENTS_READ, SCOPE_USERS_READ)
@@ -86,3 +95,20 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} → {self.response_status}"
+
+
+class RateLimitBucket(models.Model):
+    """One budget's count (core/ratelimit.py): hits in the current window and in the one before it.
+
+    One row per API key, client address or login name and budget, written by one UPSERT per request;
+    `purge_expired` deletes the rows of idle budgets.
+    """
+
+    bucket = models.CharField(max_length=120, primary_key=True)
+    window_index = models.BigIntegerField(help_text="floor(time / period) of the current window.")
+    hits = models.PositiveIntegerField()
+    prev_hits = models.PositiveIntegerField()
+    period_seconds = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return self.bucket

@@ -70,6 +70,29 @@ def refuse_unknown_request_properties(result, generator, request, public):
     return result
 
 
+def add_limit_responses(result, generator, request, public):
+    """Every operation may be refused for its body size (413) or a spent budget (429, Retry-After)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if operation.get("requestBody"):
+                responses.setdefault(
+                    "413", {"description": "The body is over REQUEST_BODY_MAX_BYTES.", "content": error}
+                )
+            responses.setdefault(
+                "429",
+                {
+                    "description": "Rate limited (per API key and per client address; reads and writes apart).",
+                    "headers": {
+                        "Retry-After": {"schema": {"type": "integer", "minimum": 1}, "description": "Seconds to wait."}
+                    },
+                    "content": error,
+                },
+            )
+    return result
+
+
 def add_links(result, generator, request, public):
     for operations in result.get("paths", {}).values():
         for operation in operations.values():

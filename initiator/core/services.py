@@ -1,5 +1,6 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,11 +39,14 @@ def api_key_create(
     raw_key: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create an API key; returns the row and the raw key, which is never stored. Default scopes: a
-    user-bound key gets every scope it may hold, a secret key DEFAULT_SECRET_KEY_SCOPES."""
+    user-bound key gets every scope it may hold, a secret key DEFAULT_SECRET_KEY_SCOPES. Default
+    expiry: API_KEY_DEFAULT_EXPIRY_DAYS from now."""
     if scopes is None:
         scopes = USER_BOUND_SCOPES if user is not None else DEFAULT_SECRET_KEY_SCOPES
     checked = _checked_scopes(scopes, user)
-    if expires_at is not None and expires_at <= timezone.now():
+    if expires_at is None:
+        expires_at = timezone.now() + timedelta(days=settings.API_KEY_DEFAULT_EXPIRY_DAYS)
+    if expires_at <= timezone.now():
         raise ApiKeyError("the expiry must be in the future")
     raw_key = raw_key or generate_api_key()
     api_key = ApiKey.objects.create(
@@ -62,7 +66,9 @@ def api_key_ensure(*, name: str, raw_key: str, scopes) -> tuple[ApiKey, bool]:
     existing = ApiKey.objects.select_for_update().filter(key_hash=hash_api_key(raw_key)).first()
     if existing is not None:
         existing.scopes = _checked_scopes(scopes, existing.user)
-        existing.save(update_fields=["scopes"])
+        # A development key registered at every `make run`: its expiry moves with it.
+        existing.expires_at = timezone.now() + timedelta(days=settings.API_KEY_DEFAULT_EXPIRY_DAYS)
+        existing.save(update_fields=["scopes", "expires_at"])
         return existing, False
     api_key, _ = api_key_create(name=name, raw_key=raw_key, scopes=scopes)
     return api_key, True

@@ -1,6 +1,9 @@
+import functools
 import logging
 
+from django.conf import settings
 from django.db import connection
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -51,3 +54,16 @@ class ReadyView(APIView):
             logger.warning("readiness check failed: database: %s", error)
             return Response({"status": "unavailable", "checks": {"database": "unreachable"}}, status=503)
         return Response({"status": "ok", "checks": {"database": "ok"}})
+
+
+@functools.cache
+def _openapi_document() -> bytes:
+    return (settings.BASE_DIR / "openapi.json").read_bytes()
+
+
+def openapi_document(request) -> HttpResponse:
+    """GET /openapi.json: the committed document (generated from the code; a test fails while it is stale),
+    read once per process rather than generated per request."""
+    response = HttpResponse(_openapi_document(), content_type="application/json")
+    response["Cache-Control"] = "public, max-age=300"
+    return response

@@ -1,138 +1,147 @@
-"""The initiator's Prometheus metrics, read from the database at scrape time.
+"""The initiator's Prometheus metrics: counted as the work happens, served on METRICS_PORT.
 
-Every figure is derived from rows (payments, outbox, inbox, dead letters, reconciler passes)
-when /metrics is scraped, not counted in memory: the payments are settled by the outcome
-consumer, the reconciler job and the web's push endpoint, in separate processes and pods, and
-gunicorn runs several workers, so in-process counters would each see a part. The database sees
-all of it, and any worker answers the same. Counters are monotonic because the rows are never
-deleted (a purge of old rows would show as a counter reset, which Prometheus handles).
+A scrape never touches the database (binpay_common.metrics_server). Counters and histograms are
+incremented where the work happens: Django signals on the rows that record it (observability.signals),
+after the transaction commits, the outbox's publish marking (payments/outbox.py) and the provider
+gateway's observer (payments/clients.py: the reconciler's, sweeper's and operators' calls). Gunicorn's workers
+write to one multiprocess directory the master adds up; the consumer and the loops serve their own.
+Each process counts what it did: Prometheus adds processes and replicas up with `sum`, and a restart
+is a counter reset, which `rate()` and `increase()` handle.
+
+Two figures describe state, not events: the outbox backlog and the last reconciler pass. Each web
+worker refreshes them every METRICS_REFRESH_SECONDS with index-bound queries (the partial index on
+unpublished rows, the primary key of the passes), so their cost is fixed by the clock, not by the
+number of scrapes or the size of the tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import timedelta
+import logging
+import threading
+import time
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
-from django.http import HttpResponse
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Gauge, Histogram
 
-from binpay_common import events
-from payments.models import DeadLetter, OutboxEvent, Payment, PaymentStatus, ProcessedEvent, ReconcilerPass
+logger = logging.getLogger(__name__)
 
 # Seconds. A saga settles in well under a second when all is well; the reconciler's timeout is ten minutes.
 SAGA_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 600, 1800, 3600)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
-SETTLED = (PaymentStatus.COMPLETED, PaymentStatus.ROLLED_BACK)
+
+PAYMENTS_INITIATED = Counter("binpay_payments_initiated_total", "Payments created (amount held, saga started).")
+PAYMENTS_SETTLED = Counter(
+    "binpay_payments_settled_total",
+    "Payments that reached completed, rolled_back or needs_attention, by that status.",
+    ["status"],
+)
+SAGA_DURATION = Histogram(
+    "binpay_saga_duration_seconds",
+    "Settled payments: from the POST that created them to their capture or release.",
+    buckets=SAGA_BUCKETS,
+)
+OUTBOX_PUBLISH_LAG = Histogram(
+    "binpay_outbox_publish_lag_seconds",
+    "Outbox rows: written (with the payment) to published to Pub/Sub.",
+    buckets=LAG_BUCKETS,
+)
+DEAD_LETTERS = Counter("binpay_dead_letters_total", "Messages received from the dead-letter topic.", ["subscription"])
+RECONCILER_PASSES = Counter("binpay_reconciler_passes_total", "Reconciler passes finished.")
+RECONCILER_PAYMENTS = Counter(
+    "binpay_reconciler_payments_total", "Payments reconciler passes handled, by outcome.", ["outcome"]
+)
+# The initiator's own provider calls: its reconciler, sweeper and operators settle through payments/claims.py.
+# Not the processor's metric name: both services' metrics share one registry where a test runs them together.
+GATEWAY_LATENCY = Histogram(
+    "binpay_initiator_gateway_request_duration_seconds",
+    "The initiator's calls to the payment provider, by operation and outcome (ok, declined, rejected, ambiguous).",
+    ["operation", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+# State, refreshed in the background; 'mostrecent': the latest refresh of any worker wins.
+OUTBOX_UNPUBLISHED = Gauge(
+    "binpay_outbox_unpublished", "Outbox rows not yet published.", multiprocess_mode="mostrecent"
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "binpay_outbox_oldest_unpublished_age_seconds",
+    "Age of the oldest unpublished outbox row (0 when none), as of the last refresh.",
+    multiprocess_mode="mostrecent",
+)
+RECONCILER_LAST_PASS = Gauge(
+    "binpay_reconciler_last_pass_timestamp_seconds",
+    "When the last reconciler pass finished (Unix time).",
+    multiprocess_mode="mostrecent",
+)
+RECONCILER_LAST_PASS_DURATION = Gauge(
+    "binpay_reconciler_last_pass_duration_seconds",
+    "How long the last reconciler pass took.",
+    multiprocess_mode="mostrecent",
+)
 
 
-def _histogram(
-    name: str, documentation: str, rows: QuerySet, start: str, end: str, buckets: Sequence[float]
-) -> HistogramMetricFamily:
-    """A cumulative histogram of (end - start) over `rows`, computed by one aggregate query."""
-    rows = rows.annotate(elapsed=ExpressionWrapper(F(end) - F(start), output_field=DurationField()))
-    aggregates = {f"le_{i}": Count("pk", filter=Q(elapsed__lte=timedelta(seconds=b))) for i, b in enumerate(buckets)}
-    figures = rows.aggregate(total=Count("pk"), elapsed_sum=Sum("elapsed"), **aggregates)
-    histogram = HistogramMetricFamily(name, documentation)
-    histogram.add_metric(
-        [],
-        buckets=[(str(float(b)), figures[f"le_{i}"]) for i, b in enumerate(buckets)] + [("+Inf", figures["total"])],
-        sum_value=(figures["elapsed_sum"] or timedelta()).total_seconds(),
-    )
-    return histogram
-
-
-class DatabaseCollector(Collector):
-    def collect(self) -> Iterator:
-        payments = GaugeMetricFamily("binpay_payments", "Payments by status.", labels=["status"])
-        counts = dict.fromkeys(PaymentStatus.values, 0)
-        counts.update(Payment.objects.values_list("status").annotate(n=Count("pk")).order_by())
-        for status, count in sorted(counts.items()):
-            payments.add_metric([status], count)
-        yield payments
-
-        yield _histogram(
-            "binpay_saga_duration_seconds",
-            "Settled payments: from the POST that created them to their capture or release.",
-            Payment.objects.filter(status__in=SETTLED),
-            "created_at",
-            "updated_at",
-            SAGA_BUCKETS,
-        )
-
-        unpublished = OutboxEvent.objects.filter(published_at__isnull=True)
-        yield GaugeMetricFamily(
-            "binpay_outbox_unpublished", "Outbox rows not yet published.", value=unpublished.count()
-        )
-        oldest = unpublished.order_by("created_at").values_list("created_at", flat=True).first()
-        yield GaugeMetricFamily(
-            "binpay_outbox_oldest_unpublished_age_seconds",
-            "Age of the oldest unpublished outbox row (0 when none).",
-            value=(timezone.now() - oldest).total_seconds() if oldest else 0,
-        )
-        yield _histogram(
-            "binpay_outbox_publish_lag_seconds",
-            "Outbox rows: written (with the payment) to published to Pub/Sub.",
-            OutboxEvent.objects.filter(published_at__isnull=False),
-            "created_at",
-            "published_at",
-            LAG_BUCKETS,
-        )
-        yield _histogram(
-            "binpay_consumer_lag_seconds",
-            "Outcome events: payment.initiated published to the outcome applied by the initiator's consumer.",
-            ProcessedEvent.objects.filter(
-                payment__outbox_events__event_type=events.PAYMENT_INITIATED,
-                payment__outbox_events__published_at__isnull=False,
-            ),
-            "payment__outbox_events__published_at",
-            "processed_at",
-            SAGA_BUCKETS,
-        )
-
-        dead_letters = CounterMetricFamily(
-            "binpay_dead_letters", "Messages received from the dead-letter topic.", labels=["subscription"]
-        )
-        for subscription, count in DeadLetter.objects.values_list("subscription").annotate(n=Count("pk")).order_by():
-            dead_letters.add_metric([subscription], count)
-        yield dead_letters
-        yield from _reconciler()
-
-
-def _reconciler() -> Iterator:
-    """The passes so far and what the last one did (sum_over_time of the gauge gives totals per outcome)."""
-    yield CounterMetricFamily(
-        "binpay_reconciler_passes", "Reconciler passes recorded.", value=ReconcilerPass.objects.count()
-    )
-    last = ReconcilerPass.objects.order_by("-started_at", "-id").first()
-    if last is None:
+def payment_saved(payment, *, created: bool) -> None:
+    if created:
+        PAYMENTS_INITIATED.inc()
         return
-    outcomes = GaugeMetricFamily(
-        "binpay_reconciler_last_pass_payments",
-        "Payments the last reconciler pass handled, by outcome.",
-        labels=["outcome"],
-    )
-    for outcome, count in sorted(last.counts.items()):
-        outcomes.add_metric([outcome], count)
-    yield outcomes
-    yield GaugeMetricFamily(
-        "binpay_reconciler_last_pass_timestamp_seconds",
-        "When the last reconciler pass finished (Unix time).",
-        value=last.finished_at.timestamp(),
-    )
-    yield GaugeMetricFamily(
-        "binpay_reconciler_last_pass_duration_seconds",
-        "How long the last reconciler pass took.",
-        value=(last.finished_at - last.started_at).total_seconds(),
-    )
+    from payments.models import PaymentStatus
+
+    if payment.status == PaymentStatus.PENDING:
+        return
+    PAYMENTS_SETTLED.labels(payment.status).inc()
+    if payment.status in (PaymentStatus.COMPLETED, PaymentStatus.ROLLED_BACK):
+        SAGA_DURATION.observe(max(0.0, (payment.updated_at - payment.created_at).total_seconds()))
 
 
-REGISTRY = CollectorRegistry(auto_describe=False)
-REGISTRY.register(DatabaseCollector())
+def gateway_call(operation: str, outcome: str, seconds: float) -> None:
+    """binpay_common.gateway's observer (payments/clients.py): one provider call."""
+    GATEWAY_LATENCY.labels(operation, outcome).observe(seconds)
 
 
-def metrics_response() -> HttpResponse:
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+def outbox_published(events) -> None:
+    """Called with the rows one publish marked (each with its published_at)."""
+    for event in events:
+        OUTBOX_PUBLISH_LAG.observe(max(0.0, (event.published_at - event.created_at).total_seconds()))
+
+
+def dead_letter_received(letter) -> None:
+    DEAD_LETTERS.labels(letter.subscription).inc()
+
+
+def reconciler_pass_recorded(record) -> None:
+    RECONCILER_PASSES.inc()
+    for outcome, count in record.counts.items():
+        RECONCILER_PAYMENTS.labels(outcome).inc(count)
+
+
+def refresh_state_gauges() -> None:
+    """The outbox backlog and the last reconciler pass: three index-bound queries."""
+    from payments.models import OutboxEvent, ReconcilerPass
+
+    unpublished = OutboxEvent.objects.filter(published_at__isnull=True)
+    oldest = unpublished.order_by("created_at").values_list("created_at", flat=True).first()
+    OUTBOX_UNPUBLISHED.set(unpublished.count())
+    OUTBOX_OLDEST_AGE.set((timezone.now() - oldest).total_seconds() if oldest else 0)
+    last = ReconcilerPass.objects.order_by("-id").first()
+    if last is not None:
+        RECONCILER_LAST_PASS.set(last.finished_at.timestamp())
+        RECONCILER_LAST_PASS_DURATION.set((last.finished_at - last.started_at).total_seconds())
+
+
+def start_state_refresher() -> threading.Thread:
+    """A daemon thread refreshing the state gauges every METRICS_REFRESH_SECONDS (a gunicorn worker's)."""
+
+    def run() -> None:
+        while True:
+            try:
+                refresh_state_gauges()
+            except DatabaseError as error:
+                logger.warning("metrics: state gauges not refreshed: %s", error)
+            finally:
+                close_old_connections()
+            time.sleep(settings.METRICS_REFRESH_SECONDS)
+
+    thread = threading.Thread(target=run, name="metrics-state-refresher", daemon=True)
+    thread.start()
+    return thread

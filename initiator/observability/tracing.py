@@ -9,8 +9,8 @@ from binpay_common import tracing
 
 SERVICE_NAME = "binpay-initiator"
 # Answer before anything checks the Host header (settings.MIDDLEWARE); the instrumentor puts its
-# middleware first, and it reads the host, which would refuse probes and scrapes sent to the pod IP.
-HOST_EXEMPT_MIDDLEWARE = ("observability.middleware.MetricsMiddleware", "core.middleware.ProbeMiddleware")
+# middleware first, and it reads the host, which would refuse probes sent to the pod IP.
+HOST_EXEMPT_MIDDLEWARE = ("core.middleware.ProbeMiddleware",)
 
 
 def configure(exporter: SpanExporter | None, *, span_processor=BatchSpanProcessor) -> bool:

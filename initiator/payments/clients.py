@@ -12,6 +12,7 @@ from google.cloud import firestore, pubsub_v1
 
 from binpay_common.gateway.stripe_api import StripeGateway
 from binpay_common.saga_log import INITIATOR, SagaLog
+from observability import metrics
 
 # Reentrant: a client factory may ask for another client (the saga log needs Firestore).
 _lock = threading.RLock()
@@ -50,6 +51,7 @@ def gateway() -> StripeGateway:
             connect_timeout=settings.PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS,
             read_timeout=settings.PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS,
             webhook_secret=settings.PAYMENT_GATEWAY_WEBHOOK_SECRET,
+            observe=metrics.gateway_call,
         ),
     )
 

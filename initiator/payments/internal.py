@@ -18,9 +18,9 @@ ReconcileSummary = inline_serializer(
 
 
 class ReconcileView(APIView):
-    """Cloud Scheduler's OIDC token when RECONCILE_AUDIENCE is set, else an API key like every other endpoint."""
+    """Cloud Scheduler's OIDC token when RECONCILE_AUDIENCE is set, else an API key with ops:reconcile."""
 
-    required_scopes = ("payments:write",)
+    required_scopes = ("ops:reconcile",)  # core.models.SCOPE_OPS_RECONCILE: never a user-bound key's
 
     def get_authenticators(self):
         if settings.RECONCILE_AUDIENCE:

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from observability import metrics
 from payments import clients
 from payments.models import OutboxEvent
 
@@ -92,6 +93,7 @@ def _mark(events: list[OutboxEvent]) -> None:
         OutboxEvent.objects.filter(pk__in=[event.pk for event in published]).update(
             published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1, last_error=""
         )
+        metrics.outbox_published(published)
     for event in events:
         if event.published_at is None:
             OutboxEvent.objects.filter(pk=event.pk).update(

@@ -101,6 +101,30 @@ def payment_path(payment: Payment) -> str:
     return f"/payments/{payment.pk}"
 
 
+# What an API client sees of a step's detail (contracts/saga-log/step.schema.json): outcome codes and the
+# provider's ids (failure_reason is the provider's refund failure code). Who settled a payment by hand, why,
+# event ids and diagnostic text (provider errors) are for staff, in the console.
+PUBLIC_STEP_DETAIL = (
+    "intent_id",
+    "charge_id",
+    "refund_id",
+    "refund_status",
+    "reason_code",
+    "failure_reason",
+    "source",
+)
+
+
+def public_saga_log(log: dict | None) -> dict | None:
+    if log is None:
+        return None
+    steps = [
+        {**step, "detail": {key: step["detail"][key] for key in PUBLIC_STEP_DETAIL if key in (step["detail"] or {})}}
+        for step in log["steps"]
+    ]
+    return {**log, "steps": steps}
+
+
 class SagaStepSerializer(serializers.Serializer):
     step = serializers.CharField()
     seq = serializers.IntegerField()

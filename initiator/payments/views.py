@@ -32,6 +32,7 @@ from payments.serializers import (
     PaymentListOutputSerializer,
     PaymentOutputSerializer,
     payment_path,
+    public_saga_log,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class PaymentDetailView(ApiView):
         payment_id_var.set(str(payment.pk))
         body = dict(PaymentOutputSerializer(payment).data)
         try:
-            body["saga_log"] = saga_log.read_saga_log(payment.pk)
+            body["saga_log"] = public_saga_log(saga_log.read_saga_log(payment.pk))
         except Exception as error:
             # The payment itself is in the database; the log is extra detail, so degrade instead of failing.
             logger.warning("saga log unavailable: %s: %s", type(error).__name__, error)

@@ -135,6 +135,10 @@ def child_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": database_url_for_children(),
         "PROJECT_ID": settings.PROJECT_ID,
         "PYTHONUNBUFFERED": "1",
+        # No metrics server unless a test asks for one on a free port (the default 9090 may be taken).
+        "METRICS_PORT": "0",
+        # Suites send bursts from one address; the limits have their own tests (core/tests/test_request_limits.py).
+        "RATE_LIMIT_ENABLED": "false",
         **overrides,
     }
     return env

@@ -31,8 +31,8 @@ from .env import env_str
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("binpay")
-# Probes and scrapes would be most of the spans and say nothing about payments.
-UNTRACED_URLS = "healthz,readyz,metrics"
+# Probes would be most of the spans and say nothing about payments (metrics have their own port).
+UNTRACED_URLS = "healthz,readyz"
 _install_lock = threading.Lock()
 _installed = False
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from binpay_common.body_limit import BodyLimit
 from binpay_common.logs import configure_logging
 from flask import Flask
 
@@ -38,13 +39,18 @@ def create_app(test_config: Mapping[str, object] | None = None, clients: Clients
         logger.warning("PUBSUB_PUSH_AUDIENCE is not set: /pubsub/push accepts unauthenticated deliveries")
     clients = clients or process_clients(settings)
     app = Flask(__name__)
-    app.config.update(DEBUG=False, JSON_SORT_KEYS=False)
+    app.config.update(DEBUG=False, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=settings.request_body_max_bytes)
+    # A longer body, Content-Length or chunked, is refused (413) before Flask reads it.
+    app.wsgi_app = BodyLimit(
+        app.wsgi_app,
+        settings.request_body_max_bytes,
+        lambda code, message: {"error": {"code": code, "message": message}},
+    )
     app.extensions["binpay"] = Binpay(settings, clients, build_processor(settings, clients))
 
     app.register_blueprint(health.bp)
     app.register_blueprint(push.bp)
     app.register_blueprint(transactions_api.bp)
-    app.register_blueprint(observability.bp)
     observability.configure_tracing(observability.exporter_from_env(), app)
 
     @app.errorhandler(404)

@@ -19,6 +19,7 @@ DEVELOPMENT_GATEWAY_API_KEY = "sk_test_sandbox"
 # The most provider calls one delivery makes holding its lease: create, confirm, a retrieve after an
 # ambiguous answer, then (past the saga timeout) a cancel and the retrieve after a refusal.
 PROVIDER_CALLS_PER_DELIVERY = 5
+PRODUCTION_GATEWAY_URL = "https://api.stripe.com"
 # How long publishing an outcome event may take.
 PUBLISH_TIMEOUT_SECONDS = 10
 # What one delivery may spend on Firestore besides the gateway (claim and the step writes).
@@ -27,6 +28,10 @@ FIRESTORE_BUDGET_SECONDS = 5
 # concurrent duplicate, a saved error replayed) is asked again in the same delivery, if the lease
 # still fits a whole walk after it; a slower one goes back to Pub/Sub.
 AMBIGUITY_RETRY_ROOM_SECONDS = 5.0
+
+# Cloud Run sets K_SERVICE (services) or CLOUD_RUN_JOB (jobs), Kubernetes KUBERNETES_SERVICE_HOST in every
+# container: there, development mode must be asked for by name.
+PLATFORM_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB", "KUBERNETES_SERVICE_HOST")
 
 
 class ConfigurationError(RuntimeError):
@@ -72,6 +77,14 @@ class Settings:
     # The platform's request timeout for a push delivery (Cloud Run's service timeout), when pushed.
     push_request_timeout_seconds: float | None
     fault_injection_enabled: bool
+    # GET /transactions/<id> needs `Authorization: Bearer <this>` when set; production without it serves no
+    # saga log over HTTP (transactions_api.py).
+    transactions_api_token: str | None
+    # A sandbox deployment (the sandbox gateway, a provider's test mode) says so: otherwise production
+    # refuses a plain-HTTP gateway URL and a test-mode key.
+    payment_gateway_allow_sandbox: bool
+    # A payment.initiated push envelope is about 1 kB; Pub/Sub allows 10 MB messages, this app none so big.
+    request_body_max_bytes: int
 
     @property
     def is_production(self) -> bool:
@@ -95,6 +108,10 @@ class Settings:
                 env.pop(name, None)
             else:
                 env[name] = str(value)
+        if not env_str("BINPAY_ENV", None, env) and any(env_str(marker, None, env) for marker in PLATFORM_MARKERS):
+            raise ConfigurationError(
+                "BINPAY_ENV must be set on Cloud Run and Kubernetes (production, or development by name)"
+            )
         try:
             settings = cls._read(env)
         except SettingError as error:
@@ -124,7 +141,12 @@ class Settings:
             pubsub_push_certs_url=env_str("PUBSUB_PUSH_CERTS_URL", None, env),
             behind_cloud_run_iam=env_bool("BEHIND_CLOUD_RUN_IAM", False, env),
             firestore_collection=env_str("FIRESTORE_COLLECTION", "transactions", env),
-            payment_gateway_url=env_str("PAYMENT_GATEWAY_URL", "http://127.0.0.1:8090", env),
+            # The provider's API (Stripe's) in production, not the development default's sandbox on localhost.
+            payment_gateway_url=env_str(
+                "PAYMENT_GATEWAY_URL",
+                PRODUCTION_GATEWAY_URL if binpay_env == "production" else "http://127.0.0.1:8090",
+                env,
+            ),
             payment_gateway_api_key=env_str("PAYMENT_GATEWAY_API_KEY", default_api_key, env),
             payment_gateway_connect_timeout_seconds=env_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT_SECONDS", 3.0, env),
             payment_gateway_read_timeout_seconds=env_float("PAYMENT_GATEWAY_READ_TIMEOUT_SECONDS", 10.0, env),
@@ -136,6 +158,9 @@ class Settings:
             payment_timeout_seconds=env_float("PAYMENT_TIMEOUT_SECONDS", None, env),
             push_request_timeout_seconds=env_float("PUSH_REQUEST_TIMEOUT_SECONDS", None, env),
             fault_injection_enabled=env_bool("FAULT_INJECTION_ENABLED", False, env),
+            transactions_api_token=env_str("TRANSACTIONS_API_TOKEN", None, env),
+            payment_gateway_allow_sandbox=env_bool("PAYMENT_GATEWAY_ALLOW_SANDBOX", False, env),
+            request_body_max_bytes=env_int("REQUEST_BODY_MAX_BYTES", 256 * 1024, env),
         )
 
     def validate(self) -> None:
@@ -145,6 +170,16 @@ class Settings:
             raise ConfigurationError("PAYMENT_GATEWAY_API_KEY must be set")
         if self.is_production and self.fault_injection_enabled:
             raise ConfigurationError("FAULT_INJECTION_ENABLED=true is refused when BINPAY_ENV=production")
+        if self.is_production and not self.payment_gateway_allow_sandbox:
+            if not self.payment_gateway_url.startswith("https://"):
+                raise ConfigurationError(
+                    "PAYMENT_GATEWAY_URL must be https:// in production (PAYMENT_GATEWAY_ALLOW_SANDBOX=true for a sandbox)"
+                )
+            if self.payment_gateway_api_key.startswith(("sk_test_", "rk_test_")):
+                raise ConfigurationError(
+                    "PAYMENT_GATEWAY_API_KEY is a test-mode key: refused in production "
+                    "(PAYMENT_GATEWAY_ALLOW_SANDBOX=true for a sandbox)"
+                )
         if self.pubsub_push_audience and not self.pubsub_push_service_account:
             raise ConfigurationError("PUBSUB_PUSH_AUDIENCE needs PUBSUB_PUSH_SERVICE_ACCOUNT (the pushing identity)")
         for name in (

@@ -1,12 +1,11 @@
-"""The processor's metrics (Prometheus, GET /metrics) and traces (OpenTelemetry).
+"""The processor's metrics (Prometheus, on METRICS_PORT) and traces (OpenTelemetry).
 
 Metrics: provider call latency by operation and outcome, consumer lag.
 
-Several processes count: gunicorn's workers (push deliveries) and the pull worker. With
-PROMETHEUS_MULTIPROC_DIR set (before the process starts; a directory they share, emptied when
-the pod or `make run` starts) prometheus_client's multiprocess mode writes every process's
-samples there and /metrics adds them up. Without it each process counts on its own (tests, the
-development server). The pull worker in its own pod serves /metrics itself on METRICS_PORT.
+Served on METRICS_PORT (default 9090, 0 = off), never on the web port (binpay_common.metrics_server):
+gunicorn's master adds up its workers' samples (multiprocess mode, a private directory made at
+start, gunicorn.conf.py); the pull worker serves its own. The development server (`python app.py`)
+serves none.
 
 Traces: binpay_common.tracing (OTEL_TRACES_EXPORTER, the trace context in message attributes);
 here only the Flask app's instrumentation.
@@ -16,22 +15,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from binpay_common import tracing
-from binpay_common.env import env_int, env_str
+from binpay_common import metrics_server, tracing
 from binpay_common.tracing import exporter_from_env
-from flask import Blueprint, Flask, Response
+from flask import Flask
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Histogram,
-    generate_latest,
-    multiprocess,
-    start_http_server,
-)
-
-bp = Blueprint("metrics", __name__)
+from prometheus_client import Histogram
 
 GATEWAY_LATENCY = Histogram(
     "binpay_gateway_request_duration_seconds",
@@ -56,25 +44,10 @@ def message_handled(publish_time: datetime, disposition: str) -> None:
     CONSUMER_LAG.labels(disposition).observe(max(0.0, (datetime.now(UTC) - publish_time).total_seconds()))
 
 
-def _registry() -> CollectorRegistry:
-    if env_str("PROMETHEUS_MULTIPROC_DIR", None) is None:
-        return REGISTRY
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    return registry
-
-
-@bp.get("/metrics")
-def metrics():
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
-
-
 def start_worker() -> None:
-    """The pull worker's tracing, and its own /metrics on METRICS_PORT when set (its pod has no web server)."""
+    """The pull worker's tracing, and its own metrics server on METRICS_PORT."""
     configure_tracing(exporter_from_env())
-    port = env_int("METRICS_PORT", None)
-    if port is not None:
-        start_http_server(port, registry=_registry())
+    metrics_server.serve_from_env()
 
 
 # --- traces ----------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def test_environment_values_are_parsed():
 def test_production_requires_the_gateway_api_key():
     with pytest.raises(ConfigurationError, match="PAYMENT_GATEWAY_API_KEY"):
         Settings.from_env(environ={"BINPAY_ENV": "production"})
-    settings = Settings.from_env(environ={"BINPAY_ENV": "production", "PAYMENT_GATEWAY_API_KEY": "sk_live_x"})
+    settings = Settings.from_env(environ={"BINPAY_ENV": "production", **LIVE_GATEWAY})
     assert settings.is_production and settings.payment_gateway_api_key == "sk_live_x"
 
 
@@ -99,3 +99,35 @@ def test_a_push_request_must_have_room_to_wait_out_a_crashed_deliverys_lease():
     settings = Settings.from_env(environ={"PUSH_REQUEST_TIMEOUT_SECONDS": "270"})
     assert settings.push_lease_wait_seconds() == 270 - 105 - 10 >= settings.lease_seconds
     assert Settings.from_env(environ={}).push_lease_wait_seconds() == 120
+
+
+LIVE_GATEWAY = {"PAYMENT_GATEWAY_URL": "https://api.stripe.com", "PAYMENT_GATEWAY_API_KEY": "sk_live_x"}
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"PAYMENT_GATEWAY_URL": "http://gateway.internal:8090"}, "PAYMENT_GATEWAY_URL"),
+        ({"PAYMENT_GATEWAY_API_KEY": "sk_test_abc"}, "PAYMENT_GATEWAY_API_KEY"),
+        ({"PAYMENT_GATEWAY_API_KEY": "rk_test_abc"}, "PAYMENT_GATEWAY_API_KEY"),
+    ],
+)
+def test_production_refuses_plain_http_and_test_keys_unless_a_sandbox(override, named):
+    """Issue 22 (L6)."""
+    environ = {"BINPAY_ENV": "production", **LIVE_GATEWAY, **override}
+    with pytest.raises(ConfigurationError, match=f"{named}.*PAYMENT_GATEWAY_ALLOW_SANDBOX"):
+        Settings.from_env(environ=environ)
+    assert Settings.from_env(environ={**environ, "PAYMENT_GATEWAY_ALLOW_SANDBOX": "true"}).is_production
+    assert Settings.from_env(environ={"BINPAY_ENV": "production", **LIVE_GATEWAY}).is_production
+
+
+@pytest.mark.parametrize("marker", ["K_SERVICE", "CLOUD_RUN_JOB", "KUBERNETES_SERVICE_HOST"])
+def test_on_a_platform_binpay_env_must_be_set(marker):
+    with pytest.raises(ConfigurationError, match="BINPAY_ENV"):
+        Settings.from_env(environ={marker: "x"})
+    assert not Settings.from_env(environ={marker: "x", "BINPAY_ENV": "development"}).is_production
+
+
+def test_production_without_a_gateway_url_talks_to_the_provider_not_localhost():
+    settings = Settings.from_env(environ={"BINPAY_ENV": "production", "PAYMENT_GATEWAY_API_KEY": "sk_live_x"})
+    assert settings.payment_gateway_url == "https://api.stripe.com"

@@ -525,7 +525,13 @@ def _get_transaction(port: int, payment_id: str) -> tuple[int, dict]:
 
 def test_production_without_push_verification_fails_closed(config, clients, topics, gateway_url):
     app = create_app(
-        test_config={**config, "BINPAY_ENV": "production", "FAULT_INJECTION_ENABLED": False}, clients=clients
+        test_config={
+            **config,
+            "BINPAY_ENV": "production",
+            "FAULT_INJECTION_ENABLED": False,
+            "PAYMENT_GATEWAY_ALLOW_SANDBOX": True,
+        },
+        clients=clients,
     )
     data, attributes = make_event(10000)
 

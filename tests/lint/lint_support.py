@@ -29,6 +29,23 @@ ARTIFACTS = [
     "devtools/sync_common.py",
     "initiator/binpay_common",
     "processor/binpay_common",
+    # The requirements locks and their sources (devtools/lock_requirements.py SOURCES).
+    *(
+        f"{stem}.{suffix}"
+        for stem in (
+            "initiator/requirements-runtime",
+            "processor/requirements-runtime",
+            "gateway/requirements-runtime",
+            "initiator/requirements",
+            "processor/requirements",
+            "gateway/requirements",
+            "requirements-dev",
+            "devtools/lint/requirements",
+            "devtools/lint/checkov-requirements",
+            "devtools/audit-requirements",
+        )
+        for suffix in ("in", "txt")
+    ),
 ]
 
 

@@ -18,6 +18,7 @@ def test_check_deploy_is_clean_in_production(tmp_path) -> None:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'check.sqlite3'}",
         "DJANGO_ALLOWED_HOSTS": "initiator-123456789012.us-central1.run.app",
         "PAYMENT_GATEWAY_API_KEY": "sk_live_check_only",
+        "PAYMENT_GATEWAY_URL": "https://api.stripe.com",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

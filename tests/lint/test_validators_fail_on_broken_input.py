@@ -19,6 +19,7 @@ ALL_STEPS = [
     "checkov",
     "json",
     "common",
+    "locks",
     "python",
     "deploy-script",
     "monitoring",
@@ -308,6 +309,15 @@ BREAKAGES = {
         "def contracts_dir",
         "def contracts_folder",
     ),
+    # requirements locks
+    "lock without hashes": (
+        "locks",
+        "initiator/requirements-runtime.txt",
+        "    --hash=sha256:",
+        "    --checksum=sha256:",
+    ),
+    "lock edited by hand": ("locks", "processor/requirements-runtime.txt", "\nflask==", "\nrequests\nflask=="),
+    "source changed, not re-locked": ("locks", "gateway/requirements-runtime.in", "gunicorn==", "gunicorn==1"),
     # ruff
     "python unused import": ("python", "tests/sample.py", "ANSWER = 42", "import os\n\nANSWER = 42"),
     "python unformatted": ("python", "tests/sample.py", "ANSWER = 42", "ANSWER=42"),

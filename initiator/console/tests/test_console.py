@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client, TestCase
 from django.utils import timezone
@@ -33,9 +34,16 @@ from testing.fixtures import (
 PASSWORD = "a-long-console-password"
 
 
+def operator(username: str, *, staff: bool = True):
+    """A console user in the operator group (ensure_operator_group)."""
+    call_command("ensure_operator_group", stdout=io.StringIO())
+    user = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=staff)
+    user.groups.add(Group.objects.get(name="operator"))
+    return user
+
+
 def sign_in(client: Client, *, staff: bool = True) -> None:
-    user = get_user_model().objects.create_user(f"user-{unique_name('x')}", password=PASSWORD, is_staff=staff)
-    client.force_login(user)
+    client.force_login(operator(f"user-{unique_name('x')}", staff=staff))
 
 
 class ConsoleTestCase(SandboxGatewayMixin, TestCase):
@@ -67,7 +75,7 @@ class AccessTests(ConsoleTestCase):
                 self.assertEqual(self.client.get(page).status_code, 200)
 
     def test_login_needs_the_csrf_token(self) -> None:
-        get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
+        operator("operator")
         browser = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
         refused = browser.post("/console/login/", {"username": "operator", "password": PASSWORD})
         self.assertEqual(refused.status_code, 403)
@@ -249,7 +257,7 @@ class StaffCommandTests(TestCase):
 class SettleTests(ConsoleTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.staff = get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
+        self.staff = operator("operator")
         self.client.force_login(self.staff)
         self.user = make_user(balance=100_000)
         self.payment = pending_payment(self.user, amount=10_000)

@@ -1,7 +1,9 @@
 """API keys: scopes, user-bound keys, expiry, revocation, last_used_at, the commands, the admin."""
 
 import io
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
@@ -15,9 +17,10 @@ from testing.fixtures import make_user
 
 
 def create_key(*args: str) -> tuple[ApiKey, str]:
-    output = io.StringIO()
-    call_command("create_api_key", *args, stdout=output, stderr=io.StringIO())
-    raw_key = output.getvalue().strip()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "key"
+        call_command("create_api_key", *args, "--output", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+        raw_key = path.read_text().strip()
     return ApiKey.objects.get(key_hash=hash_api_key(raw_key)), raw_key
 
 

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -71,10 +72,15 @@ class MigrationTests(TestCase):
 
 
 class ApiKeyCommandTests(TestCase):
-    def test_create_api_key_prints_the_key_once_and_stores_only_its_hash(self) -> None:
-        output = io.StringIO()
-        call_command("create_api_key", "--name", "ops", stdout=output, stderr=io.StringIO())
-        raw_key = output.getvalue().strip()
+    @staticmethod
+    def create_key(name: str) -> str:
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "key"
+            call_command("create_api_key", "--name", name, "--output", str(path), stdout=io.StringIO())
+            return path.read_text().strip()
+
+    def test_create_api_key_writes_the_key_once_and_stores_only_its_hash(self) -> None:
+        raw_key = self.create_key("ops")
 
         api_key = ApiKey.objects.get(name="ops")
         self.assertTrue(raw_key.startswith("bpk_"))
@@ -87,10 +93,9 @@ class ApiKeyCommandTests(TestCase):
         self.assertEqual(response.status_code, 200)
 
     def test_revoked_key_is_refused(self) -> None:
-        output = io.StringIO()
-        call_command("create_api_key", "--name", "old", stdout=output, stderr=io.StringIO())
+        raw_key = self.create_key("old")
         ApiKey.objects.update(revoked_at="2026-01-01T00:00:00Z")
-        response = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {output.getvalue().strip()}").get("/users")
+        response = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {raw_key}").get("/users")
         self.assertEqual(response.status_code, 401)
 
 
@@ -151,6 +156,7 @@ class ProductionSettingsTests(TestCase):
             DATABASE_URL=f"sqlite:///{Path(INITIATOR_DIR) / 'unused.sqlite3'}",
             DJANGO_ALLOWED_HOSTS="initiator.example",
             PAYMENT_GATEWAY_API_KEY="sk_live_x",
+            PAYMENT_GATEWAY_URL="https://gateway.example",
             FAULT_INJECTION_ENABLED="true",
         )
         self.assertNotEqual(result.returncode, 0)
@@ -172,6 +178,7 @@ class ProductionSettingsTests(TestCase):
                 "DATABASE_URL": f"sqlite:///{Path(INITIATOR_DIR) / 'unused.sqlite3'}",
                 "DJANGO_ALLOWED_HOSTS": "initiator.example",
                 "PAYMENT_GATEWAY_API_KEY": "sk_live_x",
+                "PAYMENT_GATEWAY_URL": "https://gateway.example",
                 "DJANGO_DEBUG": "true",
             },
             capture_output=True,

@@ -12,11 +12,14 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, close_old_connections, connections
 
+from binpay_common import metrics_server
+
 logger = logging.getLogger(__name__)
 
 
 def stop_on_signals() -> threading.Event:
-    """An event that SIGTERM and SIGINT set."""
+    """An event that SIGTERM and SIGINT set (long-running commands also serve their metrics on METRICS_PORT)."""
+    metrics_server.serve_from_env()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -2,13 +2,17 @@ import secrets
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
+
+from console.management.commands.ensure_operator_group import OPERATOR_GROUP
 
 
 class Command(BaseCommand):
     help = (
-        "Create or update a staff login for the operator console. The password comes from --password-file "
+        "Create or update a staff login for the operator console, in the operator group. The password comes from --password-file "
         "(a random one is written there first when the file is missing or empty). Idempotent."
     )
 
@@ -28,4 +32,6 @@ class Command(BaseCommand):
         user.is_active = True
         user.set_password(password)
         user.save()
+        call_command("ensure_operator_group", stdout=self.stdout)
+        user.groups.add(Group.objects.get(name=OPERATOR_GROUP))
         self.stdout.write(f"console staff login {username} {'created' if created else 'updated'}")

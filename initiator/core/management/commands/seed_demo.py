@@ -1,4 +1,5 @@
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import User
@@ -27,6 +28,12 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, api_key: str | None = None, **options) -> None:
+        if settings.IS_PRODUCTION:
+            # Demo money and an every-scope key printed to a job's log have no place in production.
+            raise CommandError(
+                "seed_demo refuses BINPAY_ENV=production: create users through the API with a key from "
+                "`create_api_key --secret-id ...` (docs/security.md)"
+            )
         user = User.objects.filter(email=DEMO_EMAIL).order_by("id").first()
         if user is None:
             user = user_create(

@@ -24,8 +24,8 @@ class BodyLimit:
         self.max_bytes = max_bytes
         self.error_body = error_body
 
-    def __call__(self, environ, start_response):
-        declared = environ.get("CONTENT_LENGTH") or ""
+    def __call__(self, wsgi, start_response):
+        declared = wsgi.get("CONTENT_LENGTH") or ""
         if declared:
             if not declared.isdigit():
                 return self._refuse(
@@ -33,13 +33,13 @@ class BodyLimit:
                 )
             if int(declared) > self.max_bytes:
                 return self._too_large(start_response)
-        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            body = environ["wsgi.input"].read(self.max_bytes + 1)
+        elif "chunked" in wsgi.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = wsgi["wsgi.input"].read(self.max_bytes + 1)
             if len(body) > self.max_bytes:
                 return self._too_large(start_response)
-            environ["wsgi.input"] = io.BytesIO(body)
-            environ["CONTENT_LENGTH"] = str(len(body))
-        return self.application(environ, start_response)
+            wsgi["wsgi.input"] = io.BytesIO(body)
+            wsgi["CONTENT_LENGTH"] = str(len(body))
+        return self.application(wsgi, start_response)
 
     def _too_large(self, start_response):
         return self._refuse(

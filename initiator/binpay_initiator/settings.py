@@ -178,16 +178,14 @@ RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 try:
     from core.ratelimit import Budget, RateLimitConfigError
 
-    RATE_LIMITS = {
-        name: Budget.parse(f"RATE_LIMIT_{name.upper()}", env_str(f"RATE_LIMIT_{name.upper()}", default))
-        for name, default in (
-            ("key_read", "100/1"),
-            ("key_write", "100/1"),
-            ("address_read", "200/1"),
-            ("address_write", "200/1"),
-            ("login", "10/300"),
-        )
+    _RATE_LIMIT_BUDGETS = {
+        "key_read": env_str("RATE_LIMIT_KEY_READ", "100/1"),
+        "key_write": env_str("RATE_LIMIT_KEY_WRITE", "100/1"),
+        "address_read": env_str("RATE_LIMIT_ADDRESS_READ", "200/1"),
+        "address_write": env_str("RATE_LIMIT_ADDRESS_WRITE", "200/1"),
+        "login": env_str("RATE_LIMIT_LOGIN", "10/300"),
     }
+    RATE_LIMITS = {name: Budget.parse(f"RATE_LIMIT_{name.upper()}", raw) for name, raw in _RATE_LIMIT_BUDGETS.items()}
 except RateLimitConfigError as error:
     raise ImproperlyConfigured(str(error)) from None
 # How many proxies of our own append to X-Forwarded-For in front of the app (0: the peer address is the

@@ -29,6 +29,8 @@ NOT_SECRETS = {
     "API_KEY_LAST_USED_INTERVAL_SECONDS": "how often an API key's last use is written",
     "API_KEY_DEFAULT_EXPIRY_DAYS": "how long a new API key lives by default",
     "IDEMPOTENCY_KEY_TTL_HOURS": "how long an idempotency record is kept (purge_expired)",
+    "RATE_LIMIT_KEY_READ": "requests per window one API key may read (a budget, not a key)",
+    "RATE_LIMIT_KEY_WRITE": "requests per window one API key may write (a budget, not a key)",
     "SECRET_MANAGER_API_ENDPOINT": "where create_api_key --secret-id reaches Secret Manager (tests: a local fake)",
 }
 _LOOKS_LIKE_A_CREDENTIAL = re.compile(r"KEY|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|DSN|AUTH")

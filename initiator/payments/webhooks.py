@@ -58,7 +58,8 @@ def _payment(event: WebhookEvent) -> Payment | None:
         payment_id = uuid.UUID(str(event.payment_id))
     except ValueError:
         return None
-    return Payment.objects.filter(pk=payment_id).first()
+    # Only what deciding reads: a webhook comes on every payment's path.
+    return Payment.objects.only("status", "charge_id").filter(pk=payment_id).first()
 
 
 def _make_due(payment: Payment) -> None:

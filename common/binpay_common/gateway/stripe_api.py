@@ -23,6 +23,7 @@ was sent), nothing else is — an ambiguous answer goes back to the saga, which 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -59,13 +60,20 @@ stripe.enable_telemetry = False
 logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
-def build_session(pool_size: int) -> requests.Session:
-    """A pooled session that retries only connections that could not be opened (no request was sent)."""
+def build_session(pool_size: int, api_base: str) -> requests.Session:
+    """A pooled session that retries only connections that could not be opened (no request was sent).
+
+    Every request goes to `api_base`, so its proxy (HTTPS_PROXY, NO_PROXY, ...) is looked up once
+    here: left to trust the environment, requests scans every environment variable and looks for
+    a .netrc on each request, a tenth of the processor's CPU in a provider call.
+    """
     retry = Retry(total=CONNECT_RETRIES, connect=CONNECT_RETRIES, read=0, status=0, other=0, redirect=0)
     adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_size)
     session = requests.Session()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    session.proxies = requests.utils.get_environ_proxies(api_base)
+    session.trust_env = False
     return session
 
 
@@ -83,7 +91,7 @@ class StripeGateway:
         pool_size: int = 32,
         observe: CallObserver | None = None,
     ) -> None:
-        self._session = build_session(pool_size)
+        self._session = build_session(pool_size, api_base)
         http_client = stripe.RequestsClient(timeout=(connect_timeout, read_timeout), session=self._session)
         self._client = stripe.StripeClient(
             api_key,
@@ -180,14 +188,24 @@ class StripeGateway:
         if not self._webhook_secret:
             raise WebhookInvalid("no webhook signing secret is configured (PAYMENT_GATEWAY_WEBHOOK_SECRET)")
         try:
-            event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret)
+            # The SDK's check (HMAC and its 5-minute tolerance). The verified body is then read as the
+            # JSON it is: building the SDK's objects from it was a quarter of the webhook view's CPU.
+            stripe.WebhookSignature.verify_header(
+                payload, signature, self._webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
+            )
+            event = json.loads(payload)
         except stripe.SignatureVerificationError as error:
             raise WebhookInvalid(f"signature does not verify: {error}") from error
         except ValueError as error:
             raise WebhookInvalid(f"not a JSON event: {error}") from error
-        event = _plain(event)
-        obj = event.get("data", {}).get("object", {}) or {}
-        metadata = obj.get("metadata") or {}
+        if (
+            not isinstance(event, dict)
+            or not isinstance(event.get("id"), str)
+            or not isinstance(event.get("type"), str)
+        ):
+            raise WebhookInvalid("not an event: an object with an id and a type is expected")
+        obj = _object(_object(event.get("data")).get("object"))
+        metadata = _object(obj.get("metadata"))
         kind = obj.get("object")
         intent_id = obj.get("id") if kind == "payment_intent" else obj.get("payment_intent")
         charge_id = {"payment_intent": obj.get("latest_charge"), "charge": obj.get("id")}.get(kind, obj.get("charge"))
@@ -246,6 +264,11 @@ class _Declined(Exception):
     def __init__(self, intent: Intent) -> None:
         super().__init__(intent.id)
         self.intent = intent
+
+
+def _object(value) -> dict:
+    """A JSON object of an event, or an empty one where the event has none (or something else)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _plain(obj) -> dict:

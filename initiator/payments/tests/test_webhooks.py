@@ -65,6 +65,15 @@ class WebhookTests(SweeperMixin, TestCase):
                 self.assertEqual(response.json()["error"]["code"], "webhook_invalid")
         self.assertEqual(ProviderEvent.objects.count(), 0)
 
+    def test_a_signed_body_that_is_no_event_is_a_400_and_writes_nothing(self) -> None:
+        # Whoever holds the signing secret can still send what Stripe never would: answer it, never crash.
+        for payload in (b"[]", b'"evt_1"', b'{"id": 7, "type": "payment_intent.succeeded"}', b"{not json"):
+            with self.subTest(payload=payload):
+                response = self.post(payload, signed(payload))
+                self.assertEqual(response.status_code, 400, response.content)
+                self.assertEqual(response.json()["error"]["code"], "webhook_invalid")
+        self.assertEqual(ProviderEvent.objects.count(), 0)
+
     def test_what_the_saga_already_knows_is_answered_and_not_written(self) -> None:
         pending = pending_payment(self.user, amount=5_000)
         in_flight = self.gateway.intent(pending)  # the processor's confirm, its outcome not applied yet

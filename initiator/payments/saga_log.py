@@ -43,7 +43,7 @@ def deliver(payment: Payment) -> int:
     delivers them first); it is logged, never raised, because the database change is committed.
     """
     pending = list(OutboxStep.objects.filter(payment=payment, delivered_at__isnull=True))
-    return _deliver(pending)
+    return _deliver(payment, pending)
 
 
 # The relay leaves a step this young to the actor that committed it (it delivers right after the commit).
@@ -61,16 +61,17 @@ def deliver_pending(limit: int) -> int:
     by_payment: dict = {}
     for row in pending:
         by_payment.setdefault(row.payment_id, []).append(row)
-    return sum(_deliver(rows) for rows in by_payment.values())
+    return sum(_deliver(rows[0].payment, rows) for rows in by_payment.values())
 
 
-def _deliver(pending: list[OutboxStep]) -> int:
-    """Deliver one payment's steps in order; the first failure leaves it and those after it for later."""
+def _deliver(payment: Payment, pending: list[OutboxStep]) -> int:
+    """Deliver the payment's steps in order; the first failure leaves it and those after it for later."""
     log = clients.saga_log()
+    fields = payment_fields(payment)
     delivered = []
     for row in pending:
         try:
-            written = log.deliver(payment_fields(row.payment), Step(row.step, row.detail))
+            written = log.deliver(fields, Step(row.step, row.detail))
         except Exception as error:
             logger.warning("saga log: %s not delivered yet (%s: %s)", row.step, type(error).__name__, error)
             OutboxStep.objects.filter(pk=row.pk).update(

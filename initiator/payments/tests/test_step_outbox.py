@@ -75,6 +75,15 @@ class StepOutboxTests(SandboxGatewayMixin, TestCase):
         relay_later()  # delivered once: a second pass writes nothing
         self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["CAPTURED"])
 
+    def test_delivering_after_a_settlement_reads_the_outbox_once_and_not_the_payment_again(self) -> None:
+        payment = pending_payment(self.user)
+        body, _ = completion_event(payment)
+        settled = hold_capture(event=body, step_detail={"event_id": body["event_id"]}).payment
+        # Every settlement pays for this on the outcome's path: the pending rows, then marking them delivered.
+        with self.assertNumQueries(2):
+            self.assertEqual(saga_log.deliver(settled), 1)
+        self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["CAPTURED"])
+
     def test_while_firestore_refuses_writes_the_step_waits_and_nothing_is_lost(self) -> None:
         payment = pending_payment(self.user)
         body, attributes = rollback_event(payment)

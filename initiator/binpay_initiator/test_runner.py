@@ -43,6 +43,14 @@ class EmulatorTestRunner(DiscoverRunner):
             for handler in logging.getLogger().handlers:
                 handler.setLevel(logging.CRITICAL + 1)
 
+    def teardown_databases(self, old_config, **kwargs) -> None:
+        # The outbox publisher's thread keeps its connection while payments keep coming; PostgreSQL
+        # refuses to drop a test database somebody is connected to.
+        from payments.outbox import commit_publisher
+
+        commit_publisher.release_connection(timeout=30)
+        super().teardown_databases(old_config, **kwargs)
+
     def teardown_test_environment(self, **kwargs) -> None:
         self._rate_limits.disable()
         super().teardown_test_environment(**kwargs)

@@ -5,6 +5,7 @@ import uuid
 import jsonschema
 from django.core.management import call_command
 from django.db import connection
+from django.db.backends.signals import connection_created
 from django.test import TransactionTestCase, override_settings
 
 from payments.models import OutboxEvent
@@ -32,6 +33,22 @@ class OutboxPublishingTests(TransactionTestCase):
         return self.client.post(
             "/initiate-payment", f"user_id={self.user.pk}&amount={amount}", content_type=FORM, **headers
         )
+
+    def test_payments_one_after_another_are_published_on_one_connection(self) -> None:
+        opened = []
+
+        def note(sender, connection, **kwargs) -> None:
+            opened.append(threading.current_thread().name)
+
+        connection_created.connect(note)
+        try:
+            for _ in range(3):  # a steady trickle: the publisher's queue runs empty after each payment
+                self.assertEqual(self.initiate().status_code, 202)
+                self.assertTrue(commit_publisher.flush(timeout=30))
+        finally:
+            connection_created.disconnect(note)
+        self.assertEqual(OutboxEvent.objects.filter(published_at__isnull=True).count(), 0)
+        self.assertLessEqual(opened.count("outbox-commit-publisher"), 1, opened)
 
     def test_published_after_commit_with_the_contract_body_and_attributes(self) -> None:
         with self.assertLogs("payments.outbox", "INFO") as logs:

@@ -262,8 +262,9 @@ def phase_end_to_end(stack, db, users, tmp, count, timeout, pids, slow_every=0) 
     return figures
 
 
-def phase_latency(stack, db, users, args) -> dict:
+def phase_latency(stack, db, users, args, pids) -> dict:
     since = db.now()
+    cpu_before = cpu_all(pids)
     records = load.open_loop(
         f"{stack.initiator_url}/initiate-payment",
         stack.api_key,
@@ -273,6 +274,8 @@ def phase_latency(stack, db, users, args) -> dict:
     )
     settled_all = db.wait_settled(since, timeout=args.timeout)
     done = {payment["id"]: payment for payment in db.payments(since)}
+    # Below saturation, so the CPU per payment is the work's, not the cost of contending for two cores.
+    cpu = cpu_ms_per_payment(cpu_before, cpu_all(pids), max(len(done), 1))
     latencies = sorted(
         (done[record["payment_id"]]["done"] - record["scheduled"]) * 1000
         for record in records
@@ -291,6 +294,7 @@ def phase_latency(stack, db, users, args) -> dict:
         "max_ms": latencies[-1] if latencies else None,
         "post_p50_ms": load.percentile(post, 50),
         "post_p99_ms": load.percentile(post, 99),
+        "cpu_ms_per_payment": cpu,
     }
 
 
@@ -483,7 +487,7 @@ def main() -> int:
     if "pull" in modes:
         result["table"] = build_table(result)
         print_table(result["table"])
-    for phase in ("initiation", "end_to_end_pull", "end_to_end_push"):
+    for phase in ("initiation", "end_to_end_pull", "latency", "end_to_end_push"):
         cpu = result["phases"].get(phase, {}).get("cpu_ms_per_payment")
         if cpu:
             busiest = sorted(cpu.items(), key=lambda item: -item[1])
@@ -527,7 +531,7 @@ def run_pull(result, args, running, pg, server_url, hosts, tmp) -> None:
         if recorders:
             profiles.stop(recorders, args.profile)
         print("latency (open loop) ...", flush=True)
-        result["phases"]["latency"] = phase_latency(stack, db, users, args)
+        result["phases"]["latency"] = phase_latency(stack, db, users, args, pids)
         print("head-of-line ...", flush=True)
         result["phases"]["head_of_line"] = phase_end_to_end(
             stack, db, users, tmp, args.hol_payments, args.timeout, pids, slow_every=10

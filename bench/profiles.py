@@ -1,7 +1,8 @@
 """Sampling profiles of BinPay's processes during a bench phase (py-spy, attached by pid).
 
 `bench.py --profile DIR` records, during the end-to-end pull phase, the initiator web (its
-gunicorn workers), the processor worker and the initiator consumer, and writes for each the raw
+gunicorn workers), the processor worker, the initiator consumer and the sandbox gateway (the
+provider's model, on the same cores), and writes for each the raw
 collapsed stacks (DIR/<process>.txt, loadable by flamegraph tools and speedscope) and a summary of
 where the Python CPU went (DIR/summary.txt; only samples of the thread holding the GIL): the busiest
 leaf functions and BinPay's own functions by inclusive samples.
@@ -16,8 +17,8 @@ import sys
 from pathlib import Path
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
-PROFILED = ("initiator-web", "processor-worker", "initiator-consumer", "processor-web")
-OWN_CODE = ("binpay_processor/", "payments/", "core/", "accounts/")
+PROFILED = ("initiator-web", "processor-worker", "initiator-consumer", "processor-web", "gateway")
+OWN_CODE = ("binpay_processor/", "payments/", "core/", "accounts/", "sandbox_gateway/")
 
 
 def start(pids: dict[str, int], out_dir: Path) -> list[tuple[str, subprocess.Popen]]:

@@ -123,6 +123,10 @@ def republish(payment, event_type: str) -> bool:
         return _publish_locked(requeued) > 0 if requeued else False
 
 
+# The commit publisher keeps its database connection this long after its last row, then gives it back.
+PUBLISHER_IDLE_SECONDS = 10.0
+
+
 class CommitPublisher:
     """Publishes outbox rows right after the commit that wrote them, on one background thread per process.
 
@@ -136,9 +140,8 @@ class CommitPublisher:
     sent, so a background thread would stall holding the row's lock, and the relay skips locked rows.
     """
 
-    def __init__(self, batch_size: int = 100, *, in_request: bool = False, idle_seconds: float = 10.0) -> None:
+    def __init__(self, batch_size: int = 100, *, in_request: bool = False) -> None:
         self.batch_size = batch_size
-        self.idle_seconds = idle_seconds
         self.in_request = in_request
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -181,7 +184,7 @@ class CommitPublisher:
     def _run(self) -> None:
         while True:
             try:
-                items = [self._queue.get(timeout=self.idle_seconds)]
+                items = [self._queue.get(timeout=PUBLISHER_IDLE_SECONDS)]
             except queue.Empty:
                 # Idle: give the database connection back rather than hold one per idle worker. Not
                 # after every row: at a steady 20 payments/s that was a new connection per payment.

@@ -5,6 +5,7 @@ from django.db import connection
 from django.test import Client, TransactionTestCase, override_settings
 
 from accounts.models import Account
+from payments import clients
 from payments.models import OutboxEvent, Payment, ProcessedEvent
 from testing.fixtures import (
     api_client,
@@ -115,6 +116,9 @@ class ConcurrentOutcomeTests(TransactionTestCase):
         collection = override_settings(FIRESTORE_COLLECTION=unique_name("transactions"), PUBSUB_TOPIC=create_topic())
         collection.enable()
         self.addCleanup(collection.disable)
+        # The saga log client is built once per process with the collection of its time: rebuild it here.
+        clients.reset_clients()
+        self.addCleanup(clients.reset_clients)
         user = make_user(balance=10_000)
         payment = pending_payment(user, amount=4_000)
         envelope = push_envelope(*completion_event(payment))

@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from core.models import ApiKey, hash_api_key
+from core.queries import unique_or_none
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -21,7 +22,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw_key = raw_key.strip()
         if scheme.lower() != self.keyword or not raw_key:
             raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <api key>'.")
-        api_key = ApiKey.objects.filter(key_hash=hash_api_key(raw_key)).first()
+        api_key = unique_or_none(ApiKey.objects.filter(key_hash=hash_api_key(raw_key)))
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid API key provided.")
         now = timezone.now()

@@ -17,6 +17,7 @@ from binpay_common.logs import payment_id_var
 from binpay_common.saga_log import LeaseLost
 from core.errors import ApplicationError, invalid_parameter, not_found, unprocessable
 from core.money import format_minor_units
+from core.queries import unique_or_none
 from payments.models import (
     HOLDING_STATUSES,
     OperatorAction,
@@ -180,7 +181,7 @@ def _lock_account_of(payment_id) -> Account:
 
     Lock order account → payment, as in payment_initiate, so settlements and initiations never deadlock.
     """
-    account = Account.objects.select_for_update(of=("self",)).filter(user__payments__pk=payment_id).first()
+    account = unique_or_none(Account.objects.select_for_update(of=("self",)).filter(user__payments__pk=payment_id))
     if account is None:
         raise UnknownPayment(f"no payment {payment_id}")
     return account

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from binpay_common.gateway import WebhookEvent
+from core.queries import unique_or_none
 from payments import clients
 from payments.models import Payment, PaymentStatus, ProviderEvent
 
@@ -59,7 +60,7 @@ def _payment(event: WebhookEvent) -> Payment | None:
     except ValueError:
         return None
     # Only what deciding reads: a webhook comes on every payment's path.
-    return Payment.objects.only("status", "charge_id").filter(pk=payment_id).first()
+    return unique_or_none(Payment.objects.only("status", "charge_id").filter(pk=payment_id))
 
 
 def _make_due(payment: Payment) -> None:

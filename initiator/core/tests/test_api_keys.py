@@ -7,7 +7,9 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client, TestCase, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Account
@@ -132,6 +134,15 @@ class LastUsedTests(TestCase):
         client.get("/users")
         api_key.refresh_from_db()
         self.assertGreaterEqual(api_key.last_used_at, first_use)
+
+    def test_the_key_is_found_by_its_unique_hash_without_sorting(self) -> None:
+        # Every API request pays for this lookup: one row at most, nothing to sort.
+        _, raw_key = create_key("--name", "busy")
+        with CaptureQueriesContext(connection) as queries:
+            client_for(raw_key).get("/users")
+        lookup = queries.captured_queries[0]["sql"]
+        self.assertIn('FROM "core_apikey"', lookup)
+        self.assertNotIn("ORDER BY", lookup)
 
 
 class SeedDemoKeyTests(TestCase):

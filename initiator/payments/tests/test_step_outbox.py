@@ -10,7 +10,9 @@ claims the payment before it does anything.
 import json
 from datetime import timedelta
 
+from django.db import connection
 from django.test import TestCase, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from google.api_core import exceptions as google_exceptions
 
@@ -83,6 +85,16 @@ class StepOutboxTests(SandboxGatewayMixin, TestCase):
         with self.assertNumQueries(2):
             self.assertEqual(saga_log.deliver(settled), 1)
         self.assertEqual([s["step"] for s in saga_steps(payment.pk)], ["CAPTURED"])
+
+    def test_a_settlement_locks_its_account_by_the_payment_without_sorting(self) -> None:
+        payment = pending_payment(self.user)
+        body, _ = completion_event(payment)
+        with CaptureQueriesContext(connection) as queries:
+            hold_capture(event=body, step_detail={"event_id": body["event_id"]})
+        [lock] = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "accounts_account"')]
+        self.assertNotIn("ORDER BY", lock)  # one account per payment: nothing to sort on every settlement
+        if connection.features.has_select_for_update:
+            self.assertIn("FOR UPDATE", lock)
 
     def test_while_firestore_refuses_writes_the_step_waits_and_nothing_is_lost(self) -> None:
         payment = pending_payment(self.user)

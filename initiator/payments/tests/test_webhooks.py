@@ -10,7 +10,9 @@ import time
 
 import requests
 from django.conf import settings
+from django.db import connection
 from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
 
 from binpay_common.gateway.stripe_api import StripeGateway
 from payments import clients
@@ -81,8 +83,12 @@ class WebhookTests(SweeperMixin, TestCase):
         for payment, intent in ((pending, in_flight), (completed, own)):
             with self.subTest(status=payment.status):
                 payload = self.event(intent.id)
-                response = self.post(payload, signed(payload))
+                # Every payment's path brings such a webhook: one lookup of the payment, nothing sorted.
+                with CaptureQueriesContext(connection) as queries:
+                    response = self.post(payload, signed(payload))
                 self.assertEqual((response.status_code, response.json()), (200, {"status": "expected"}))
+                [lookup] = [query["sql"] for query in queries.captured_queries]
+                self.assertNotIn("ORDER BY", lookup)
         self.assertEqual(ProviderEvent.objects.count(), 0)
         completed.refresh_from_db()
         self.assertIsNone(completed.sweep_due_at)

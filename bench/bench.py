@@ -274,7 +274,8 @@ def phase_latency(stack, db, users, args, pids) -> dict:
     )
     settled_all = db.wait_settled(since, timeout=args.timeout)
     done = {payment["id"]: payment for payment in db.payments(since)}
-    # Below saturation, so the CPU per payment is the work's, not the cost of contending for two cores.
+    # Meant to be below saturation, so that the CPU per payment is the work's, not the cost of contending
+    # for two cores; compare the cores used (docs/performance.md).
     cpu = cpu_ms_per_payment(cpu_before, cpu_all(pids), max(len(done), 1))
     latencies = sorted(
         (done[record["payment_id"]]["done"] - record["scheduled"]) * 1000
